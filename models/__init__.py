@@ -1,0 +1,1 @@
+"""Which models gazeflow uses, and how they are fetched and verified."""

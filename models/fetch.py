@@ -1,0 +1,124 @@
+"""Fetch the assets listed in manifest.tsv: from the official URLs or a local mirror.
+
+Every file is verified by its sha384 before it is used; a file already in the
+cache with the right checksum is not fetched again. With a mirror folder no
+network is used at all. FP32 IRs that are not published in the mirror are made
+locally from the FP16 IR (same graph, weights decompressed to FP32).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from gazeflow.shared.errors import GazeflowError
+
+from .catalog import MODELS, ir_path
+
+log = logging.getLogger("gazeflow.fetch")
+MANIFEST = Path(__file__).with_name("manifest.tsv")
+
+
+@dataclass(frozen=True)
+class Asset:
+    path: str
+    size: int
+    sha384: str
+    url: str
+
+
+def manifest() -> list[Asset]:
+    with MANIFEST.open(newline="") as fh:
+        return [
+            Asset(row["path"], int(row["bytes"]), row["sha384"], row["source_url"])
+            for row in csv.DictReader(fh, delimiter="\t")
+        ]
+
+
+def sha384(path: Path) -> str:
+    digest = hashlib.sha384()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(path: Path, asset: Asset) -> bool:
+    return path.is_file() and path.stat().st_size == asset.size and sha384(path) == asset.sha384
+
+
+def fetch_one(asset: Asset, dest_dir: Path, mirror: Path | None) -> bool:
+    """Make dest_dir/asset.path a verified copy; return True when something was fetched."""
+    dest = dest_dir / asset.path
+    if _verified(dest, asset):
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    try:
+        if mirror is not None:
+            src = mirror / asset.path
+            if not src.is_file():
+                raise GazeflowError(f"{asset.path}: not in mirror {mirror}")
+            shutil.copyfile(src, tmp_path)
+        else:
+            try:
+                with urllib.request.urlopen(asset.url, timeout=60) as resp, tmp_path.open("wb") as out:
+                    shutil.copyfileobj(resp, out)
+            except OSError as exc:
+                raise GazeflowError(f"{asset.path}: download from {asset.url} failed: {exc}") from None
+        got = sha384(tmp_path)
+        if got != asset.sha384:
+            raise GazeflowError(f"{asset.path}: sha384 mismatch (got {got[:16]}..., expected {asset.sha384[:16]}...)")
+        tmp_path.replace(dest)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return True
+
+
+def derive_fp32(assets_dir: Path) -> list[Path]:
+    """Write FP32 IRs from the FP16 ones for the models whose FP32 IR is missing."""
+    import openvino as ov
+
+    made = []
+    core = ov.Core()
+    for model in MODELS:
+        fp32 = ir_path(assets_dir, model, "FP32")
+        if fp32.is_file() and fp32.with_suffix(".bin").is_file():
+            continue
+        fp16 = ir_path(assets_dir, model, "FP16")
+        ov.save_model(core.read_model(fp16), fp32, compress_to_fp16=False)
+        made.append(fp32)
+    return made
+
+
+def fetch_all(dest_dir: str | Path, mirror: str | Path | None = None) -> None:
+    dest = Path(dest_dir)
+    mirror_path = Path(mirror) if mirror else None
+    if mirror_path is not None and not mirror_path.is_dir():
+        raise GazeflowError(f"asset mirror not found: {mirror_path}")
+    fetched = 0
+    for asset in manifest():
+        if fetch_one(asset, dest, mirror_path):
+            fetched += 1
+            log.info("fetched %s", asset.path)
+    made = derive_fp32(dest)
+    for path in made:
+        log.info("derived %s from FP16", path.relative_to(dest))
+    log.info("assets in %s: %d fetched, %d derived, all verified", dest, fetched, len(made))
+
+
+def verify_all(dest_dir: str | Path) -> None:
+    """Check every manifest file in the cache; raise naming the first bad one."""
+    for asset in manifest():
+        path = Path(dest_dir) / asset.path
+        if not path.is_file():
+            raise GazeflowError(f"missing asset: {path} (run 'make setup')")
+        if not _verified(path, asset):
+            raise GazeflowError(f"corrupt asset (sha384 mismatch): {path}")

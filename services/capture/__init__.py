@@ -1,0 +1,1 @@
+"""Stage 1: read frames from a camera or a video file and send them into the pipeline."""

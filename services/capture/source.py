@@ -1,0 +1,99 @@
+"""Frame sources: a video file (paced or as fast as possible, optionally looped) or a camera."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # keep OpenCV's own warnings off the terminal
+import cv2
+import numpy as np
+from gazeflow.models.catalog import demo_video
+from gazeflow.shared.errors import GazeflowError
+
+
+def resolve_input(spec: str, assets_dir: str) -> str:
+    """'cam:N' stays; 'demo' or a missing 'demo.mp4' mean the fetched demo video."""
+    if spec.startswith("cam:"):
+        return spec
+    if spec in ("demo", "demo.mp4") and not Path(spec).exists():
+        return str(demo_video(assets_dir))
+    return spec
+
+
+class Source:
+    """Opens the input and yields (frame, grabbed wall time); raises GazeflowError when it cannot."""
+
+    def __init__(self, spec: str, loop: bool = False) -> None:
+        self.spec = spec
+        self.loop = loop
+        self.camera = spec.startswith("cam:")
+        if self.camera:
+            index = spec[4:]
+            if not index.isdigit():
+                raise GazeflowError(f"bad camera {spec!r}: expected cam:N, e.g. cam:0")
+            self.cap = cv2.VideoCapture(int(index))
+            if not self.cap.isOpened():
+                raise GazeflowError(f"camera {index} not found (cannot open /dev/video{index})")
+        else:
+            path = Path(spec)
+            if not path.is_file():
+                raise GazeflowError(f"video not found: {spec}")
+            if not os.access(path, os.R_OK):
+                raise GazeflowError(f"video not readable: {spec}")
+            self.cap = cv2.VideoCapture(str(path))
+            if not self.cap.isOpened():
+                raise GazeflowError(f"cannot decode video: {spec} (not a video OpenCV can read)")
+        ok, first = self.cap.read()
+        if not ok or first is None:
+            raise GazeflowError(f"cannot read a frame from {spec}")
+        self._first: np.ndarray | None = first
+        self.height, self.width = first.shape[:2]
+        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0 < fps < 1000 else 30.0
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end of a file that is not looped."""
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        ok, frame = self.cap.read()
+        if ok:
+            return frame
+        if self.camera:
+            raise GazeflowError(f"camera {self.spec} stopped delivering frames")
+        if self.loop:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+            if ok:
+                return frame
+        return None
+
+    def info(self) -> dict[str, float | int]:
+        return {"width": self.width, "height": self.height, "fps": self.fps}
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class Pacer:
+    """Sleeps so that frame i is released at t0 + i / fps (no drift, no catch-up bursts)."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps if fps > 0 else 0.0
+        self.t0: float | None = None
+        self.i = 0
+
+    def wait(self) -> None:
+        if self.period == 0:
+            return
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        due = self.t0 + self.i * self.period
+        self.i += 1
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > self.period:  # fell behind (blocked): re-anchor instead of bursting
+            self.t0 = now - (self.i - 1) * self.period

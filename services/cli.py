@@ -1,0 +1,213 @@
+"""The gazeflow command: run the pipeline, one stage, the sync baseline; fetch assets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from gazeflow.shared import config as config_mod
+from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.process import setup_logging
+
+log = logging.getLogger("gazeflow")
+
+DESCRIPTION = """\
+gazeflow: an eye-gaze pointer controller built as a five-process streaming pipeline
+(capture -> face_detection -> landmarks_headpose -> gaze -> pointer) over ZeroMQ.
+
+examples:
+  gazeflow fetch --mirror ../shared/assets        verify and cache the models and demo video
+  gazeflow run-all --input demo                   the demo video, real-time, pointer moves
+  gazeflow run-all --input demo --max-speed --pointer null --results r.jsonl
+  gazeflow run-all --input cam:0                  live from the first webcam
+  gazeflow run-sync --input demo --max-speed      the one-process synchronous baseline
+  gazeflow stage face_detection --config deploy/local.toml   one stage on this host
+"""
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GazeflowError(f"{flag} {item!r}: expected STAGE=VALUE")
+        out[key] = value
+    return out
+
+
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML config file (flags override it); see deploy/local.toml")
+    p.add_argument("--input", "-i", help="video file, 'demo' (the fetched demo video) or cam:N (default: demo.mp4)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime",
+        dest="pace",
+        action="store_const",
+        const="realtime",
+        help="replay at the recorded rate (or --fps); drop frames the pipeline cannot take (default)",
+    )
+    pace.add_argument(
+        "--max-speed",
+        dest="pace",
+        action="store_const",
+        const="max-speed",
+        help="replay as fast as possible, losing no frame (benchmark)",
+    )
+    p.add_argument("--fps", type=float, help="replay rate in frames per second (default: the recorded rate)")
+    p.add_argument("--loop", action="store_true", default=None, help="replay the file forever")
+    p.add_argument(
+        "--lossless",
+        action="store_true",
+        default=None,
+        help="real-time replay that queues frames instead of dropping them",
+    )
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument(
+        "--pointer",
+        choices=["auto", "pyautogui", "null"],
+        help="pointer backend: auto (pyautogui when a display exists, else null), pyautogui, null (log only)",
+    )
+    p.add_argument("--no-fail-safe", action="store_true", help="switch off pyautogui's screen-corner fail-safe")
+    p.add_argument("--results", metavar="FILE.jsonl", help="write one JSON line per frame")
+    p.add_argument("--metrics", metavar="FILE.json", help="write the final metrics report")
+    p.add_argument("--precision", choices=config_mod.PRECISIONS, help="model precision for every stage (default FP16)")
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="[STAGE=]DEV",
+        help="OpenVINO device (CPU, GPU, NPU, AUTO, ...) for every stage or for one stage; repeatable",
+    )
+    p.add_argument(
+        "--hint",
+        choices=[h for h in config_mod.HINTS if h],
+        help="performance hint (default: LATENCY real-time, THROUGHPUT max-speed)",
+    )
+    p.add_argument(
+        "--requests",
+        action="append",
+        default=[],
+        metavar="STAGE=N",
+        help="infer requests in flight for a stage (default: the device's optimal number)",
+    )
+    p.add_argument("--log-interval", type=float, help="seconds between live metric lines, 0 = off (default 1)")
+    p.add_argument("--assets-dir", help="where fetched models and videos are (default: .assets in the checkout)")
+    p.add_argument("--run-dir", help="folder for ipc sockets (stage command; run-all makes its own)")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags as a partial config, in the shape of the config file."""
+    o: dict[str, Any] = {}
+    for flag, key in (
+        ("input", "input"),
+        ("pace", "pace"),
+        ("fps", "fps"),
+        ("loop", "loop"),
+        ("lossless", "lossless"),
+        ("max_frames", "max_frames"),
+        ("results", "results"),
+        ("metrics", "metrics"),
+        ("log_interval", "log_interval"),
+        ("assets_dir", "assets_dir"),
+        ("run_dir", "run_dir"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            o[key] = value
+    pointer: dict[str, Any] = {}
+    if args.pointer:
+        pointer["backend"] = args.pointer
+    if args.no_fail_safe:
+        pointer["fail_safe"] = False
+    if pointer:
+        o["pointer"] = pointer
+    stages: dict[str, dict[str, Any]] = {name: {} for name in config_mod.STAGES}
+    for name in config_mod.INFER_STAGES:
+        if args.precision:
+            stages[name]["precision"] = args.precision
+        if args.hint:
+            stages[name]["hint"] = args.hint
+    for item in args.device:
+        if "=" in item:
+            for stage, dev in _key_values([item], "--device").items():
+                stages.setdefault(stage, {})["device"] = dev
+        else:
+            for name in config_mod.INFER_STAGES:
+                stages[name]["device"] = item
+    for stage, n in _key_values(args.requests, "--requests").items():
+        try:
+            stages.setdefault(stage, {})["requests"] = int(n)
+        except ValueError:
+            raise GazeflowError(f"--requests {stage}={n}: expected a number") from None
+    stages = {k: v for k, v in stages.items() if v}
+    if stages:
+        o["stages"] = stages
+    return o
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gazeflow", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run-all", help="run all five stages as separate processes")
+    _pipeline_args(p)
+    p = sub.add_parser("run-sync", help="the synchronous one-process baseline (same options, same results)")
+    _pipeline_args(p)
+    p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")
+    p.add_argument("name", choices=config_mod.STAGES)
+    _pipeline_args(p)
+    p = sub.add_parser("fetch", help="fetch the models and demo video, verified by sha384")
+    p.add_argument(
+        "--mirror",
+        metavar="DIR",
+        default=os.environ.get("ASSETS_MIRROR") or None,
+        help="copy from this local mirror instead of downloading (default: $ASSETS_MIRROR)",
+    )
+    p.add_argument("--assets-dir", help="where to put them (default: .assets in the checkout)")
+    p.add_argument("--verify", action="store_true", help="only check what is in the cache")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        if args.command == "fetch":
+            from gazeflow.models import fetch
+
+            dest = args.assets_dir or config_mod.default_assets_dir()
+            if args.verify:
+                fetch.verify_all(dest)
+                log.info("assets in %s verified", dest)
+            else:
+                fetch.fetch_all(dest, args.mirror)
+            return 0
+        cfg = config_mod.load(args.config, overrides(args))
+        if args.command == "stage":
+            from gazeflow.shared.process import run_stage
+
+            from .pipeline import stage_body
+
+            return run_stage(args.name, stage_body(args.name, cfg))
+        if args.command == "run-sync":
+            from .run_sync import run_sync
+
+            return run_sync(cfg)
+        from .supervisor import run_all
+
+        return run_all(cfg)
+    except GazeflowError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Landmarks + head pose: both models on the face crop, then the two eye crops for gaze."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from gazeflow.models.catalog import HEAD_POSE, LANDMARKS
+from gazeflow.shared import geometry
+from gazeflow.shared.messages import Message
+from gazeflow.shared.stage import Inputs, Outputs, Processor
+
+EYE_INPUT = 60
+
+
+class LandmarksHeadPose(Processor):
+    name = "landmarks_headpose"
+    models = {"landmarks": LANDMARKS, "head_pose": HEAD_POSE}
+
+    def prepare(self, msg: Message) -> Inputs:
+        if msg.header["face"] is None:
+            return {}
+        x0, y0, side = msg.header["crop"]
+        face = geometry.cut(msg.arrays["region"], tuple(msg.header["region"]), (x0, y0, x0 + side, y0 + side))
+        return {"landmarks": {0: geometry.resize(face, 48)}, "head_pose": {0: geometry.resize(face, 60)}}
+
+    def finish(self, msg: Message, outputs: Outputs) -> Message:
+        if msg.header["face"] is None:
+            return msg
+        region = msg.arrays.pop("region")
+        origin = tuple(msg.header.pop("region"))
+        points = geometry.landmarks_to_source(next(iter(outputs["landmarks"].values())), msg.header["crop"])
+        pose = outputs["head_pose"]  # by name, never by order: dict order is r, p, y
+        head_pose = {
+            "yaw": float(pose["angle_y_fc"].reshape(-1)[0]),
+            "pitch": float(pose["angle_p_fc"].reshape(-1)[0]),
+            "roll": float(pose["angle_r_fc"].reshape(-1)[0]),
+        }
+        msg.header["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in points]
+        msg.header["head_pose"] = head_pose
+        side = geometry.EYE_SIDE * math.dist(points[0], points[1])
+        bounds = (origin[0], origin[1], origin[0] + region.shape[1], origin[1] + region.shape[0])
+        eyes = {}
+        for name, center in (("left_eye", points[0]), ("right_eye", points[1])):
+            box = geometry.eye_box(center, side, bounds)
+            if box is None:
+                return msg
+            crop = geometry.rotate(geometry.cut(region, origin, box), head_pose["roll"])
+            eyes[name] = geometry.resize(crop, EYE_INPUT)
+        msg.arrays.update(eyes)
+        return msg
+
+
+def eye_inputs(msg: Message) -> dict[str, np.ndarray] | None:
+    """The gaze model's inputs for a message, or None when there are no eye crops."""
+    if "left_eye" not in msg.arrays:
+        return None
+    pose = msg.header["head_pose"]
+    return {
+        "left_eye_image": msg.arrays["left_eye"],
+        "right_eye_image": msg.arrays["right_eye"],
+        # roll is 0: the eye crops were already turned upright by the roll angle
+        "head_pose_angles": np.array([[pose["yaw"], pose["pitch"], 0.0]], dtype=np.float32),
+    }

@@ -1,0 +1,37 @@
+"""The five stages in order, and how one stage process runs."""
+
+from __future__ import annotations
+
+import zmq
+from gazeflow.shared.config import Config
+from gazeflow.shared.process import Control, StopFlag
+from gazeflow.shared.stage import Processor, StageRuntime
+
+from .capture import stage as capture
+from .face_detection.processor import FaceDetection
+from .gaze.processor import Gaze
+from .landmarks_headpose.processor import LandmarksHeadPose
+from .pointer.processor import Pointer
+
+PROCESSORS: dict[str, type[Processor]] = {
+    "face_detection": FaceDetection,
+    "landmarks_headpose": LandmarksHeadPose,
+    "gaze": Gaze,
+    "pointer": Pointer,
+}
+
+
+def stage_body(name: str, cfg: Config):
+    """The function run_stage runs for stage `name`."""
+
+    def body(ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
+        if name == "capture":
+            capture.run(cfg, ctx, control, stop)
+            return
+        proc = PROCESSORS[name](cfg)
+        runtime = StageRuntime(proc, cfg, ctx, control, stop)
+        if isinstance(proc, Pointer):
+            proc.report = lambda kind, text, data: (print(text, flush=True), control.send(kind, text=text))
+        runtime.run()
+
+    return body

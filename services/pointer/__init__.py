@@ -1,0 +1,1 @@
+"""Stage 5: move the pointer where the user looks; write results and metrics."""

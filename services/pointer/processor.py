@@ -1,0 +1,77 @@
+"""Pointer: the sink. Act on the gaze, write the results file, account the metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import IO, Any
+
+from gazeflow.shared import metrics
+from gazeflow.shared.config import Config
+from gazeflow.shared.messages import RESULT_KEYS, Message
+from gazeflow.shared.stage import Outputs, Processor
+
+from .backends import make_backend
+from .controller import PointerController
+
+log = logging.getLogger("gazeflow.pointer")
+
+
+def result_line(msg: Message) -> str:
+    h = msg.header
+    record: dict[str, Any] = {"frame": h["frame"], "t_capture": h["t_capture"]}
+    record.update({key: h[key] for key in RESULT_KEYS})
+    return json.dumps(record, separators=(",", ":"))
+
+
+class Pointer(Processor):
+    name = "pointer"
+
+    def __init__(self, cfg: Config, report: Any = None) -> None:
+        super().__init__(cfg)
+        self.backend = make_backend(cfg.pointer)
+        self.controller = PointerController(cfg.pointer, self.backend.size)
+        self.metrics = metrics.PipelineMetrics()
+        self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
+        self.report = report or (lambda kind, text, data: print(text, flush=True))
+        self._next_live = time.monotonic() + cfg.log_interval
+        self.summary: dict[str, Any] | None = None
+        log.info("pointer backend %s, screen %dx%d", self.backend.name, *self.backend.size)
+
+    def finish(self, msg: Message, outputs: Outputs) -> Message:
+        if msg.kind == "eos":
+            self._end(msg.header.get("stats", {}))
+            return msg
+        decision = self.controller.update(msg.header["gaze"])
+        if decision is not None and decision["moved"]:
+            self.backend.move(decision["x"], decision["y"])
+        msg.header["pointer"] = decision
+        return msg
+
+    def sent(self, msg: Message) -> None:
+        """After the trace row is complete: results line and metrics."""
+        if msg.kind != "frame":
+            return
+        if self.results is not None:
+            self.results.write(result_line(msg) + "\n")
+        self.metrics.add(msg)
+        if self.cfg.log_interval > 0 and time.monotonic() >= self._next_live:
+            self._next_live += self.cfg.log_interval
+            line = self.metrics.live_line()
+            if line:
+                log.info("%s", line)
+
+    def _end(self, stats: dict[str, dict[str, int]]) -> None:
+        stats = dict(stats)
+        stats["pointer"] = stats.get("pointer", {})
+        report = self.metrics.report(stats)
+        report["pointer_moves"] = self.controller.moves
+        report["pointer_backend"] = self.backend.name
+        if self.results is not None:
+            self.results.close()
+            self.results = None
+        if self.cfg.metrics:
+            metrics.write_report(self.cfg.metrics, report)
+        self.summary = report
+        self.report("summary", self.metrics.summary_line(report["dropped"]), report)

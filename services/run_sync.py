@@ -1,0 +1,67 @@
+"""run-sync: the same processors in one process, one synchronous request at a time.
+
+The reference for correctness (the pipeline must give the same results) and the
+baseline for speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from gazeflow.models.catalog import require_ir
+from gazeflow.shared.config import Config
+from gazeflow.shared.inference import SyncModel, compile_model
+from gazeflow.shared.messages import Message
+from gazeflow.shared.process import StopFlag
+
+from .capture.source import Source, resolve_input
+from .capture.stage import frames
+from .pipeline import PROCESSORS
+
+log = logging.getLogger("gazeflow.run_sync")
+
+
+def run_sync(cfg: Config) -> int:
+    stop = StopFlag()
+    source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
+    procs = [cls(cfg) for cls in PROCESSORS.values()]
+    models: dict[str, dict[str, SyncModel]] = {}
+    for proc in procs:
+        stage = cfg.stages[proc.name]
+        models[proc.name] = {
+            key: SyncModel(
+                compile_model(
+                    require_ir(cfg.assets_dir, model, stage.precision), stage.device, "LATENCY", 1, stage.threads
+                )
+            )
+            for key, model in proc.models.items()
+        }
+    log.info("run-sync: %s, one request at a time", source.spec)
+    sink = procs[-1]
+    cpu0 = time.process_time()
+    frames_done = 0
+    try:
+        for msg in frames(cfg, source, stop):
+            msg.header["trace"][0][2] = time.time_ns()
+            for proc in procs:
+                t_recv, t0 = time.time_ns(), time.perf_counter_ns()
+                inputs = proc.prepare(msg)
+                t1 = time.perf_counter_ns()
+                outputs = {key: models[proc.name][key].infer(value) for key, value in inputs.items()}
+                t2 = time.perf_counter_ns()
+                msg = proc.finish(msg, outputs)
+                t3 = time.perf_counter_ns()
+                msg.header["trace"].append([proc.name, t_recv, time.time_ns(), 0, t1 - t0, t2 - t1, 0, t3 - t2])
+                proc.sent(msg)
+            frames_done += 1
+        if stop:
+            log.info("run-sync: stopped by signal")
+            return 130
+        stats: dict[str, dict[str, float]] = {p.name: {"in": frames_done, "out": frames_done} for p in procs}
+        stats["capture"] = {"in": frames_done, "out": frames_done}
+        stats["run_sync"] = {"cpu_s": round(time.process_time() - cpu0, 3)}
+        sink.finish(Message.eos(stats), {})
+    finally:
+        source.close()
+    return 0

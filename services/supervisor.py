@@ -1,0 +1,169 @@
+"""run-all: start the five stage processes, watch them, stop them all cleanly.
+
+Downstream stages start first; capture starts once all of them report ready
+(models compiled, sockets up), so no frame waits on a model load. A stage that
+exits with an error stops the pipeline with a one-line reason. SIGINT/SIGTERM
+stop every stage within seconds; the run directory (ipc sockets, resolved
+config) is removed at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+from gazeflow.models.catalog import require_ir
+from gazeflow.shared.config import STAGES, Config
+from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.process import CONTROL_ENV
+
+from .capture.source import Source, resolve_input
+from .pipeline import PROCESSORS
+
+log = logging.getLogger("gazeflow.run_all")
+READY_TIMEOUT_S = 120.0
+STOP_GRACE_S = 4.0
+
+
+class _Signalled(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def preflight(cfg: Config) -> None:
+    """Fail fast, before any process starts, on a bad input or a missing model."""
+    source = Source(resolve_input(cfg.input, cfg.assets_dir))
+    source.close()
+    for name, cls in PROCESSORS.items():
+        for model in cls.models.values():
+            require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.ctx = zmq.Context()
+        self.control_address = f"ipc://{run_dir}/control"
+        self.control = self.ctx.socket(zmq.PULL)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.bind(self.control_address)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.errors: dict[str, str] = {}
+        self.config_file = run_dir / "config.json"
+        self.config_file.write_text(cfg.to_json())
+
+    def start(self, name: str) -> None:
+        env = dict(os.environ, **{CONTROL_ENV: self.control_address})
+        cmd = [sys.executable, "-m", "gazeflow.services.cli", "stage", name, "--config", str(self.config_file)]
+        self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+
+    def events(self, timeout_s: float) -> list[dict[str, Any]]:
+        out = []
+        if self.control.poll(int(timeout_s * 1000)):
+            while True:
+                try:
+                    out.append(msgpack.unpackb(self.control.recv(zmq.NOBLOCK), raw=False))
+                except zmq.Again:
+                    break
+        for event in out:
+            if event.get("event") == "error":
+                self.errors[event["stage"]] = event.get("message", "")
+        return out
+
+    def failed(self) -> str | None:
+        """A one-line reason if some stage has exited with an error."""
+        for name, proc in self.procs.items():
+            code = proc.poll()
+            if code not in (None, 0):
+                self.events(0)  # pick up its last words
+                if name in self.errors:
+                    return f"stage {name} failed: {self.errors[name]}"
+                if code < 0:
+                    return f"stage {name} died: killed by {signal.Signals(-code).name}"
+                return f"stage {name} exited with code {code}"
+        return None
+
+    def wait_ready(self, names: list[str]) -> None:
+        waiting = set(names)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while waiting:
+            for event in self.events(0.2):
+                if event.get("event") == "ready":
+                    waiting.discard(event["stage"])
+            reason = self.failed()
+            if reason:
+                raise GazeflowError(reason)
+            if time.monotonic() > deadline:
+                raise GazeflowError(f"stages not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(sorted(waiting))}")
+
+    def wait_done(self) -> None:
+        while any(p.poll() is None for p in self.procs.values()):
+            self.events(0.2)
+            reason = self.failed()
+            if reason:
+                raise GazeflowError(reason)
+        reason = self.failed()
+        if reason:
+            raise GazeflowError(reason)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("stage %s did not stop in %.0f s: killed", name, STOP_GRACE_S)
+                proc.kill()
+                proc.wait()
+
+    def close(self) -> None:
+        self.control.close()
+        self.ctx.term()
+
+
+def run_all(cfg: Config) -> int:
+    preflight(cfg)
+    run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-"))
+    cfg = replace(cfg, run_dir=str(run_dir))
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise _Signalled(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    sup: Supervisor | None = None
+    try:
+        sup = Supervisor(cfg, run_dir)
+        downstream = [name for name in STAGES if name != "capture"]
+        for name in reversed(downstream):
+            sup.start(name)
+        sup.wait_ready(downstream)
+        sup.start("capture")
+        sup.wait_done()
+        return 0
+    except _Signalled as sig:
+        log.info("run-all: %s, stopping all stages", signal.Signals(sig.signum).name)
+        return 128 + sig.signum
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if sup is not None:
+            sup.stop_all()
+            sup.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for s, handler in old.items():
+            signal.signal(s, handler)

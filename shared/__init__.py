@@ -1,0 +1,1 @@
+"""Code every gazeflow stage shares: messages, transport, config, metrics, inference."""

@@ -1,0 +1,144 @@
+"""The math between the models (MODELS.md): boxes, crops, eyes, roll, gaze angles.
+
+Pure functions on numpy arrays; the stages and run-sync both call these, so the
+pipeline and the synchronous baseline compute exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
+
+# Reference demo's widening of a detection before cropping (then squared).
+_WIDEN = (0.067, 0.028, 1.15, 1.13)
+MIN_VISIBLE = 0.6  # a face whose crop square is less than this much inside the frame is dropped
+REGION_MARGIN = 0.25  # the face region sent downstream: crop square grown by this on each side
+EYE_SIDE = 0.8  # eye crop side, as a fraction of the distance between the eye centres
+
+
+def detections(raw: np.ndarray, width: int, height: int, confidence: float) -> list[tuple[Box, float]]:
+    """Boxes above the threshold from a 1x1xNx7 detection_out blob, in pixels."""
+    rows = raw.reshape(-1, 7)
+    valid = rows[:, 0] >= 0
+    if not valid.all():
+        rows = rows[: int(np.argmin(valid))]  # rows after the first image_id -1 are padding
+    rows = rows[rows[:, 2] >= confidence]
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    return [
+        (tuple(float(v) for v in np.clip(row[3:7], 0.0, 1.0) * scale), float(row[2]))  # type: ignore[misc]
+        for row in rows
+    ]
+
+
+def area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def iou(a: Box, b: Box) -> float:
+    inter = area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+    union = area(a) + area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def follow(boxes: list[Box], previous: Box | None, min_iou: float = 0.3) -> Box | None:
+    """The one face to follow: the best overlap with the previous face, else the largest."""
+    if not boxes:
+        return None
+    if previous is not None:
+        best = max(boxes, key=lambda b: iou(b, previous))
+        if iou(best, previous) >= min_iou:
+            return best
+    return max(boxes, key=area)
+
+
+def crop_square(box: Box) -> tuple[int, int, int]:
+    """The reference demo's widened, squared crop of a detection: (x0, y0, side)."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    x0, y0 = x0 - _WIDEN[0] * w, y0 - _WIDEN[1] * h
+    w, h = w * _WIDEN[2], h * _WIDEN[3]
+    side = max(w, h)
+    cx, cy = x0 + w / 2, y0 + h / 2
+    return round(cx - side / 2), round(cy - side / 2), max(1, round(side))
+
+
+def visible_fraction(square: tuple[int, int, int], width: int, height: int) -> float:
+    x0, y0, side = square
+    inside = area((max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)))
+    return inside / float(side * side)
+
+
+def region(square: tuple[int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    """The part of the frame sent downstream for a face: its square plus a margin, clipped."""
+    x0, y0, side = square
+    m = round(side * REGION_MARGIN)
+    return max(0, x0 - m), max(0, y0 - m), min(width, x0 + side + m), min(height, y0 + side + m)
+
+
+def cut(image: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Pixels of box (source coordinates) from image whose top-left is origin; outside is black."""
+    ox, oy = origin
+    x0, y0, x1, y1 = box
+    out = np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    h, w = image.shape[:2]
+    sx0, sy0 = max(x0 - ox, 0), max(y0 - oy, 0)
+    sx1, sy1 = min(x1 - ox, w), min(y1 - oy, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 + oy - y0 : sy1 + oy - y0, sx0 + ox - x0 : sx1 + ox - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """A size x size BGR image with a batch axis, ready for an NHWC u8 model input."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)[np.newaxis]
+
+
+def landmarks_to_source(raw: np.ndarray, square: tuple[int, int, int]) -> np.ndarray:
+    """Five (x, y) points normalised to the face square, in source pixels."""
+    x0, y0, side = square
+    points = raw.reshape(5, 2).astype(np.float64)
+    return points * side + np.array([x0, y0], dtype=np.float64)
+
+
+def eye_box(center: np.ndarray, side: float, bounds: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """A square of the given side around an eye centre, clamped to bounds; None if empty."""
+    half = side / 2.0
+    x0 = max(round(center[0] - half), bounds[0])
+    y0 = max(round(center[1] - half), bounds[1])
+    x1 = min(round(center[0] + half), bounds[2])
+    y1 = min(round(center[1] + half), bounds[3])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return x0, y0, x1, y1
+
+
+def rotate(image: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Rotate around the image centre by angle (OpenCV sign: counter-clockwise), replicating borders."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((float(w // 2), float(h // 2)), angle_deg, 1.0)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def unroll_gaze(raw: np.ndarray, roll_deg: float) -> list[float]:
+    """Normalise the model's gaze vector and rotate (x, y) back by the roll the eyes were turned by."""
+    x, y, z = (float(v) for v in raw.reshape(3))
+    r = math.radians(roll_deg)
+    cs, sn = math.cos(r), math.sin(r)
+    x, y = x * cs + y * sn, -x * sn + y * cs
+    norm = math.sqrt(x * x + y * y + z * z) or 1.0
+    return [x / norm, y / norm, z / norm]
+
+
+def gaze_angles(gaze: list[float]) -> tuple[float, float]:
+    """(horizontal, vertical) degrees: 0, 0 looking into the camera; + right and up in the image."""
+    x, y, z = gaze
+    norm = math.sqrt(x * x + y * y + z * z) or 1.0
+    horizontal = 90.0 + math.degrees(math.atan2(z, x))
+    vertical = 90.0 - math.degrees(math.acos(max(-1.0, min(1.0, y / norm))))
+    if horizontal > 180.0:
+        horizontal -= 360.0
+    return horizontal, vertical

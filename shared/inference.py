@@ -1,0 +1,136 @@
+"""OpenVINO models: compile with the right device, hint and layout; run sync or async.
+
+``AsyncModel`` is the submit / collect shape of OpenVINO model_api's
+AsyncPipeline: ``submit(inputs, key)`` starts a request, the completion callback
+parks the outputs by key (and writes a byte to a wake-up pipe so the stage's
+poll loop returns at once), ``take(key)`` collects them. An exception raised in
+the callback is kept and re-raised in the stage's thread by ``check()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from .errors import GazeflowError
+
+log = logging.getLogger("gazeflow.inference")
+_core: ov.Core | None = None
+
+
+def core(cache_dir: str | None = None) -> ov.Core:
+    global _core
+    if _core is None:
+        _core = ov.Core()
+        if cache_dir:
+            _core.set_property({"CACHE_DIR": cache_dir})
+    return _core
+
+
+def check_device(device: str) -> None:
+    """Raise a one-line error when a device (or a device inside AUTO:/HETERO:/MULTI:) is missing."""
+    available = core().available_devices
+    names = device.split(":", 1)[1].split(",") if ":" in device else [device]
+    for name in names:
+        base = name.split(".")[0]
+        if base in ("AUTO", "HETERO", "MULTI", "BATCH"):
+            continue
+        if name not in available and base not in available:
+            raise GazeflowError(f"device {name} is not available; this machine has: {', '.join(available)}")
+
+
+def compile_model(xml: Path, device: str, hint: str, requests: int = 0, threads: int = 0) -> ov.CompiledModel:
+    """Read an IR, let it take u8 NHWC images, and compile it."""
+    check_device(device)
+    c = core()
+    try:
+        model = c.read_model(xml)
+    except Exception as exc:  # OpenVINO raises RuntimeError with a long message
+        raise GazeflowError(f"cannot read model {xml}: {str(exc).strip().splitlines()[0]}") from None
+    ppp = ov.preprocess.PrePostProcessor(model)
+    for i, port in enumerate(model.inputs):
+        if len(port.get_partial_shape()) == 4:  # image inputs: feed BGR u8 HWC, convert in the graph
+            ppp.input(i).tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+            ppp.input(i).model().set_layout(ov.Layout("NCHW"))
+    model = ppp.build()
+    config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+    if requests:
+        config["PERFORMANCE_HINT_NUM_REQUESTS"] = requests
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    try:
+        return c.compile_model(model, device, config)
+    except Exception as exc:
+        raise GazeflowError(f"cannot compile {xml.name} on {device}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _outputs(request: ov.InferRequest, names: list[str]) -> dict[str, np.ndarray]:
+    return {name: request.get_tensor(name).data.copy() for name in names}
+
+
+class SyncModel:
+    """One infer request, one inference at a time: the synchronous baseline."""
+
+    def __init__(self, compiled: ov.CompiledModel) -> None:
+        self.request = compiled.create_infer_request()
+        self.names = [o.get_any_name() for o in compiled.outputs]
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.request.infer(inputs)
+        return _outputs(self.request, self.names)
+
+
+class AsyncModel:
+    """Several infer requests in flight; outputs parked by key as they complete."""
+
+    def __init__(self, compiled: ov.CompiledModel, requests: int, wake_fd: int) -> None:
+        n = requests or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.queue = ov.AsyncInferQueue(compiled, n)
+        self.queue.set_callback(self._done)
+        self.names = [o.get_any_name() for o in compiled.outputs]
+        self.size = n
+        self._submitted = 0  # written by the stage thread only
+        self._completed = 0  # written by the callback thread only
+        self._wake_fd = wake_fd
+        self._done_items: dict[Any, tuple[dict[str, np.ndarray], int]] = {}
+        self._error: BaseException | None = None
+
+    def _done(self, request: ov.InferRequest, key: Any) -> None:
+        # Runs on an OpenVINO thread with the GIL held: keep it short, never raise.
+        try:
+            self._done_items[key] = (_outputs(request, self.names), time.perf_counter_ns())
+        except BaseException as exc:
+            self._error = exc
+        self._completed += 1
+        try:
+            os.write(self._wake_fd, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+
+    @property
+    def in_flight(self) -> int:
+        return self._submitted - self._completed
+
+    def free(self) -> bool:
+        return self.in_flight < self.size
+
+    def submit(self, inputs: dict[str, np.ndarray], key: Any) -> None:
+        self._submitted += 1
+        self.queue.start_async(inputs, key)
+
+    def take(self, key: Any) -> tuple[dict[str, np.ndarray], int] | None:
+        """The outputs and completion time (perf_counter ns) of a finished request, else None."""
+        return self._done_items.pop(key, None)
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise GazeflowError(f"inference failed: {self._error}")
+
+    def wait_all(self) -> None:
+        self.queue.wait_all()

@@ -1,0 +1,133 @@
+"""The wire schema: one versioned message format for every link of the pipeline.
+
+A message is a list of ZeroMQ frames: ``[header, *buffers]``. The header is a
+msgpack map; each buffer is the raw bytes of one numpy array, described in the
+header's ``arrays`` list as ``[name, dtype, shape]``. No pickle, no base64.
+
+Header keys (schema version 1):
+
+=============  ================================================================
+``v``          schema version, always ``SCHEMA_VERSION``
+``kind``       ``"frame"`` or ``"eos"`` (end of stream)
+``frame``      source frame index (frames only)
+``t_capture``  wall-clock capture time, seconds since the epoch (float)
+``source``     ``{"width", "height", "fps"}`` of the input (frames only)
+``face``       ``[x0, y0, x1, y1]`` in source pixels, or ``None``
+``landmarks``  five ``[x, y]`` points in source pixels, or ``None``
+``head_pose``  ``{"yaw", "pitch", "roll"}`` in degrees, or ``None``
+``gaze``       unit vector ``[x, y, z]`` after roll correction, or ``None``
+``pointer``    what the pointer stage did, or ``None``
+``trace``      ``[[stage, t_recv, t_start, t_submit, t_done, t_post, t_send], ...]``
+               wall-clock nanoseconds, one row per stage passed
+``stats``      per-stage counters, carried by the ``eos`` message
+``arrays``     ``[[name, dtype, shape], ...]`` describing the buffers that follow
+=============  ================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+SCHEMA_VERSION = 1
+KINDS = ("frame", "eos")
+RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
+_DTYPES = {"uint8", "float32"}
+
+
+class MalformedMessage(ValueError):
+    """A message that does not follow this schema."""
+
+
+@dataclass
+class Message:
+    """One message in memory: the header map and its named arrays."""
+
+    kind: str
+    header: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def frame(cls, index: int, t_capture: float, source: dict[str, Any]) -> Message:
+        header: dict[str, Any] = {"frame": index, "t_capture": t_capture, "source": source}
+        header.update(dict.fromkeys(RESULT_KEYS))
+        header["trace"] = []
+        return cls("frame", header)
+
+    @classmethod
+    def eos(cls, stats: dict[str, Any] | None = None) -> Message:
+        return cls("eos", {"stats": dict(stats or {})})
+
+    @property
+    def index(self) -> int:
+        return int(self.header["frame"])
+
+
+def encode(msg: Message) -> list[Any]:
+    """Turn a message into ZeroMQ frames; array buffers are not copied."""
+    header = dict(msg.header)
+    header["v"] = SCHEMA_VERSION
+    header["kind"] = msg.kind
+    specs = []
+    buffers: list[Any] = []
+    for name, array in msg.arrays.items():
+        array = np.ascontiguousarray(array)
+        specs.append([name, array.dtype.name, list(array.shape)])
+        buffers.append(memoryview(array).cast("B"))
+    header["arrays"] = specs
+    return [msgpack.packb(header, use_bin_type=True), *buffers]
+
+
+def decode(frames: list[Any]) -> Message:
+    """Parse ZeroMQ frames (bytes or zmq.Frame) into a message, or raise MalformedMessage."""
+    if not frames:
+        raise MalformedMessage("empty message")
+    try:
+        header = msgpack.unpackb(_bytes(frames[0]), raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise MalformedMessage(f"header is not msgpack ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise MalformedMessage("header is not a map")
+    version = header.pop("v", None)
+    if version != SCHEMA_VERSION:
+        raise MalformedMessage(f"schema version {version!r}, expected {SCHEMA_VERSION}")
+    kind = header.pop("kind", None)
+    if kind not in KINDS:
+        raise MalformedMessage(f"unknown kind {kind!r}")
+    specs = header.pop("arrays", [])
+    if not isinstance(specs, list) or len(specs) != len(frames) - 1:
+        raise MalformedMessage(f"{len(frames) - 1} buffers for {specs!r}")
+    if kind == "frame":
+        for key in ("frame", "t_capture", "trace"):
+            if key not in header:
+                raise MalformedMessage(f"frame without {key!r}")
+        if not isinstance(header["frame"], int) or header["frame"] < 0:
+            raise MalformedMessage(f"bad frame index {header['frame']!r}")
+    arrays: dict[str, np.ndarray] = {}
+    for spec, part in zip(specs, frames[1:], strict=True):
+        arrays[_spec_name(spec)] = _array(spec, part)
+    return Message(kind, header, arrays)
+
+
+def _spec_name(spec: Any) -> str:
+    if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], str)):
+        raise MalformedMessage(f"bad array spec {spec!r}")
+    return spec[0]
+
+
+def _array(spec: list[Any], part: Any) -> np.ndarray:
+    name, dtype, shape = spec
+    if dtype not in _DTYPES or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise MalformedMessage(f"bad array spec {spec!r}")
+    buf = part.buffer if hasattr(part, "buffer") else part
+    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if len(buf) != expected:
+        raise MalformedMessage(f"array {name!r}: {len(buf)} bytes, expected {expected}")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+def _bytes(part: Any) -> bytes:
+    return part.bytes if hasattr(part, "bytes") else bytes(part)

@@ -1,0 +1,154 @@
+"""Metrics: everything derived from the timing that travels in each frame's header.
+
+Each stage appends one trace row to the header before sending:
+``[stage, t_recv, t_send, queue_ns, pre_ns, infer_ns, hold_ns, post_ns]``.
+``t_recv`` and ``t_send`` are wall-clock nanoseconds (comparable across processes;
+across hosts only as far as their clocks are synchronised, e.g. by chrony/PTP);
+the four durations are measured inside the process with a monotonic clock.
+
+The sink (pointer stage, or run-sync) feeds every frame to ``PipelineMetrics``,
+which gives the live line, the summary line and the final JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import STAGES
+from .messages import Message
+
+KEEP = 100_000  # samples kept per series: percentiles cover the last KEEP frames
+T_RECV, T_SEND, QUEUE, PRE, INFER, HOLD, POST = range(1, 8)
+SERIES = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "hold_ms", "post_ms", "service_ms")
+
+
+def percentiles(values: Any) -> dict[str, float]:
+    a = np.asarray(list(values), dtype=np.float64)
+    if a.size == 0:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(float(a.max()), 3),
+    }
+
+
+class PipelineMetrics:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.faces = 0
+        self.gazes = 0
+        self.first_capture: float | None = None
+        self.last_send = 0.0
+        self.e2e: deque[float] = deque(maxlen=KEEP)
+        self.stage: dict[str, dict[str, deque[float]]] = defaultdict(
+            lambda: {name: deque(maxlen=KEEP) for name in SERIES}
+        )
+        self.timeline: dict[str, Any] = {
+            "frame": deque(maxlen=KEEP),
+            "t": deque(maxlen=KEEP),
+            "e2e_ms": deque(maxlen=KEEP),
+        }
+        self.timeline_stages: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=KEEP))
+        self._interval_start = time.monotonic()
+        self._interval_frames = 0
+        self._interval_e2e: list[float] = []
+
+    def add(self, msg: Message) -> None:
+        """Account one frame that reached the end of the pipeline."""
+        h = msg.header
+        self.frames += 1
+        self.faces += h["face"] is not None
+        self.gazes += h["gaze"] is not None
+        t_capture = float(h["t_capture"])
+        if self.first_capture is None:
+            self.first_capture = t_capture
+        trace = h["trace"]
+        end_ns = trace[-1][T_SEND] if trace else time.time_ns()
+        self.last_send = end_ns / 1e9
+        e2e = (end_ns / 1e9 - t_capture) * 1e3
+        self.e2e.append(e2e)
+        self._interval_frames += 1
+        self._interval_e2e.append(e2e)
+        self.timeline["frame"].append(h["frame"])
+        self.timeline["t"].append(round(end_ns / 1e9 - self.first_capture, 4))
+        self.timeline["e2e_ms"].append(round(e2e, 3))
+        previous_send = None
+        for row in trace:
+            s = self.stage[row[0]]
+            if previous_send is not None:
+                s["transport_ms"].append((row[T_RECV] - previous_send) / 1e6)
+            previous_send = row[T_SEND]
+            s["queue_ms"].append(row[QUEUE] / 1e6)
+            s["pre_ms"].append(row[PRE] / 1e6)
+            s["infer_ms"].append(row[INFER] / 1e6)
+            s["hold_ms"].append(row[HOLD] / 1e6)
+            s["post_ms"].append(row[POST] / 1e6)
+            service = (row[PRE] + row[INFER] + row[POST]) / 1e6
+            s["service_ms"].append(service)
+            self.timeline_stages[row[0]].append(round(service, 3))
+
+    def live_line(self) -> str | None:
+        """One compact line for the interval since the last call; None if called too soon."""
+        now = time.monotonic()
+        span = now - self._interval_start
+        if span <= 0:
+            return None
+        fps = self._interval_frames / span
+        e2e = float(np.median(self._interval_e2e)) if self._interval_e2e else 0.0
+        parts = [f"fps {fps:5.1f}", f"e2e p50 {e2e:6.1f} ms"]
+        for name in STAGES:
+            if name in self.stage and self.stage[name]["service_ms"]:
+                recent = list(self.stage[name]["service_ms"])[-max(1, self._interval_frames) :]
+                parts.append(f"{name} {float(np.median(recent)):.1f}")
+        self._interval_start, self._interval_frames, self._interval_e2e = now, 0, []
+        return " | ".join(parts)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.last_send - (self.first_capture or self.last_send), 1e-9)
+
+    def summary_line(self, dropped: int = 0) -> str:
+        fps = self.frames / self.seconds if self.frames else 0.0
+        return (
+            f"frames {self.frames}, seconds {self.seconds:.2f}, fps {fps:.1f}, "
+            f"frames with a face {self.faces}, frames with gaze {self.gazes}, dropped {dropped}"
+        )
+
+    def report(self, stats: dict[str, dict[str, int]]) -> dict[str, Any]:
+        stages: dict[str, Any] = {}
+        for name in STAGES:
+            series = self.stage.get(name)
+            entry: dict[str, Any] = {key: percentiles(series[key]) if series else percentiles([]) for key in SERIES}
+            entry.update({"in": 0, "out": 0, "dropped": 0, "malformed": 0})
+            entry.update(stats.get(name, {}))
+            stages[name] = entry
+        return {
+            "frames": self.frames,
+            "seconds": round(self.seconds, 4),
+            "fps": round(self.frames / self.seconds, 3) if self.frames else 0.0,
+            "frames_with_face": self.faces,
+            "frames_with_gaze": self.gazes,
+            "dropped": sum(int(s.get("dropped", 0)) for s in stats.values()),
+            "cpu_ms_per_frame": round(
+                1e3 * sum(float(s.get("cpu_s", 0)) for s in stats.values()) / max(self.frames, 1), 3
+            ),
+            "e2e_ms": percentiles(self.e2e),
+            "stages": stages,
+            "timeline": {
+                **{k: list(v) for k, v in self.timeline.items()},
+                "service_ms": {k: list(v) for k, v in self.timeline_stages.items()},
+            },
+        }
+
+
+def write_report(path: str | Path, report: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(report, indent=1) + "\n")

@@ -1,0 +1,114 @@
+"""What every stage process does around its loop: title, signals, control events, errors.
+
+A stage started by run-all gets ``GAZEFLOW_CONTROL`` (an endpoint of the
+supervisor's control socket) in its environment; it reports ``ready``,
+``error`` and ``summary`` events there. A stage started on its own just logs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import zmq
+
+from .errors import GazeflowError
+
+log = logging.getLogger("gazeflow")
+CONTROL_ENV = "GAZEFLOW_CONTROL"
+_PR_SET_PDEATHSIG = 1
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+class StopFlag:
+    """Set by SIGINT or SIGTERM; the stage loop checks it between polls."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        signal.signal(signal.SIGINT, self._set)
+        signal.signal(signal.SIGTERM, self._set)
+
+    def _set(self, signum: int, _frame: Any) -> None:
+        self.event.set()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+
+class Control:
+    """Events to the supervisor, if there is one."""
+
+    def __init__(self, ctx: zmq.Context, stage: str) -> None:
+        self.stage = stage
+        self.sock: zmq.Socket | None = None
+        endpoint = os.environ.get(CONTROL_ENV)
+        if endpoint:
+            self.sock = ctx.socket(zmq.PUSH)
+            self.sock.setsockopt(zmq.LINGER, 2000)
+            self.sock.connect(endpoint)
+
+    def send(self, event: str, **fields: Any) -> None:
+        if self.sock is not None:
+            payload = {"event": event, "stage": self.stage, "pid": os.getpid(), **fields}
+            self.sock.send(msgpack.packb(payload, use_bin_type=True))
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when run-all goes away, so no stage is orphaned."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None]) -> int:
+    """Run one stage's body as a process: title, signals, one-line errors, exit code."""
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(f"gazeflow-stage {name}")
+    except ImportError:
+        pass
+    if os.environ.get(CONTROL_ENV):
+        _die_with_parent()
+    stop = StopFlag()
+    ctx = zmq.Context()
+    control = Control(ctx, name)
+    code = 0
+    try:
+        body(ctx, control, stop)
+    except GazeflowError as exc:
+        log.error("%s: %s", name, exc)
+        control.send("error", message=str(exc))
+        code = 2
+    except Exception as exc:
+        log.debug("traceback", exc_info=True)
+        log.error("%s crashed: %s: %s", name, type(exc).__name__, exc)
+        control.send("error", message=f"{type(exc).__name__}: {exc}")
+        code = 1
+    finally:
+        control.close()
+        ctx.destroy(linger=0)
+    return code

@@ -1,0 +1,278 @@
+"""The loop every inference stage runs: receive, infer (async, several requests), send.
+
+A stage's own code is a ``Processor``: ``prepare`` turns a message into model
+inputs, ``finish`` turns model outputs back into the message. This module owns
+everything around it: sockets, the inbox, async requests, in-order emission,
+drops, timing, end of stream. ``run_sync.py`` drives the same processors with
+one synchronous request at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from . import transport
+from .config import Config
+from .inference import AsyncModel, compile_model
+from .messages import MalformedMessage, Message
+from .process import Control, StopFlag
+
+log = logging.getLogger("gazeflow.stage")
+Inputs = dict[str, dict[str, np.ndarray]]  # model key -> input name -> array
+Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
+POLL_MS = 100  # how often an idle stage looks at its stop flag
+
+
+class Processor:
+    """A stage's own work. Subclasses set ``name`` and ``models`` (key -> model name)."""
+
+    name: str = ""
+    models: dict[str, str] = {}
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def prepare(self, msg: Message) -> Inputs:
+        """Model inputs for this message; an empty dict means nothing to infer."""
+        return {}
+
+    def finish(self, msg: Message, outputs: Outputs) -> Message:
+        """Write results into the message (called in frame order) and return what to send on."""
+        return msg
+
+    def sent(self, msg: Message) -> None:
+        """Called after a message left the stage, its trace row complete."""
+
+    def close(self) -> None:
+        """Called once at the end of the stream."""
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    sent: int = 0
+    dropped: int = 0
+    malformed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"in": self.received, "out": self.sent, "dropped": self.dropped, "malformed": self.malformed}
+
+
+@dataclass
+class _Item:
+    msg: Message
+    t_recv: int  # wall ns
+    t_recv_mono: int
+    t_start: int = 0
+    t_submit: int = 0
+    keys: tuple[str, ...] = ()
+    outputs: Outputs = field(default_factory=dict)
+    t_done: int = 0
+
+
+class StageRuntime:
+    """Runs one Processor between an input and an (optional) output socket."""
+
+    def __init__(self, proc: Processor, cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
+        self.proc = proc
+        self.cfg = cfg
+        self.stop = stop
+        self.control = control
+        self.name = proc.name
+        stage_cfg = cfg.stages[self.name]
+        self.live = cfg.live and self.name == "face_detection"  # only the entry stage drops
+        self.counters = Counters()
+        self.inbox: deque[tuple[Message, int, int]] = deque()
+        self.inbox_size = 2
+        self.pending: deque[_Item] = deque()
+        self.seq = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.models: dict[str, AsyncModel] = {}
+        hint = cfg.hint_for(self.name)
+        from gazeflow.models.catalog import require_ir
+
+        for key, model in proc.models.items():
+            xml = require_ir(cfg.assets_dir, model, stage_cfg.precision)
+            compiled = compile_model(xml, stage_cfg.device, hint, stage_cfg.requests, stage_cfg.threads)
+            self.models[key] = AsyncModel(compiled, stage_cfg.requests, self._wake_w)
+        self.max_pending = 4 + 2 * max((m.size for m in self.models.values()), default=1)
+        self.in_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "input"))
+        self.out_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "output")) if self.name != "pointer" else None
+        # full frames into face detection: a short queue (6 MB each); small messages elsewhere
+        hwm = (1 if self.live else 2) if self.name == "face_detection" else 16
+        self.in_sock = transport.open_socket(ctx, self.in_ep, hwm)
+        self.out_sock = transport.open_socket(ctx, self.out_ep, 16) if self.out_ep else None
+        log.info(
+            "%s: %s, hint %s, requests %s, input %s",
+            self.name,
+            stage_cfg.device,
+            hint,
+            {k: m.size for k, m in self.models.items()} or "-",
+            self.in_ep,
+        )
+
+    # -- receive ---------------------------------------------------------------------------------
+    def _receive(self) -> None:
+        """Take what is waiting on the input socket into the inbox (newest wins when live)."""
+        while len(self.inbox) < self.inbox_size or self.live:
+            try:
+                msg = transport.recv(self.in_sock, block=False)
+            except MalformedMessage as exc:
+                self.counters.malformed += 1
+                log.warning("%s: dropped a malformed message: %s", self.name, exc)
+                continue
+            if msg is None:
+                return
+            now = time.time_ns()
+            if msg.kind == "frame":
+                self.counters.received += 1
+                if self.live and len(self.inbox) >= self.inbox_size:
+                    stale = next((i for i, m in enumerate(self.inbox) if m[0].kind == "frame"), None)
+                    if stale is not None:
+                        del self.inbox[stale]
+                        self.counters.dropped += 1
+            self.inbox.append((msg, now, time.perf_counter_ns()))
+
+    def _models_free(self) -> bool:
+        return all(m.free() for m in self.models.values())
+
+    # -- infer -----------------------------------------------------------------------------------
+    def _start(self) -> bool:
+        """Start work on inbox messages while requests are free; True at end of stream."""
+        while self.inbox and self._models_free() and len(self.pending) < self.max_pending:
+            msg, t_recv, t_mono = self.inbox.popleft()
+            item = _Item(msg, t_recv, t_mono, t_start=time.perf_counter_ns())
+            if msg.kind == "eos":
+                self.pending.append(item)
+                return True
+            inputs = self.proc.prepare(msg)
+            item.t_submit = time.perf_counter_ns()
+            item.keys = tuple(inputs)
+            self.seq += 1
+            for key, model_inputs in inputs.items():
+                self.models[key].submit(model_inputs, self.seq)
+            item.msg.header["_seq"] = self.seq
+            self.pending.append(item)
+        return False
+
+    def _collect(self) -> None:
+        """Gather finished outputs; finish and send items from the head, in frame order."""
+        for model in self.models.values():
+            model.check()
+        for item in self.pending:
+            if item.msg.kind == "eos":
+                continue
+            seq = item.msg.header["_seq"]
+            for key in item.keys:
+                if key not in item.outputs:
+                    got = self.models[key].take(seq)
+                    if got is not None:
+                        item.outputs[key], done = got
+                        item.t_done = max(item.t_done, done)
+        while self.pending:
+            item = self.pending[0]
+            if item.msg.kind == "eos" or len(item.outputs) < len(item.keys):
+                return
+            self.pending.popleft()
+            self._emit(item)
+
+    # -- send ------------------------------------------------------------------------------------
+    def _emit(self, item: _Item) -> None:
+        t_post = time.perf_counter_ns()
+        msg = item.msg
+        del msg.header["_seq"]
+        msg = self.proc.finish(msg, item.outputs)
+        t_end = time.perf_counter_ns()
+        infer = (item.t_done - item.t_submit) if item.keys else 0
+        hold = (t_post - item.t_done) if item.keys else (t_post - item.t_submit)
+        row = [
+            self.name,
+            item.t_recv,
+            0,  # send time, filled in just before sending
+            item.t_start - item.t_recv_mono,  # queue: inbox + waiting for free requests
+            item.t_submit - item.t_start,  # pre-processing
+            infer,
+            hold,  # waiting for earlier frames to finish (in-order emission)
+            t_end - t_post,  # post-processing
+        ]
+        msg.header["trace"].append(row)
+        row[2] = time.time_ns()
+        self._send(msg)
+        self.counters.sent += 1
+        self.proc.sent(msg)
+
+    def _send(self, msg: Message) -> None:
+        if self.out_sock is None:
+            return
+        while not transport.send(self.out_sock, msg, block=False):
+            if self.stop:
+                raise _Stopped
+            zmq.select([], [self.out_sock], [], POLL_MS / 1000)
+
+    def in_flight(self) -> int:
+        return sum(m.in_flight for m in self.models.values())
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._wake_r, zmq.POLLIN)
+        self.control.send("ready")
+        self.cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
+        eos = False
+        linger = 0
+        try:
+            while not self.stop:
+                want_input = not eos and (len(self.inbox) < self.inbox_size or self.live)
+                poller.register(self.in_sock, zmq.POLLIN if want_input else 0)
+                events = dict(poller.poll(POLL_MS))
+                if self._wake_r in events:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                if want_input and self.in_sock in events:
+                    self._receive()
+                self._collect()
+                eos = self._start() or eos
+                self._collect()
+                if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
+                    self._finish_stream(self.pending.popleft().msg)
+                    linger = 10_000  # let the end of the stream leave before the socket closes
+                    return
+            log.info("%s: stopped by signal", self.name)
+        except _Stopped:
+            log.info("%s: stopped by signal while sending", self.name)
+        finally:
+            for model in self.models.values():
+                model.wait_all()
+            transport.close_socket(self.in_sock, self.in_ep)
+            if self.out_sock is not None and self.out_ep is not None:
+                transport.close_socket(self.out_sock, self.out_ep, linger)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _finish_stream(self, eos: Message) -> None:
+        eos.header.setdefault("stats", {})[self.name] = {
+            **self.counters.as_dict(),
+            "cpu_s": round(time.process_time() - self.cpu0, 3),
+        }
+        self.proc.close()
+        if self.out_sock is not None:
+            self._send(eos)
+        else:
+            self.proc.finish(eos, {})
+        log.info("%s: end of stream, %s", self.name, self.counters.as_dict())
+
+
+class _Stopped(Exception):
+    pass
