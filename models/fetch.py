@@ -114,6 +114,15 @@ def fetch_all(dest_dir: str | Path, mirror: str | Path | None = None) -> None:
     log.info("assets in %s: %d fetched, %d derived, all verified", dest, fetched, len(made))
 
 
+def verify_files(paths: list[Path], assets_dir: str | Path) -> None:
+    """Check the given cached files against the manifest (files it does not list are skipped)."""
+    known = {asset.path: asset for asset in manifest()}
+    for path in paths:
+        asset = known.get(Path(path).relative_to(assets_dir).as_posix())
+        if asset is not None and not _verified(Path(path), asset):
+            raise GazeflowError(f"corrupt asset (sha384 mismatch): {path} (run 'make setup' again)")
+
+
 def verify_all(dest_dir: str | Path) -> None:
     """Check every manifest file in the cache; raise naming the first bad one."""
     for asset in manifest():

@@ -24,6 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 from gazeflow.models.catalog import require_ir
+from gazeflow.models.fetch import verify_files
 from gazeflow.shared.config import STAGES, Config
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.process import CONTROL_ENV
@@ -47,7 +48,8 @@ def preflight(cfg: Config) -> None:
     source.close()
     for name, cls in PROCESSORS.items():
         for model in cls.models.values():
-            require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
+            xml = require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
+            verify_files([xml, xml.with_suffix(".bin")], cfg.assets_dir)
 
 
 class Supervisor:

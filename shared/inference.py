@@ -45,14 +45,29 @@ def check_device(device: str) -> None:
             raise GazeflowError(f"device {name} is not available; this machine has: {', '.join(available)}")
 
 
+def ov_reason(exc: BaseException) -> str:
+    """The informative line of an OpenVINO exception (its first lines are source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("Exception from ")]
+    return (useful or lines or [type(exc).__name__])[0]
+
+
+def _looks_like_ir(xml: Path) -> bool:
+    with xml.open("rb") as fh:
+        head = fh.read(512).lstrip()
+    return head.startswith(b"<?xml") and b"<net" in head
+
+
 def compile_model(xml: Path, device: str, hint: str, requests: int = 0, threads: int = 0) -> ov.CompiledModel:
     """Read an IR, let it take u8 NHWC images, and compile it."""
     check_device(device)
     c = core()
+    if not _looks_like_ir(xml):  # else every OpenVINO frontend tries it and logs its own complaint
+        raise GazeflowError(f"corrupt model {xml}: not an OpenVINO IR (run 'gazeflow fetch' again)")
     try:
         model = c.read_model(xml)
     except Exception as exc:  # OpenVINO raises RuntimeError with a long message
-        raise GazeflowError(f"cannot read model {xml}: {str(exc).strip().splitlines()[0]}") from None
+        raise GazeflowError(f"corrupt model {xml}: {ov_reason(exc)}") from None
     ppp = ov.preprocess.PrePostProcessor(model)
     for i, port in enumerate(model.inputs):
         if len(port.get_partial_shape()) == 4:  # image inputs: feed BGR u8 HWC, convert in the graph
@@ -67,7 +82,7 @@ def compile_model(xml: Path, device: str, hint: str, requests: int = 0, threads:
     try:
         return c.compile_model(model, device, config)
     except Exception as exc:
-        raise GazeflowError(f"cannot compile {xml.name} on {device}: {str(exc).strip().splitlines()[0]}") from None
+        raise GazeflowError(f"cannot compile {xml.name} on {device}: {ov_reason(exc)}") from None
 
 
 def _outputs(request: ov.InferRequest, names: list[str]) -> dict[str, np.ndarray]:

@@ -97,18 +97,20 @@ def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None])
     ctx = zmq.Context()
     control = Control(ctx, name)
     code = 0
+    message = ""
     try:
         body(ctx, control, stop)
     except GazeflowError as exc:
-        log.error("%s: %s", name, exc)
-        control.send("error", message=str(exc))
-        code = 2
-    except Exception as exc:
+        message, code = str(exc), 2
+    except Exception as exc:  # a crash still reports one line; the traceback only at debug level
         log.debug("traceback", exc_info=True)
-        log.error("%s crashed: %s: %s", name, type(exc).__name__, exc)
-        control.send("error", message=f"{type(exc).__name__}: {exc}")
-        code = 1
+        message, code = f"{type(exc).__name__}: {exc}", 1
     finally:
+        if code:
+            if control.sock is not None:
+                control.send("error", message=message)  # run-all prints it, once
+            else:
+                log.error("stage %s: %s", name, message)
         control.close()
         ctx.destroy(linger=0)
     return code

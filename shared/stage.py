@@ -90,7 +90,7 @@ class StageRuntime:
         self.live = cfg.live and self.name == "face_detection"  # only the entry stage drops
         self.counters = Counters()
         self.inbox: deque[tuple[Message, int, int]] = deque()
-        self.inbox_size = 2
+        self.inbox_size = 1 if self.live else 2  # live: only the newest frame may wait
         self.pending: deque[_Item] = deque()
         self.seq = 0
         self._wake_r, self._wake_w = os.pipe()

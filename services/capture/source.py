@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # keep OpenCV's own warnings off the terminal
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # and FFmpeg's (quiet)
 import cv2
 import numpy as np
 from gazeflow.models.catalog import demo_video

@@ -1,0 +1,39 @@
+# gazeflow: make help lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ASSETS_MIRROR ?=
+INPUT ?= demo
+ARGS ?=
+
+.PHONY: help setup fetch test lint run-all run-sync clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: ASSETS_MIRROR=DIR (fetch offline from a mirror), INPUT=video|cam:N, ARGS='more flags'"
+
+setup: ## make .venv, install gazeflow with its dev tools, fetch and verify the assets
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(MAKE) fetch
+
+fetch: ## fetch the models and the demo video (from ASSETS_MIRROR when set), verified by sha384
+	$(BIN)/gazeflow fetch $(if $(ASSETS_MIRROR),--mirror $(ASSETS_MIRROR))
+
+test: ## ruff, then the unit and integration tests (real models, real processes, real sockets)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+run-all: ## the demo video (or INPUT=...) through all five stage processes, real-time
+	$(BIN)/gazeflow run-all --input $(INPUT) $(ARGS)
+
+run-sync: ## the one-process synchronous baseline on the same input
+	$(BIN)/gazeflow run-sync --input $(INPUT) $(ARGS)
+
+clean: ## remove the virtual environment and the fetched assets
+	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,138 @@
+"""Bad input and stopping: one-line errors, non-zero exits, no orphans, no leftover sockets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import gazeflow
+
+pytestmark = pytest.mark.integration
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if " E " in line or "Error" in line]
+    assert len(errors) == 1, proc.stderr
+    assert needle in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run-all", "run-sync"])
+def test_missing_video(command, assets):
+    proc = gazeflow(command, "--input", "/no/such/video.mp4", "--pointer", "null", timeout=60)
+    assert_one_line_error(proc, "video not found: /no/such/video.mp4")
+
+
+def test_corrupt_video(assets, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    proc = gazeflow("run-all", "--input", str(bad), "--pointer", "null", timeout=60)
+    assert_one_line_error(proc, "broken.mp4")
+
+
+def test_missing_camera(assets):
+    proc = gazeflow("run-all", "--input", "cam:9", "--pointer", "null", timeout=60)
+    assert_one_line_error(proc, "camera 9 not found")
+
+
+def _assets_copy(assets: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "assets"
+    shutil.copytree(assets / "models", copy / "models")
+    (copy / "videos").mkdir()
+    (copy / "videos" / "demo.mp4").symlink_to(assets / "videos" / "demo.mp4")
+    return copy
+
+
+def test_missing_model(assets, tmp_path):
+    copy = _assets_copy(assets, tmp_path)
+    shutil.rmtree(copy / "models/intel/gaze-estimation-adas-0002/FP16")
+    proc = gazeflow("run-all", "--input", "demo", "--assets-dir", str(copy), "--pointer", "null", timeout=60)
+    assert_one_line_error(proc, "model file not found")
+    assert "gaze-estimation-adas-0002" in proc.stderr
+
+
+def test_corrupt_model_caught_before_start(assets, tmp_path):
+    copy = _assets_copy(assets, tmp_path)
+    xml = copy / "models/intel/head-pose-estimation-adas-0001/FP16/head-pose-estimation-adas-0001.xml"
+    xml.write_text("garbage")
+    proc = gazeflow("run-all", "--input", "demo", "--assets-dir", str(copy), "--pointer", "null", timeout=60)
+    assert_one_line_error(proc, "corrupt asset (sha384 mismatch)")
+    assert "head-pose-estimation-adas-0001.xml" in proc.stderr
+
+
+def test_corrupt_model_in_a_stage_is_reported_by_name(assets, tmp_path):
+    """A stage started with a broken (unverifiable) FP32 IR: run-all names the stage and stops."""
+    copy = _assets_copy(assets, tmp_path)
+    model = "face-detection-adas-0001"  # its FP32 IR is derived locally, so not in the manifest
+    (copy / f"models/intel/{model}/FP32/{model}.xml").write_text("garbage")
+    proc = gazeflow("run-all", "--input", "demo", "--assets-dir", str(copy), "--precision", "FP32",
+                    "--pointer", "null", timeout=120)  # fmt: skip
+    assert proc.returncode != 0
+    assert "stage face_detection failed: corrupt model" in proc.stderr and "not an OpenVINO IR" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def title(p: psutil.Process) -> str:
+    """What ps shows for a process (setproctitle pads the argument list with empty strings)."""
+    return " ".join(a for a in p.cmdline() if a)
+
+
+def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gazeflow.services.cli", "run-all", "--input", "demo", "--loop",
+         "--pointer", "null", "--log-interval", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        titles = {title(c) for c in parent.children() if c.is_running()}
+        if "gazeflow-stage capture" in titles:
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("capture never started")
+    children = parent.children()
+    titles = sorted(title(c) for c in children)
+    assert titles == sorted(f"gazeflow-stage {n}" for n in
+                            ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer"))  # fmt: skip
+    time.sleep(2)  # frames are flowing
+    return proc, children
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_every_stage_within_5s_and_cleans_up(assets, signum):
+    before = set(Path("/tmp").glob("gazeflow-*"))
+    proc, children = _start_live_run()
+    started = set(Path("/tmp").glob("gazeflow-*")) - before
+    assert started and all(any(d.iterdir()) for d in started)  # ipc sockets were there
+    t0 = time.monotonic()
+    proc.send_signal(signum)
+    proc.communicate(timeout=10)
+    assert time.monotonic() - t0 < 5.0
+    assert proc.returncode != 0
+    gone, alive = psutil.wait_procs(children, timeout=1)
+    assert not alive, alive
+    assert not any(d.exists() for d in started)  # no leftover socket file
+
+
+def test_a_dying_stage_is_named_and_the_rest_stop(assets):
+    proc, children = _start_live_run()
+    victim = next(c for c in children if title(c) == "gazeflow-stage face_detection")
+    victim.kill()
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode != 0
+    assert "stage face_detection died: killed by SIGKILL" in err
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive

@@ -1,0 +1,58 @@
+"""The five processes on the demo video with the real models, compared with run-sync."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import read_results
+
+pytestmark = pytest.mark.integration
+FRAMES = 595
+
+
+def test_run_all_writes_every_frame_in_order(demo_runs):
+    rows = read_results(demo_runs["run-all"])
+    assert [r["frame"] for r in rows] == list(range(FRAMES))
+    for r in rows:
+        assert set(r) == {"frame", "t_capture", "face", "landmarks", "head_pose", "gaze", "pointer"}
+    faces = sum(r["face"] is not None for r in rows)
+    gazes = sum(r["gaze"] is not None for r in rows)
+    assert faces >= 0.99 * FRAMES and gazes >= 0.95 * FRAMES
+
+
+def test_run_all_matches_run_sync(demo_runs):
+    pipeline, sync = read_results(demo_runs["run-all"]), read_results(demo_runs["run-sync"])
+    assert len(pipeline) == len(sync) == FRAMES
+    for a, b in zip(pipeline, sync, strict=True):
+        assert (a["gaze"] is None) == (b["gaze"] is None), a["frame"]
+        if a["gaze"] is not None:
+            assert a["gaze"] == pytest.approx(b["gaze"], abs=1e-3), a["frame"]
+            assert a["face"] == pytest.approx(b["face"], abs=0.5)
+
+
+def test_results_are_in_the_documented_units(demo_runs):
+    rows = read_results(demo_runs["run-all"])
+    first = rows[0]
+    x0, y0, x1, y1 = first["face"]  # MODELS.md: frame 0 face about (782,104)-(1036,468)
+    assert abs(x0 - 782) < 15 and abs(y0 - 104) < 15 and abs(x1 - 1036) < 15 and abs(y1 - 468) < 15
+    assert len(first["landmarks"]) == 5
+    assert all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in first["landmarks"])
+    assert set(first["head_pose"]) == {"yaw", "pitch", "roll"}
+    for r in rows:
+        if r["gaze"] is not None:
+            assert sum(v * v for v in r["gaze"]) == pytest.approx(1.0, abs=1e-4)
+        if r["pointer"] is not None:
+            assert 0 <= r["pointer"]["x"] < 1920 and 0 <= r["pointer"]["y"] < 1080
+
+
+def test_summary_line_and_report(demo_runs):
+    for command in ("run-all", "run-sync"):
+        out = demo_runs[command + "-stdout"].read_text()
+        assert f"frames {FRAMES}," in out and "frames with a face" in out and "frames with gaze" in out
+    report = json.loads(demo_runs["run-all-metrics"].read_text())
+    assert report["frames"] == FRAMES and report["dropped"] == 0
+    for stage in ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer"):
+        s = report["stages"][stage]
+        assert s["in"] == s["out"] + s["dropped"] == FRAMES, stage

@@ -1,0 +1,79 @@
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gazeflow.services.pointer.backends import NullBackend, make_backend
+from gazeflow.services.pointer.controller import PointerController
+from gazeflow.shared.config import PointerConfig
+from gazeflow.shared.errors import GazeflowError
+
+
+def controller(**kw):
+    cfg = PointerConfig(smoothing=0.0, **kw)
+    return PointerController(cfg, (1920, 1080))
+
+
+def test_looking_into_the_camera_is_the_screen_centre():
+    assert controller().update([0.0, 0.0, -1.0]) == {"x": 960, "y": 540, "moved": True}
+
+
+def test_direction_mapping_with_and_without_mirror():
+    right_in_image, up = [0.3, 0.0, -0.95], [0.0, 0.3, -0.95]
+    assert controller().update(right_in_image)["x"] < 960  # the user looks to their left: pointer left
+    assert controller(mirror=False).update(right_in_image)["x"] > 960
+    assert controller().update(up)["y"] < 540
+
+
+def test_targets_stay_off_the_fail_safe_corners():
+    p = controller().update([-0.99, 0.99, -0.1])
+    assert 1 <= p["x"] <= 1918 and 1 <= p["y"] <= 1078
+
+
+def test_dead_zone_and_pause():
+    c = controller(dead_zone_px=20)
+    assert c.update([0.0, 0.0, -1.0])["moved"]
+    assert not c.update([0.005, 0.0, -1.0])["moved"]
+    assert c.update(None) is None  # no gaze: the pointer stays where it is
+    assert c.moves == 1
+
+
+def test_auto_falls_back_to_null_without_a_display(monkeypatch, caplog):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert isinstance(make_backend(PointerConfig(backend="auto")), NullBackend)
+    assert "no display" in caplog.text
+    with pytest.raises(GazeflowError, match="needs a display"):
+        make_backend(PointerConfig(backend="pyautogui"))
+
+
+@pytest.fixture
+def xvfb(tmp_path, monkeypatch):
+    if not shutil.which("Xvfb") or not shutil.which("xdotool"):
+        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
+    display = ":97"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-noreset", "-nolisten", "tcp"],
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    Path.home().joinpath(".Xauthority").touch()
+    monkeypatch.setenv("DISPLAY", display)
+    for _ in range(50):
+        if subprocess.run(["xdotool", "getmouselocation"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    yield display
+    server.terminate()
+    server.wait(5)
+
+
+def test_pyautogui_moves_the_real_pointer_without_blocking(xvfb):
+    backend = make_backend(PointerConfig(backend="auto"))
+    assert backend.name == "pyautogui" and backend.size == (1280, 720)
+    t0 = time.perf_counter()
+    for x in range(100, 400, 3):
+        backend.move(x, 200)
+    assert (time.perf_counter() - t0) / 100 < 0.02  # no tween, no PAUSE sleeps
+    out = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True, env=os.environ).stdout
+    assert out.startswith("x:397 y:200")
