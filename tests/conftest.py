@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gazeflow.shared.config import default_assets_dir
 
 ASSETS = Path(default_assets_dir())

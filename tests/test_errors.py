@@ -12,7 +12,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import gazeflow
 
 pytestmark = pytest.mark.integration
@@ -122,7 +121,7 @@ def test_signal_stops_every_stage_within_5s_and_cleans_up(assets, signum):
     proc.communicate(timeout=10)
     assert time.monotonic() - t0 < 5.0
     assert proc.returncode != 0
-    gone, alive = psutil.wait_procs(children, timeout=1)
+    _gone, alive = psutil.wait_procs(children, timeout=1)
     assert not alive, alive
     assert not any(d.exists() for d in started)  # no leftover socket file
 

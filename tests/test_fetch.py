@@ -1,7 +1,6 @@
 import shutil
 
 import pytest
-
 from gazeflow.models import fetch
 from gazeflow.shared.errors import GazeflowError
 

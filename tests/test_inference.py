@@ -2,7 +2,6 @@ import os
 
 import numpy as np
 import pytest
-
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.inference import AsyncModel, SyncModel, compile_model
 from tiny_models import scale_model
@@ -38,7 +37,7 @@ def test_async_model_parks_each_result_by_key(tiny):
 
 
 def test_callback_errors_are_reraised_in_the_stage_thread(tiny):
-    r, w = os.pipe()
+    _r, w = os.pipe()
     model = AsyncModel(compile_model(tiny, "CPU", "LATENCY"), 1, w)
     model.names = ["no-such-output"]  # the callback's get_tensor fails inside OpenVINO's thread
     model.submit({0: image(1)}, 0)

@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import zmq
-
 from gazeflow.shared import transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import Message
