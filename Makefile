@@ -6,7 +6,7 @@ ASSETS_MIRROR ?=
 INPUT ?= demo
 ARGS ?=
 
-.PHONY: help setup fetch test lint run-all run-sync clean
+.PHONY: help setup fetch test lint run-all run-sync bench clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,3 +37,6 @@ run-sync: ## the one-process synchronous baseline on the same input
 
 clean: ## remove the virtual environment and the fetched assets
 	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info
+
+bench: ## run-sync vs run-all (FP16, FP16-INT8) fps and CPU per frame as ratios -> out/bench.{json,md}
+	$(BIN)/gazeflow bench --input $(INPUT) $(ARGS)

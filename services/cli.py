@@ -171,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--assets-dir", help="where to put them (default: .assets in the checkout)")
     p.add_argument("--verify", action="store_true", help="only check what is in the cache")
+    p = sub.add_parser("bench", help="run-sync vs run-all frames per second and CPU per frame, as ratios")
+    p.add_argument("--input", "-i", default="demo", help="video to replay (default: the demo video)")
+    p.add_argument("--precision", action="append", choices=config_mod.PRECISIONS,
+                   help="precisions to compare (repeatable; default FP16 and FP16-INT8)")  # fmt: skip
+    p.add_argument("--repeat", type=int, default=2, help="alternating runs per command (default 2)")
+    p.add_argument("--realtime-fps", type=float, default=15.0, help="rate of the latency run, 0 = skip (default 15)")
+    p.add_argument("--out", default="out", help="folder for bench.json and bench.md (default out/)")
     return parser
 
 
@@ -187,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("assets in %s verified", dest)
             else:
                 fetch.fetch_all(dest, args.mirror)
+            return 0
+        if args.command == "bench":
+            from pathlib import Path
+
+            from .bench import bench
+
+            bench(args.input, args.precision or ["FP16", "FP16-INT8"], args.repeat, Path(args.out), args.realtime_fps)
             return 0
         cfg = config_mod.load(args.config, overrides(args))
         if args.command == "stage":

@@ -55,3 +55,23 @@ def test_summary_line_and_report(demo_runs):
     for stage in ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer"):
         s = report["stages"][stage]
         assert s["in"] == s["out"] + s["dropped"] == FRAMES, stage
+
+
+# Frames of demo.mp4 labelled by eye (looking at the frame with the gaze arrow drawn on it).
+LABELLED = {121: "down", 311: "up", 353: "image-left", 544: "image-right", 75: "down", 300: "up"}
+
+
+def test_gaze_directions_match_frames_labelled_by_eye(demo_runs):
+    from gazeflow.shared.geometry import gaze_angles
+
+    rows = read_results(demo_runs["run-all"])
+    for frame, label in LABELLED.items():
+        horizontal, vertical = gaze_angles(rows[frame]["gaze"])
+        if label == "down":
+            assert vertical < -10, (frame, horizontal, vertical)
+        elif label == "up":
+            assert vertical > 10, (frame, horizontal, vertical)
+        elif label == "image-left":
+            assert horizontal < -15 and rows[frame]["gaze"][0] < 0, (frame, horizontal, vertical)
+        else:
+            assert horizontal > 15 and rows[frame]["gaze"][0] > 0, (frame, horizontal, vertical)

@@ -1,0 +1,109 @@
+"""gazeflow bench: pipeline figures as ratios measured in the same run.
+
+Runs run-sync and run-all --max-speed on the same video, alternating, for each
+precision asked, and a real-time run for end-to-end latency. Writes JSON and a
+Markdown table. Machines here are shared and noisy: compare the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gazeflow.shared.errors import GazeflowError
+
+log = logging.getLogger("gazeflow.bench")
+
+
+def _run(command: str, args: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = Path(tmp) / "m.json"
+        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", command, *args,
+               "--pointer", "null", "--log-interval", "0", "--metrics", str(metrics)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise GazeflowError(f"bench: {command} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return json.loads(metrics.read_text())
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}"
+
+
+def bench(input_spec: str, precisions: list[str], repeat: int, out_dir: Path, realtime_fps: float) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "input": input_spec, "repeat": repeat, "pipeline": {}}
+    for precision in precisions:
+        samples: dict[str, list[dict[str, Any]]] = {"run-sync": [], "run-all": []}
+        for i in range(repeat):
+            order = ("run-sync", "run-all") if i % 2 == 0 else ("run-all", "run-sync")
+            for command in order:
+                report = _run(command, ["--input", input_spec, "--max-speed", "--precision", precision])
+                samples[command].append(report)
+                log.info("%s %s: %.1f fps, %.1f ms CPU/frame", precision, command, report["fps"],
+                         report["cpu_ms_per_frame"])  # fmt: skip
+        entry = {}
+        for command, reports in samples.items():
+            entry[command] = {
+                "fps": statistics.median(r["fps"] for r in reports),
+                "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in reports),
+                "e2e_p50_ms": statistics.median(r["e2e_ms"]["p50"] for r in reports),
+            }
+        entry["fps_ratio"] = round(entry["run-all"]["fps"] / entry["run-sync"]["fps"], 3)
+        entry["cpu_ratio"] = round(entry["run-all"]["cpu_ms_per_frame"] / entry["run-sync"]["cpu_ms_per_frame"], 3)
+        results["pipeline"][precision] = entry
+    if "FP16" in results["pipeline"] and "FP16-INT8" in results["pipeline"]:
+        results["int8_all_vs_fp16_sync"] = round(
+            results["pipeline"]["FP16-INT8"]["run-all"]["fps"] / results["pipeline"]["FP16"]["run-sync"]["fps"], 3
+        )
+    if realtime_fps > 0:
+        report = _run("run-all", ["--input", input_spec, "--realtime", "--fps", str(realtime_fps)])
+        results["realtime"] = {"fps": realtime_fps, "e2e_ms": report["e2e_ms"], "dropped": report["dropped"],
+                               "frames": report["frames"]}  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    markdown = to_markdown(results)
+    (out_dir / "bench.md").write_text(markdown)
+    print(markdown)
+    return results
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {r['machine']}; input {r['input']}; median of {r['repeat']} alternating runs "
+        f"({time.strftime('%Y-%m-%d')}).",
+        "",
+        "| precision | run-sync fps | run-all fps | fps ratio | run-sync CPU ms/frame | run-all CPU ms/frame "
+        "| CPU ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for precision, e in r["pipeline"].items():
+        s, a = e["run-sync"], e["run-all"]
+        lines.append(
+            f"| {precision} | {s['fps']:.1f} | {a['fps']:.1f} | {e['fps_ratio']:.2f}x | "
+            f"{s['cpu_ms_per_frame']:.1f} | {a['cpu_ms_per_frame']:.1f} | {e['cpu_ratio']:.2f}x |"
+        )
+    if "int8_all_vs_fp16_sync" in r:
+        lines += ["", f"run-all FP16-INT8 vs run-sync FP16: {r['int8_all_vs_fp16_sync']:.2f}x fps"]
+    if "realtime" in r:
+        rt = r["realtime"]
+        e2e = rt["e2e_ms"]
+        lines += ["", f"run-all --realtime --fps {rt['fps']:g}: end-to-end p50 {e2e['p50']:.1f} ms, "
+                  f"p95 {e2e['p95']:.1f} ms, {rt['frames']} frames, {rt['dropped']} dropped"]  # fmt: skip
+    return "\n".join(lines) + "\n"
