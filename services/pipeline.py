@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zmq
+
 from gazeflow.shared.config import Config
 from gazeflow.shared.process import Control, StopFlag
 from gazeflow.shared.stage import Processor, StageRuntime

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 import zmq
+
 from gazeflow.models.catalog import require_ir
 from gazeflow.models.fetch import verify_files
 from gazeflow.shared.config import STAGES, Config

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from gazeflow.shared.config import default_assets_dir
 
 ASSETS = Path(default_assets_dir())

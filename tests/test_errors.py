@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from conftest import gazeflow
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,7 @@
 import shutil
 
 import pytest
+
 from gazeflow.models import fetch
 from gazeflow.shared.errors import GazeflowError
 

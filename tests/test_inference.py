@@ -2,8 +2,10 @@ import os
 
 import numpy as np
 import pytest
+
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.inference import AsyncModel, SyncModel, compile_model
+
 from tiny_models import scale_model
 
 

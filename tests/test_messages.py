@@ -1,6 +1,7 @@
 import msgpack
 import numpy as np
 import pytest
+
 from gazeflow.shared.messages import SCHEMA_VERSION, MalformedMessage, Message, decode, encode
 
 

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from gazeflow.services.pointer.backends import NullBackend, make_backend
 from gazeflow.services.pointer.controller import PointerController
 from gazeflow.shared.config import PointerConfig

@@ -4,11 +4,13 @@ import threading
 
 import numpy as np
 import zmq
+
 from gazeflow.shared import transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import Message
 from gazeflow.shared.process import Control, StopFlag
 from gazeflow.shared.stage import Processor, StageRuntime
+
 from tiny_models import scale_model
 
 

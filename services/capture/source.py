@@ -10,6 +10,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # keep OpenCV's own warnings
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # and FFmpeg's (quiet)
 import cv2
 import numpy as np
+
 from gazeflow.models.catalog import demo_video
 from gazeflow.shared.errors import GazeflowError
 

@@ -6,6 +6,7 @@ import logging
 import time
 
 import zmq
+
 from gazeflow.shared import transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import Message

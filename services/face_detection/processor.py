@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from gazeflow.models.catalog import FACE
 from gazeflow.shared import geometry
 from gazeflow.shared.config import Config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from gazeflow.models.catalog import HEAD_POSE, LANDMARKS
 from gazeflow.shared import geometry
 from gazeflow.shared.messages import Message
