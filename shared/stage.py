@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import zmq
 
+from gazeflow.models.catalog import require_ir
+
 from . import transport
 from .config import Config
 from .inference import AsyncModel, compile_model
@@ -98,8 +100,6 @@ class StageRuntime:
         os.set_blocking(self._wake_w, False)
         self.models: dict[str, AsyncModel] = {}
         hint = cfg.hint_for(self.name)
-        from gazeflow.models.catalog import require_ir
-
         for key, model in proc.models.items():
             xml = require_ir(cfg.assets_dir, model, stage_cfg.precision)
             compiled = compile_model(xml, stage_cfg.device, hint, stage_cfg.requests, stage_cfg.threads)

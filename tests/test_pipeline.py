@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import read_results
+from conftest import gazeflow, read_results
 
 pytestmark = pytest.mark.integration
 FRAMES = 595
@@ -76,3 +76,23 @@ def test_gaze_directions_match_frames_labelled_by_eye(demo_runs):
             assert horizontal < -15 and rows[frame]["gaze"][0] < 0, (frame, horizontal, vertical)
         else:
             assert horizontal > 15 and rows[frame]["gaze"][0] > 0, (frame, horizontal, vertical)
+
+
+def test_live_pacing_drops_stale_frames_and_counts_every_one(assets, tmp_path):
+    """Replayed faster than two cores can detect faces, a real-time input behaves like a camera."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    proc = gazeflow(
+        "run-all", "--input", "demo", "--realtime", "--fps", "90", "--max-frames", "180", "--pointer", "null",
+        "--results", str(results), "--metrics", str(metrics), "--log-interval", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_results(results)
+    report = json.loads(metrics.read_text())
+    stages = report["stages"]
+    assert stages["capture"]["in"] == 180
+    assert report["dropped"] > 0 and len(rows) == report["frames"] == 180 - report["dropped"]
+    for name in ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer"):
+        assert stages[name]["in"] == stages[name]["out"] + stages[name]["dropped"], name
+    frames = [r["frame"] for r in rows]
+    assert frames == sorted(set(frames))  # in order, never duplicated
+    assert f"dropped {report['dropped']}" in proc.stdout
