@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--assets-dir", help="where to put them (default: .assets in the checkout)")
     p.add_argument("--verify", action="store_true", help="only check what is in the cache")
+    p = sub.add_parser("report", help="print a metrics report as a table and plot it (PNG)")
+    p.add_argument("metrics", metavar="FILE.json", help="a report written by --metrics")
+    p.add_argument("--out", metavar="PREFIX", help="plots go to PREFIX-latency.png and PREFIX-e2e.png")
     p = sub.add_parser("bench", help="run-sync vs run-all frames per second and CPU per frame, as ratios")
     p.add_argument("--input", "-i", default="demo", help="video to replay (default: the demo video)")
     p.add_argument("--precision", action="append", choices=config_mod.PRECISIONS,
@@ -178,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=2, help="alternating runs per command (default 2)")
     p.add_argument("--realtime-fps", type=float, default=15.0, help="rate of the latency run, 0 = skip (default 15)")
     p.add_argument("--out", default="out", help="folder for bench.json and bench.md (default out/)")
+    p.add_argument("--no-models", action="store_true", help="skip the per-model part")
+    p.add_argument("--assets-dir", help="where the models are (default: .assets in the checkout)")
     return parser
 
 
@@ -195,12 +200,25 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 fetch.fetch_all(dest, args.mirror)
             return 0
+        if args.command == "report":
+            from .report import report_command
+
+            report_command(args.metrics, args.out)
+            return 0
         if args.command == "bench":
             from pathlib import Path
 
             from .bench import bench
 
-            bench(args.input, args.precision or ["FP16", "FP16-INT8"], args.repeat, Path(args.out), args.realtime_fps)
+            bench(
+                args.input,
+                args.precision or ["FP16", "FP16-INT8"],
+                args.repeat,
+                Path(args.out),
+                args.realtime_fps,
+                args.assets_dir or config_mod.default_assets_dir(),
+                models=not args.no_models,
+            )
             return 0
         cfg = config_mod.load(args.config, overrides(args))
         if args.command == "stage":

@@ -11,7 +11,7 @@ import time
 
 from gazeflow.models.catalog import require_ir
 from gazeflow.shared.config import Config
-from gazeflow.shared.inference import SyncModel, compile_model
+from gazeflow.shared.inference import SyncModel, compile_model, warm_up
 from gazeflow.shared.messages import Message
 from gazeflow.shared.process import StopFlag
 
@@ -37,6 +37,9 @@ def run_sync(cfg: Config) -> int:
             )
             for key, model in proc.models.items()
         }
+    for stage_models in models.values():
+        for model in stage_models.values():
+            warm_up(model.request.get_compiled_model())
     log.info("run-sync: %s, one request at a time", source.spec)
     sink = procs[-1]
     cpu0 = time.process_time()

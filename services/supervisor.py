@@ -26,7 +26,7 @@ import zmq
 
 from gazeflow.models.catalog import require_ir
 from gazeflow.models.fetch import verify_files
-from gazeflow.shared.config import STAGES, Config
+from gazeflow.shared.config import STAGES, Config, runtime_root
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.process import CONTROL_ENV
 
@@ -69,7 +69,9 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         env = dict(os.environ, **{CONTROL_ENV: self.control_address})
-        cmd = [sys.executable, "-m", "gazeflow.services.cli", "stage", name, "--config", str(self.config_file)]
+        level = logging.getLevelName(logging.getLogger().level)
+        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", level, "stage", name,
+               "--config", str(self.config_file)]  # fmt: skip
         self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
 
     def events(self, timeout_s: float) -> list[dict[str, Any]]:
@@ -141,7 +143,7 @@ class Supervisor:
 
 def run_all(cfg: Config) -> int:
     preflight(cfg)
-    run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-"))
+    run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-", dir=runtime_root()))
     cfg = replace(cfg, run_dir=str(run_dir))
 
     def on_signal(signum: int, _frame: Any) -> None:

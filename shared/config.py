@@ -33,8 +33,16 @@ LINKS = (
 )
 
 
+def runtime_root() -> str:
+    """Where run directories go: memory-backed (sockets and the shared frame ring) when possible."""
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK):
+            return candidate
+    return tempfile.gettempdir()
+
+
 def default_run_dir() -> str:
-    return str(Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / "gazeflow")
+    return str(Path(runtime_root()) / "gazeflow")
 
 
 def default_assets_dir() -> str:
@@ -78,6 +86,7 @@ class Config:
     loop: bool = False
     lossless: bool = False
     max_frames: int = 0  # 0 = all
+    stale_ms: float = 100.0  # live input: a waiting frame this old is dropped once a newer one arrives
     results: str = ""
     metrics: str = ""
     log_interval: float = 1.0  # seconds between live metric lines, 0 = off

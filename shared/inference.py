@@ -89,6 +89,14 @@ def _outputs(request: ov.InferRequest, names: list[str]) -> dict[str, np.ndarray
     return {name: request.get_tensor(name).data.copy() for name in names}
 
 
+def warm_up(compiled: ov.CompiledModel) -> None:
+    """One inference on zeros, so that the first real frame is not the slow first inference."""
+    request = compiled.create_infer_request()
+    request.infer(
+        {i: np.zeros(port.get_shape(), port.get_element_type().to_dtype()) for i, port in enumerate(compiled.inputs)}
+    )
+
+
 class SyncModel:
     """One infer request, one inference at a time: the synchronous baseline."""
 

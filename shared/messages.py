@@ -17,6 +17,8 @@ Header keys (schema version 1):
 ``head_pose``  ``{"yaw", "pitch", "roll"}`` in degrees, or ``None``
 ``gaze``       unit vector ``[x, y, z]`` after roll correction, or ``None``
 ``pointer``    what the pointer stage did, or ``None``
+``frame_ref``  on a same-host frames link: the frame's slot in the shared-memory
+               ring (``shared/framering.py``) instead of a pixel buffer
 ``trace``      ``[[stage, t_recv, t_start, t_submit, t_done, t_post, t_send], ...]``
                wall-clock nanoseconds, one row per stage passed
 ``stats``      per-stage counters, carried by the ``eos`` message

@@ -22,7 +22,8 @@ from gazeflow.models.catalog import require_ir
 
 from . import transport
 from .config import Config
-from .inference import AsyncModel, compile_model
+from .framering import RingConsumer
+from .inference import AsyncModel, compile_model, warm_up
 from .messages import MalformedMessage, Message
 from .process import Control, StopFlag
 
@@ -30,6 +31,8 @@ log = logging.getLogger("gazeflow.stage")
 Inputs = dict[str, dict[str, np.ndarray]]  # model key -> input name -> array
 Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
 POLL_MS = 100  # how often an idle stage looks at its stop flag
+LIVE_INBOX = 4  # live input: at most this many frames wait for a free request
+END_WAIT_S = 60.0  # at the end of a stream, how long to wait for the next stage to take everything
 
 
 class Processor:
@@ -92,7 +95,9 @@ class StageRuntime:
         self.live = cfg.live and self.name == "face_detection"  # only the entry stage drops
         self.counters = Counters()
         self.inbox: deque[tuple[Message, int, int]] = deque()
-        self.inbox_size = 1 if self.live else 2  # live: only the newest frame may wait
+        # live: frames wait while they are fresh (see _receive); replay: a short lossless queue
+        self.inbox_size = LIVE_INBOX if self.live else 2
+        self.stale_ns = int(cfg.stale_ms * 1e6)
         self.pending: deque[_Item] = deque()
         self.seq = 0
         self._wake_r, self._wake_w = os.pipe()
@@ -103,14 +108,17 @@ class StageRuntime:
         for key, model in proc.models.items():
             xml = require_ir(cfg.assets_dir, model, stage_cfg.precision)
             compiled = compile_model(xml, stage_cfg.device, hint, stage_cfg.requests, stage_cfg.threads)
+            warm_up(compiled)  # the first inference is slow: take it before the stream starts
             self.models[key] = AsyncModel(compiled, stage_cfg.requests, self._wake_w)
         self.max_pending = 4 + 2 * max((m.size for m in self.models.values()), default=1)
         self.in_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "input"))
         self.out_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "output")) if self.name != "pointer" else None
         # full frames into face detection: a short queue (6 MB each); small messages elsewhere
-        hwm = (1 if self.live else 2) if self.name == "face_detection" else 16
+        hwm = 4 if self.name == "face_detection" else 16
         self.in_sock = transport.open_socket(ctx, self.in_ep, hwm)
+        self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
         self.out_sock = transport.open_socket(ctx, self.out_ep, 16) if self.out_ep else None
+        self.out_watch = transport.PeerWatch(self.out_sock) if self.out_sock is not None else None
         log.info(
             "%s: %s, hint %s, requests %s, input %s",
             self.name,
@@ -132,15 +140,29 @@ class StageRuntime:
                 continue
             if msg is None:
                 return
+            log.debug("%s: received %s %s", self.name, msg.kind, msg.header.get("frame"))
             now = time.time_ns()
             if msg.kind == "frame":
                 self.counters.received += 1
-                if self.live and len(self.inbox) >= self.inbox_size:
-                    stale = next((i for i, m in enumerate(self.inbox) if m[0].kind == "frame"), None)
-                    if stale is not None:
-                        del self.inbox[stale]
-                        self.counters.dropped += 1
+                self.shared_frames.attach(msg.header, msg.arrays)
+                if self.live:
+                    self._drop_stale(now)
             self.inbox.append((msg, now, time.perf_counter_ns()))
+
+    def _drop_stale(self, now_ns: int) -> None:
+        """A newer frame has arrived: drop waiting frames that are stale, or the oldest if the inbox is full."""
+        keep: deque[tuple[Message, int, int]] = deque()
+        waiting = sum(1 for m in self.inbox if m[0].kind == "frame")
+        for entry in self.inbox:
+            msg = entry[0]
+            too_old = now_ns - int(msg.header["t_capture"] * 1e9) > self.stale_ns
+            if msg.kind == "frame" and (too_old or waiting >= self.inbox_size):
+                self.shared_frames.release(msg.header)
+                self.counters.dropped += 1
+                waiting -= 1
+            else:
+                keep.append(entry)
+        self.inbox = keep
 
     def _models_free(self) -> bool:
         return all(m.free() for m in self.models.values())
@@ -191,6 +213,7 @@ class StageRuntime:
         msg = item.msg
         del msg.header["_seq"]
         msg = self.proc.finish(msg, item.outputs)
+        self.shared_frames.release(msg.header)
         t_end = time.perf_counter_ns()
         infer = (item.t_done - item.t_submit) if item.keys else 0
         hold = (t_post - item.t_done) if item.keys else (t_post - item.t_submit)
@@ -228,7 +251,6 @@ class StageRuntime:
         self.control.send("ready")
         self.cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
-        linger = 0
         try:
             while not self.stop:
                 want_input = not eos and (len(self.inbox) < self.inbox_size or self.live)
@@ -247,7 +269,6 @@ class StageRuntime:
                 self._collect()
                 if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
                     self._finish_stream(self.pending.popleft().msg)
-                    linger = 10_000  # let the end of the stream leave before the socket closes
                     return
             log.info("%s: stopped by signal", self.name)
         except _Stopped:
@@ -257,9 +278,10 @@ class StageRuntime:
                 model.wait_all()
             transport.close_socket(self.in_sock, self.in_ep)
             if self.out_sock is not None and self.out_ep is not None:
-                transport.close_socket(self.out_sock, self.out_ep, linger)
+                transport.close_socket(self.out_sock, self.out_ep)
             os.close(self._wake_r)
             os.close(self._wake_w)
+            self.shared_frames.close()
 
     def _finish_stream(self, eos: Message) -> None:
         eos.header.setdefault("stats", {})[self.name] = {
@@ -267,8 +289,11 @@ class StageRuntime:
             "cpu_s": round(time.process_time() - self.cpu0, 3),
         }
         self.proc.close()
-        if self.out_sock is not None:
+        if self.out_sock is not None and self.out_watch is not None:
             self._send(eos)
+            if not self.out_watch.wait_gone(END_WAIT_S, self.stop):  # until the next stage has it all
+                log.warning("%s: next stage still connected %.0f s after the end of the stream", self.name, END_WAIT_S)
+            self.out_watch.close()
         else:
             self.proc.finish(eos, {})
         log.info("%s: end of stream, %s", self.name, self.counters.as_dict())

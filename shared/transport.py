@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,16 +81,60 @@ def open_socket(ctx: zmq.Context, endpoint: Endpoint, hwm: int) -> zmq.Socket:
     return sock
 
 
-def close_socket(sock: zmq.Socket, endpoint: Endpoint, linger_ms: int = 0) -> None:
-    """Close a socket and remove the ipc file it bound, if any.
-
-    linger_ms > 0 lets queued messages (the end of a stream) leave first.
-    """
-    sock.close(linger=linger_ms)
+def close_socket(sock: zmq.Socket, endpoint: Endpoint) -> None:
+    """Close a socket at once and remove the ipc file it bound, if any."""
+    sock.close(linger=0)
     path = endpoint.ipc_path
     if endpoint.mode == "bind" and path is not None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+class PeerWatch:
+    """Counts the peers of a sending socket, so that it closes only after they hang up.
+
+    Closing right after the end-of-stream message can lose the last messages:
+    bytes the receiver has read but not yet queued (its high-water mark was
+    reached) are discarded when the connection drops. A receiving stage exits
+    once it has handled the end of the stream, so "every peer has hung up"
+    means "everything was received".
+    """
+
+    EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self.monitor = sock.get_monitor_socket(self.EVENTS)
+        self.peers = 0
+
+    def _update(self, timeout_ms: int) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self.monitor.poll(timeout_ms):
+            event = recv_monitor_message(self.monitor)["event"]
+            self.peers += -1 if event == zmq.EVENT_DISCONNECTED else 1
+            timeout_ms = 0
+
+    def wait_connected(self, stop: Any = None) -> bool:
+        """Wait until at least one peer is connected; False if stopped first."""
+        self._update(0)
+        while self.peers <= 0:
+            if stop:
+                return False
+            self._update(100)
+        return True
+
+    def wait_gone(self, timeout_s: float, stop: Any = None) -> bool:
+        """Wait until every peer has disconnected; False on timeout or stop."""
+        deadline = time.monotonic() + timeout_s
+        self._update(0)
+        while self.peers > 0:
+            if stop or time.monotonic() > deadline:
+                return False
+            self._update(100)
+        return True
+
+    def close(self) -> None:
+        self.monitor.close(0)
 
 
 def send(sock: zmq.Socket, msg: Message, block: bool = True) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gazeflow.shared.config import runtime_root
+
 from conftest import gazeflow
 
 pytestmark = pytest.mark.integration
@@ -113,9 +115,10 @@ def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_every_stage_within_5s_and_cleans_up(assets, signum):
-    before = set(Path("/tmp").glob("gazeflow-*"))
+    root = Path(runtime_root())
+    before = set(root.glob("gazeflow-*"))
     proc, children = _start_live_run()
-    started = set(Path("/tmp").glob("gazeflow-*")) - before
+    started = set(root.glob("gazeflow-*")) - before
     assert started and all(any(d.iterdir()) for d in started)  # ipc sockets were there
     t0 = time.monotonic()
     proc.send_signal(signum)

@@ -39,7 +39,6 @@ def run_stage(tmp_path, messages, live=False):
     cfg.stages["gaze"].requests = 4
     ctx = zmq.Context()
     feed = transport.open_socket(ctx, transport.Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/eyes"), 100)
-    sink = transport.open_socket(ctx, transport.Endpoint.parse(f"pull+connect:ipc://{cfg.run_dir}/gaze"), 100)
     runtime = StageRuntime(Doubler(cfg), cfg, ctx, Control(ctx, "gaze"), StopFlag())
     out = []
 
@@ -51,10 +50,13 @@ def run_stage(tmp_path, messages, live=False):
                 feed.send_multipart(m)
 
     def reader():
+        # the next stage: it hangs up after the end of the stream, which lets the stage under test exit
+        sink = transport.open_socket(ctx, transport.Endpoint.parse(f"pull+connect:ipc://{cfg.run_dir}/gaze"), 100)
         while True:
             msg = transport.recv(sink)
             out.append(msg)
             if msg.kind == "eos":
+                sink.close(0)
                 return
 
     threads = [threading.Thread(target=feeder), threading.Thread(target=reader)]
@@ -64,7 +66,6 @@ def run_stage(tmp_path, messages, live=False):
     for t in threads:
         t.join(10)
     feed.close(0)
-    sink.close(0)
     ctx.term()
     return runtime, out
 

@@ -55,22 +55,37 @@ class Source:
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0 < fps < 1000 else 30.0
 
-    def read(self) -> np.ndarray | None:
-        """The next frame, or None at the end of a file that is not looped."""
+    def read(self, into: np.ndarray | None = None) -> np.ndarray | None:
+        """The next frame (decoded into `into` when given), or None at the end of a file that is not looped."""
         if self._first is not None:
             frame, self._first = self._first, None
+            if into is not None:
+                into[...] = frame
+                return into
             return frame
-        ok, frame = self.cap.read()
+        ok, frame = self.cap.read(into)
         if ok:
             return frame
         if self.camera:
             raise GazeflowError(f"camera {self.spec} stopped delivering frames")
         if self.loop:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.cap.read()
+            ok, frame = self.cap.read(into)
             if ok:
                 return frame
         return None
+
+    def skip(self) -> bool:
+        """Advance one frame without converting it (a dropped frame); False at the end."""
+        if self._first is not None:
+            self._first = None
+            return True
+        if self.cap.grab():
+            return True
+        if self.loop:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            return self.cap.grab()
+        return False
 
     def info(self) -> dict[str, float | int]:
         return {"width": self.width, "height": self.height, "fps": self.fps}

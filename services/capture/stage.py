@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import zmq
 
 from gazeflow.shared import transport
 from gazeflow.shared.config import Config
+from gazeflow.shared.framering import RingProducer
 from gazeflow.shared.messages import Message
 from gazeflow.shared.process import Control, StopFlag
 from gazeflow.shared.stage import Counters
@@ -16,23 +18,53 @@ from gazeflow.shared.stage import Counters
 from .source import Pacer, Source, resolve_input
 
 log = logging.getLogger("gazeflow.capture")
-LINGER_MS = 10_000  # at the end of a replay, let the last frames and the end marker leave
+END_WAIT_S = 60.0  # at the end of a replay, how long to wait for face detection to take everything
 
 
-def frames(cfg: Config, source: Source, stop: StopFlag | None = None):
-    """Yield paced frame messages with their capture trace row (shared with run-sync)."""
+def frames(
+    cfg: Config,
+    source: Source,
+    stop: StopFlag | None = None,
+    ring: RingProducer | None = None,
+    counters: Counters | None = None,
+) -> Iterator[Message]:
+    """Yield paced frame messages with their capture trace row (run-sync uses this too).
+
+    With a ring, each frame is decoded straight into a free shared-memory slot;
+    when none is free, lossless replay waits and live input drops the frame
+    without converting it.
+    """
     pacer = Pacer(0.0 if (cfg.pace == "max-speed" or source.camera) else (cfg.fps or source.fps))
+    lossless = not cfg.live
+    counters = counters or Counters()
     index = 0
     info = source.info()
     while not stop and (cfg.max_frames == 0 or index < cfg.max_frames):
         pacer.wait()
+        slot = None
+        if ring is not None:
+            slot = ring.take()
+            while slot is None and lossless and not stop:
+                ring.reclaim(100)
+                slot = ring.take()
+            if slot is None:
+                if stop or not source.skip():
+                    return
+                counters.received += 1
+                counters.dropped += 1  # every slot is busy: the pipeline cannot take this frame
+                index += 1
+                continue
         t_grab = time.time_ns()
         t0 = time.perf_counter_ns()
-        frame = source.read()
+        frame = source.read(ring.ring.view(slot) if ring is not None and slot is not None else None)
         if frame is None:
             return
+        counters.received += 1
         msg = Message.frame(index, t_grab / 1e9, info)
-        msg.arrays["frame"] = frame
+        if ring is not None and slot is not None:
+            msg.header["frame_ref"] = ring.ref(slot)
+        else:
+            msg.arrays["frame"] = frame
         # capture's row: its service time is the decode; it has no queue or model
         msg.header["trace"].append(["capture", t_grab, 0, 0, time.perf_counter_ns() - t0, 0, 0, 0])
         index += 1
@@ -43,8 +75,11 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     lossless = not cfg.live
     endpoint = transport.Endpoint.parse(cfg.endpoint("capture", "output"))
-    sock = transport.open_socket(ctx, endpoint, 2 if lossless else 1)
+    sock = transport.open_socket(ctx, endpoint, 4)  # with the ring, free slots bound what is in flight
+    watch = transport.PeerWatch(sock)
     counters = Counters()
+    # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
+    ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if endpoint.ipc_path else None
     log.info(
         "capture: %s %dx%d @ %.1f fps, %s%s, output %s",
         source.spec,
@@ -56,11 +91,11 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
         endpoint,
     )
     control.send("ready")
+    if not lossless and not watch.wait_connected(stop):  # a live send before that would be a needless drop
+        return
     cpu0 = time.process_time()
-    linger = 0
     try:
-        for msg in frames(cfg, source, stop):
-            counters.received += 1
+        for msg in frames(cfg, source, stop, ring, counters):
             msg.header["trace"][0][2] = time.time_ns()
             if lossless:
                 while not transport.send(sock, msg, block=False):
@@ -69,13 +104,19 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
                     zmq.select([], [sock], [], 0.1)
             elif not transport.send(sock, msg, block=False):
                 counters.dropped += 1  # the pipeline is busy: drop, never queue, on live input
+                if ring is not None:
+                    ring.free.append(msg.header["frame_ref"]["slot"])
                 continue
             counters.sent += 1
         if not stop:
             eos = Message.eos({"capture": {**counters.as_dict(), "cpu_s": round(time.process_time() - cpu0, 3)}})
             transport.send(sock, eos)
             log.info("capture: end of input, %s", counters.as_dict())
-            linger = LINGER_MS
+            if not watch.wait_gone(END_WAIT_S, stop):  # face detection has taken everything
+                log.warning("capture: face detection still connected %.0f s after the end of input", END_WAIT_S)
     finally:
         source.close()
-        transport.close_socket(sock, endpoint, linger)
+        watch.close()
+        transport.close_socket(sock, endpoint)
+        if ring is not None:
+            ring.close()

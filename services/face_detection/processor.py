@@ -44,5 +44,5 @@ class FaceDetection(Processor):
         msg.header["face"] = [round(v, 2) for v in face]
         msg.header["crop"] = list(square)
         msg.header["region"] = [x0, y0]
-        msg.arrays["region"] = frame[y0:y1, x0:x1]
+        msg.arrays["region"] = frame[y0:y1, x0:x1].copy()  # the frame's shared slot is reused once released
         return msg

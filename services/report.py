@@ -1,0 +1,90 @@
+"""gazeflow report: read a metrics report, print a table, draw the plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gazeflow.shared.config import STAGES
+from gazeflow.shared.errors import GazeflowError
+
+COLUMNS = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "post_ms", "service_ms")
+
+
+def load(path: str) -> dict[str, Any]:
+    try:
+        report = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GazeflowError(f"metrics report not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise GazeflowError(f"{path} is not a metrics report: {exc}") from None
+    if not isinstance(report, dict) or "stages" not in report or "e2e_ms" not in report:
+        raise GazeflowError(f"{path} is not a metrics report (no 'stages' or 'e2e_ms')")
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    e2e = report["e2e_ms"]
+    lines = [
+        f"{report['frames']} frames in {report['seconds']:.2f} s: {report['fps']:.1f} fps, "
+        f"{report.get('dropped', 0)} dropped, {report.get('cpu_ms_per_frame', 0):.1f} ms CPU per frame",
+        f"end to end: p50 {e2e['p50']:.1f}  p95 {e2e['p95']:.1f}  p99 {e2e['p99']:.1f}  max {e2e['max']:.1f} ms",
+        "",
+        f"{'stage':<20}" + "".join(f"{c[:-3] + ' p50/p95':>18}" for c in COLUMNS) + f"{'in':>7}{'out':>7}{'drop':>6}",
+    ]
+    for name in STAGES:
+        s = report["stages"].get(name)
+        if not s:
+            continue
+        cells = "".join(f"{s[c]['p50']:>9.2f}/{s[c]['p95']:<8.2f}" for c in COLUMNS if c in s)
+        lines.append(f"{name:<20}{cells}{s['in']:>7}{s['out']:>7}{s['dropped']:>6}")
+    lines.append("(milliseconds; service = pre + infer + post; queue includes waiting for a free infer request)")
+    return "\n".join(lines)
+
+
+def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timeline = report.get("timeline") or {}
+    written = []
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    t = timeline.get("t", [])
+    for name, series in (timeline.get("service_ms") or {}).items():
+        ax.plot(t[: len(series)], series, label=name, linewidth=0.9)
+    ax.plot(t, timeline.get("e2e_ms", []), label="end to end", color="black", linewidth=1.2)
+    ax.set(xlabel="seconds since the first frame", ylabel="ms", title="Per-stage service time and end-to-end latency")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path = out_prefix.with_name(out_prefix.name + "-latency.png")
+    fig.savefig(path, dpi=110)
+    written.append(path)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    e2e = timeline.get("e2e_ms", [])
+    ax.hist(e2e, bins=50, color="tab:blue", alpha=0.8)
+    for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+        value = report["e2e_ms"][key]
+        ax.axvline(value, color="black", linestyle=style, label=f"{key} {value:.1f} ms")
+    ax.set(xlabel="end-to-end latency, ms (capture to pointer)", ylabel="frames", title="End-to-end latency")
+    ax.legend()
+    fig.tight_layout()
+    path = out_prefix.with_name(out_prefix.name + "-e2e.png")
+    fig.savefig(path, dpi=110)
+    written.append(path)
+    plt.close(fig)
+    return written
+
+
+def report_command(path: str, out: str | None) -> None:
+    report = load(path)
+    print(table(report))
+    prefix = Path(out) if out else Path(path).with_suffix("")
+    for written in plots(report, prefix):
+        print(f"wrote {written}")
