@@ -31,15 +31,21 @@ def table(report: dict[str, Any]) -> str:
         f"{report.get('dropped', 0)} dropped, {report.get('cpu_ms_per_frame', 0):.1f} ms CPU per frame",
         f"end to end: p50 {e2e['p50']:.1f}  p95 {e2e['p95']:.1f}  p99 {e2e['p99']:.1f}  max {e2e['max']:.1f} ms",
         "",
-        f"{'stage':<20}" + "".join(f"{c[:-3] + ' p50/p95':>18}" for c in COLUMNS) + f"{'in':>7}{'out':>7}{'drop':>6}",
+        f"{'stage':<20}"
+        + "".join(f"{c[:-3] + ' p50/p95':>18}" for c in COLUMNS)
+        + f"{'in':>7}{'out':>7}{'drop':>6}{'in flight':>11}",
     ]
     for name in STAGES:
         s = report["stages"].get(name)
         if not s:
             continue
         cells = "".join(f"{s[c]['p50']:>9.2f}/{s[c]['p95']:<8.2f}" for c in COLUMNS if c in s)
-        lines.append(f"{name:<20}{cells}{s['in']:>7}{s['out']:>7}{s['dropped']:>6}")
-    lines.append("(milliseconds; service = pre + infer + post; queue includes waiting for a free infer request)")
+        flight = f"{s['in_flight_mean']:.1f}/{s['in_flight_max']}" if "in_flight_mean" in s else "-"
+        lines.append(f"{name:<20}{cells}{s['in']:>7}{s['out']:>7}{s['dropped']:>6}{flight:>11}")
+    lines.append(
+        "(milliseconds; service = pre + infer + post; queue includes waiting for a free infer request; "
+        "in flight: requests in flight after each submit, mean/max)"
+    )
     return "\n".join(lines)
 
 

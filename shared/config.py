@@ -86,6 +86,7 @@ class Config:
     loop: bool = False
     lossless: bool = False
     max_frames: int = 0  # 0 = all
+    shared_frames: bool = True  # a same-host frames link passes shared-memory slots, not pixels
     stale_ms: float = 100.0  # live input: a waiting frame this old is dropped once a newer one arrives
     results: str = ""
     metrics: str = ""

@@ -14,6 +14,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import zmq
@@ -32,6 +33,7 @@ Inputs = dict[str, dict[str, np.ndarray]]  # model key -> input name -> array
 Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
 POLL_MS = 100  # how often an idle stage looks at its stop flag
 LIVE_INBOX = 4  # live input: at most this many frames wait for a free request
+LOSSLESS_INBOX = 8  # replay: at most this many messages wait; then the socket's queue holds the rest
 END_WAIT_S = 60.0  # at the end of a stream, how long to wait for the next stage to take everything
 
 
@@ -65,9 +67,21 @@ class Counters:
     sent: int = 0
     dropped: int = 0
     malformed: int = 0
+    submits: int = 0
+    in_flight_sum: int = 0  # requests in flight just after each submit, summed
+    in_flight_max: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {"in": self.received, "out": self.sent, "dropped": self.dropped, "malformed": self.malformed}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "in": self.received,
+            "out": self.sent,
+            "dropped": self.dropped,
+            "malformed": self.malformed,
+        }
+        if self.submits:
+            out["in_flight_mean"] = round(self.in_flight_sum / self.submits, 2)
+            out["in_flight_max"] = self.in_flight_max
+        return out
 
 
 @dataclass
@@ -95,8 +109,10 @@ class StageRuntime:
         self.live = cfg.live and self.name == "face_detection"  # only the entry stage drops
         self.counters = Counters()
         self.inbox: deque[tuple[Message, int, int]] = deque()
-        # live: frames wait while they are fresh (see _receive); replay: a short lossless queue
-        self.inbox_size = LIVE_INBOX if self.live else 2
+        # Messages are taken off the socket as soon as they arrive, so that time in the inbox shows
+        # as queue wait, not transport. Live: frames wait while fresh (see _drop_stale); replay: a
+        # bounded lossless queue (with the frame ring, its free slots bound it first).
+        self.inbox_size = LIVE_INBOX if self.live else LOSSLESS_INBOX
         self.stale_ns = int(cfg.stale_ms * 1e6)
         self.pending: deque[_Item] = deque()
         self.seq = 0
@@ -182,6 +198,11 @@ class StageRuntime:
             self.seq += 1
             for key, model_inputs in inputs.items():
                 self.models[key].submit(model_inputs, self.seq)
+            if inputs:
+                in_flight = self.in_flight()
+                self.counters.submits += 1
+                self.counters.in_flight_sum += in_flight
+                self.counters.in_flight_max = max(self.counters.in_flight_max, in_flight)
             item.msg.header["_seq"] = self.seq
             self.pending.append(item)
         return False
@@ -284,7 +305,9 @@ class StageRuntime:
             self.shared_frames.close()
 
     def _finish_stream(self, eos: Message) -> None:
+        requests = {key: m.size for key, m in self.models.items()}
         eos.header.setdefault("stats", {})[self.name] = {
+            "requests": requests,
             **self.counters.as_dict(),
             "cpu_s": round(time.process_time() - self.cpu0, 3),
         }

@@ -79,7 +79,8 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     watch = transport.PeerWatch(sock)
     counters = Counters()
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
-    ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if endpoint.ipc_path else None
+    use_ring = cfg.shared_frames and endpoint.ipc_path is not None
+    ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if use_ring else None
     log.info(
         "capture: %s %dx%d @ %.1f fps, %s%s, output %s",
         source.spec,

@@ -1,0 +1,77 @@
+"""The metrics report of a short real replay: complete, consistent, readable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gazeflow.shared.config import STAGES
+
+from conftest import gazeflow
+
+pytestmark = pytest.mark.integration
+PATH = ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
+
+
+@pytest.fixture(scope="module")
+def short_report(assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("metrics")
+    metrics = out / "m.json"
+    proc = gazeflow("run-all", "--input", "demo", "--max-speed", "--max-frames", "60", "--pointer", "null",
+                    "--metrics", str(metrics), "--log-interval", "0.5")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(metrics.read_text()), proc, out
+
+
+def test_report_has_every_stage_and_field(short_report):
+    report, _, _ = short_report
+    assert report["frames"] == 60 and report["seconds"] > 0 and report["fps"] > 0
+    assert set(report["e2e_ms"]) == {"p50", "p95", "p99", "max"}
+    for name in STAGES:
+        stage = report["stages"][name]
+        for key in ("transport_ms", "queue_ms", "service_ms", "infer_ms"):
+            assert set(stage[key]) == {"p50", "p95", "p99", "max"}, (name, key)
+        assert stage["in"] == stage["out"] + stage["dropped"] == 60, name
+    for name in ("face_detection", "landmarks_headpose", "gaze"):
+        assert report["stages"][name]["infer_ms"]["p50"] > 0, name
+        assert report["stages"][name]["transport_ms"]["p50"] > 0, name
+
+
+def test_latencies_add_up(short_report):
+    """End to end is at least the sum of the service times on the path, frame by frame."""
+    report, _, _ = short_report
+    timeline = report["timeline"]
+    services = timeline["service_ms"]
+    for i, e2e in enumerate(timeline["e2e_ms"]):
+        assert e2e + 0.01 >= sum(services[name][i] for name in PATH), i
+    assert report["e2e_ms"]["p50"] >= sum(report["stages"][n]["service_ms"]["p50"] for n in PATH) * 0.5
+    for stage in report["stages"].values():
+        for key in ("transport_ms", "queue_ms", "service_ms", "infer_ms"):
+            p = stage[key]
+            assert 0 <= p["p50"] <= p["p95"] <= p["p99"] <= p["max"]
+
+
+def test_live_line_while_running(short_report):
+    _, proc, _ = short_report
+    lines = [line for line in proc.stderr.splitlines() if "fps" in line and "e2e p50" in line]
+    assert lines and all("face_detection" in line for line in lines[1:])
+
+
+def test_report_command_prints_a_table_and_writes_plots(short_report):
+    _, _, out = short_report
+    proc = gazeflow("report", str(out / "m.json"), "--out", str(out / "plot"))
+    assert proc.returncode == 0, proc.stderr
+    assert "end to end: p50" in proc.stdout
+    for name in STAGES:
+        assert name in proc.stdout
+    for suffix in ("latency", "e2e"):
+        png = out / f"plot-{suffix}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_file_that_is_not_one(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    proc = gazeflow("report", str(bad))
+    assert proc.returncode == 2 and "is not a metrics report" in proc.stderr and "Traceback" not in proc.stderr
