@@ -71,6 +71,7 @@ class PipelineMetrics:
         t_capture = float(h["t_capture"])
         if self.first_capture is None:
             self.first_capture = t_capture
+            self._interval_start = time.monotonic()  # the first interval starts with the first frame
         trace = h["trace"]
         end_ns = trace[-1][T_SEND] if trace else time.time_ns()
         self.last_send = end_ns / 1e9

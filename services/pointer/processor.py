@@ -60,7 +60,9 @@ class Pointer(Processor):
             self._next_live += self.cfg.log_interval
             line = self.metrics.live_line()
             if line:
-                log.info("%s", line)
+                last = self.controller.last_move
+                where = f"pointer {self.backend.name} ({last[0]}, {last[1]})" if last else "pointer paused"
+                log.info("%s | %s, %d moves", line, where, self.controller.moves)
 
     def _end(self, stats: dict[str, dict[str, int]]) -> None:
         stats = dict(stats)
