@@ -56,6 +56,8 @@ class Pointer(Processor):
         if self.results is not None:
             self.results.write(result_line(msg) + "\n")
         self.metrics.add(msg)
+        if self.metrics.frames == 1:  # intervals count from the first frame, not from model loading
+            self._next_live = time.monotonic() + self.cfg.log_interval
         if self.cfg.log_interval > 0 and time.monotonic() >= self._next_live:
             self._next_live += self.cfg.log_interval
             line = self.metrics.live_line()
