@@ -29,10 +29,6 @@ def stage_body(name: str, cfg: Config):
         if name == "capture":
             capture.run(cfg, ctx, control, stop)
             return
-        proc = PROCESSORS[name](cfg)
-        runtime = StageRuntime(proc, cfg, ctx, control, stop)
-        if isinstance(proc, Pointer):
-            proc.report = lambda kind, text, data: (print(text, flush=True), control.send(kind, text=text))
-        runtime.run()
+        StageRuntime(PROCESSORS[name](cfg), cfg, ctx, control, stop).run()
 
     return body

@@ -57,9 +57,6 @@ class Processor:
     def sent(self, msg: Message) -> None:
         """Called after a message left the stage, its trace row complete."""
 
-    def close(self) -> None:
-        """Called once at the end of the stream."""
-
 
 @dataclass
 class Counters:
@@ -311,7 +308,6 @@ class StageRuntime:
             **self.counters.as_dict(),
             "cpu_s": round(time.process_time() - self.cpu0, 3),
         }
-        self.proc.close()
         if self.out_sock is not None and self.out_watch is not None:
             self._send(eos)
             if not self.out_watch.wait_gone(END_WAIT_S, self.stop):  # until the next stage has it all

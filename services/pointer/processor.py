@@ -28,15 +28,13 @@ def result_line(msg: Message) -> str:
 class Pointer(Processor):
     name = "pointer"
 
-    def __init__(self, cfg: Config, report: Any = None) -> None:
+    def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.backend = make_backend(cfg.pointer)
         self.controller = PointerController(cfg.pointer, self.backend.size)
         self.metrics = metrics.PipelineMetrics()
         self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
-        self.report = report or (lambda kind, text, data: print(text, flush=True))
         self._next_live = time.monotonic() + cfg.log_interval
-        self.summary: dict[str, Any] | None = None
         log.info("pointer backend %s, screen %dx%d", self.backend.name, *self.backend.size)
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
@@ -77,5 +75,4 @@ class Pointer(Processor):
             self.results = None
         if self.cfg.metrics:
             metrics.write_report(self.cfg.metrics, report)
-        self.summary = report
-        self.report("summary", self.metrics.summary_line(report["dropped"]), report)
+        print(self.metrics.summary_line(report["dropped"]), flush=True)  # the run's one summary line
