@@ -96,3 +96,40 @@ def test_live_pacing_drops_stale_frames_and_counts_every_one(assets, tmp_path):
     frames = [r["frame"] for r in rows]
     assert frames == sorted(set(frames))  # in order, never duplicated
     assert f"dropped {report['dropped']}" in proc.stdout
+
+
+def _write_video(path, frames, size=(640, 360), fps=25.0):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def test_frames_without_a_face_still_flow_through_every_stage(assets, tmp_path):
+    """A small video: blank frames between faces cut from the demo; every frame reaches the results."""
+    import cv2
+    import numpy as np
+
+    cap = cv2.VideoCapture(str(assets / "videos" / "demo.mp4"))
+    frames = []
+    for i in range(12):
+        ok, frame = cap.read()
+        assert ok
+        small = cv2.resize(frame, (640, 360))
+        frames.append(small if i % 3 else np.zeros_like(small))  # frames 0, 3, 6, 9 have no face
+    video = tmp_path / "mixed.avi"
+    _write_video(video, frames)
+    results = tmp_path / "r.jsonl"
+    proc = gazeflow("run-all", "--input", str(video), "--max-speed", "--pointer", "null",
+                    "--results", str(results), "--log-interval", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_results(results)
+    assert [r["frame"] for r in rows] == list(range(12))
+    for r in rows:
+        blank = r["frame"] % 3 == 0
+        assert (r["face"] is None) == blank, r
+        assert (r["gaze"] is None) == blank, r
+        assert (r["pointer"] is None) == blank, r  # no gaze: the pointer holds still
+    assert "frames 12," in proc.stdout and "frames with a face 8" in proc.stdout
