@@ -133,3 +133,45 @@ def test_frames_without_a_face_still_flow_through_every_stage(assets, tmp_path):
         assert (r["gaze"] is None) == blank, r
         assert (r["pointer"] is None) == blank, r  # no gaze: the pointer holds still
     assert "frames 12," in proc.stdout and "frames with a face 8" in proc.stdout
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_tcp_links_configured_in_the_file_give_the_same_results(demo_runs, tmp_path):
+    """Every link over tcp (pixels in the message, no shared memory) matches the ipc run frame by frame."""
+    frames, faces, eyes, gaze = (f"tcp://127.0.0.1:{p}" for p in _free_ports(4))
+    config = tmp_path / "tcp.toml"
+    config.write_text(f"""
+[stages.capture]
+output = "push+bind:{frames}"
+[stages.face_detection]
+input = "pull+connect:{frames}"
+output = "push+connect:{faces}"
+[stages.landmarks_headpose]
+input = "pull+bind:{faces}"
+output = "push+bind:{eyes}"
+[stages.gaze]
+input = "pull+connect:{eyes}"
+output = "push+bind:{gaze}"
+[stages.pointer]
+input = "pull+connect:{gaze}"
+""")
+    results = tmp_path / "r.jsonl"
+    proc = gazeflow("run-all", "--config", str(config), "--input", "demo", "--max-speed", "--max-frames", "90",
+                    "--pointer", "null", "--results", str(results), "--log-interval", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tcp://127.0.0.1" in proc.stderr
+    rows, reference = read_results(results), read_results(demo_runs["run-all"])[:90]
+    assert [r["frame"] for r in rows] == list(range(90))
+    for a, b in zip(rows, reference, strict=True):
+        assert a["gaze"] == pytest.approx(b["gaze"], abs=1e-3), a["frame"]
