@@ -36,6 +36,10 @@ from .pipeline import PROCESSORS
 log = logging.getLogger("gazeflow.run_all")
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 4.0
+# Stages that keep no state between frames are restarted when they die after having been ready;
+# capture (its position in the input) and pointer (the results file) are not.
+RESTARTABLE = ("face_detection", "landmarks_headpose", "gaze")
+MAX_RESTARTS = 5
 
 
 class _Signalled(Exception):
@@ -64,6 +68,9 @@ class Supervisor:
         self.control.bind(self.control_address)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.errors: dict[str, str] = {}
+        self.ready_pids: set[int] = set()
+        self.restarts: dict[str, int] = {}
+        self.restart_at: dict[str, float] = {}
         self.config_file = run_dir / "config.json"
         self.config_file.write_text(cfg.to_json())
 
@@ -85,19 +92,37 @@ class Supervisor:
         for event in out:
             if event.get("event") == "error":
                 self.errors[event["stage"]] = event.get("message", "")
+            elif event.get("event") == "ready":
+                self.ready_pids.add(event.get("pid", 0))
         return out
 
+    def _reason(self, name: str, code: int) -> str:
+        self.events(0)  # pick up its last words
+        if name in self.errors:
+            return f"stage {name} failed: {self.errors.pop(name)}"
+        if code < 0:
+            return f"stage {name} died: killed by {signal.Signals(-code).name}"
+        return f"stage {name} exited with code {code}"
+
     def failed(self) -> str | None:
-        """A one-line reason if some stage has exited with an error."""
+        """A one-line reason if some stage has exited with an error it cannot be restarted from."""
         for name, proc in self.procs.items():
             code = proc.poll()
-            if code not in (None, 0):
-                self.events(0)  # pick up its last words
-                if name in self.errors:
-                    return f"stage {name} failed: {self.errors[name]}"
-                if code < 0:
-                    return f"stage {name} died: killed by {signal.Signals(-code).name}"
-                return f"stage {name} exited with code {code}"
+            if code in (None, 0) or name in self.restart_at:
+                continue
+            reason = self._reason(name, code)
+            n = self.restarts.get(name, 0)
+            if name not in RESTARTABLE or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
+                return reason if n < MAX_RESTARTS else f"{reason} (after {n} restarts)"
+            self.restarts[name] = n + 1
+            delay = min(0.5 * 2**n, 8.0)
+            log.warning("%s; restarting it in %.1f s (restart %d of %d)", reason, delay, n + 1, MAX_RESTARTS)
+            self.restart_at[name] = time.monotonic() + delay
+        now = time.monotonic()
+        for name, when in list(self.restart_at.items()):
+            if now >= when:
+                del self.restart_at[name]
+                self.start(name)
         return None
 
     def wait_ready(self, names: list[str]) -> None:
@@ -114,7 +139,7 @@ class Supervisor:
                 raise GazeflowError(f"stages not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(sorted(waiting))}")
 
     def wait_done(self) -> None:
-        while any(p.poll() is None for p in self.procs.values()):
+        while self.restart_at or any(p.poll() is None for p in self.procs.values()):
             self.events(0.2)
             reason = self.failed()
             if reason:

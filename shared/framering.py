@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import zmq
 from .errors import GazeflowError
 
 SLOTS = 8
+SLOT_TIMEOUT_S = 5.0  # a slot not released for this long is taken back (its consumer died)
 
 
 class FrameRing:
@@ -69,6 +71,9 @@ class RingProducer:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.bind(self.release_address)
         self.free: deque[int] = deque(range(slots))
+        self.in_use: dict[int, tuple[int, float]] = {}  # slot -> (generation, taken at)
+        self.generation = 0
+        self.expired = 0
 
     def reclaim(self, timeout_ms: int = 0) -> None:
         """Take back released slots; wait up to timeout_ms for the first one."""
@@ -76,16 +81,38 @@ class RingProducer:
             return
         while True:
             try:
-                self.free.append(int(self.sock.recv(zmq.NOBLOCK)))
+                slot, gen = (int(v) for v in self.sock.recv(zmq.NOBLOCK).split(b":"))
             except zmq.Again:
                 return
+            except ValueError:
+                continue  # not a release message: ignore it
+            if self.in_use.get(slot, (None,))[0] == gen:  # a late release of a slot already taken back is ignored
+                self.give_back(slot)
+
+    def give_back(self, slot: int) -> None:
+        del self.in_use[slot]
+        self.free.append(slot)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for slot, (_, taken) in list(self.in_use.items()):
+            if now - taken > SLOT_TIMEOUT_S:
+                self.expired += 1
+                self.give_back(slot)
 
     def take(self) -> int | None:
         self.reclaim()
-        return self.free.popleft() if self.free else None
+        if not self.free:
+            self._expire()
+        if not self.free:
+            return None
+        slot = self.free.popleft()
+        self.generation += 1
+        self.in_use[slot] = (self.generation, time.monotonic())
+        return slot
 
     def ref(self, slot: int) -> dict[str, Any]:
-        return {"ring": str(self.ring.path), "slot": slot, "shape": list(self.ring.shape),
+        return {"ring": str(self.ring.path), "slot": slot, "gen": self.in_use[slot][0], "shape": list(self.ring.shape),
                 "slots": self.ring.slots, "release": self.release_address}  # fmt: skip
 
     def close(self) -> None:
@@ -118,7 +145,7 @@ class RingConsumer:
         ref = header.pop("frame_ref", None)
         if ref is not None and self.sock is not None:
             try:
-                self.sock.send(str(ref["slot"]).encode(), zmq.NOBLOCK)
+                self.sock.send(f"{ref['slot']}:{ref['gen']}".encode(), zmq.NOBLOCK)
             except zmq.Again:
                 pass  # capture has gone away: nobody needs the slot back
 

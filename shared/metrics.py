@@ -117,12 +117,13 @@ class PipelineMetrics:
     def seconds(self) -> float:
         return max(self.last_send - (self.first_capture or self.last_send), 1e-9)
 
-    def summary_line(self, dropped: int = 0) -> str:
+    def summary_line(self, dropped: int = 0, lost: int = 0) -> str:
         fps = self.frames / self.seconds if self.frames else 0.0
-        return (
+        line = (
             f"frames {self.frames}, seconds {self.seconds:.2f}, fps {fps:.1f}, "
             f"frames with a face {self.faces}, frames with gaze {self.gazes}, dropped {dropped}"
         )
+        return line + (f", lost {lost} (a stage died)" if lost else "")
 
     def report(self, stats: dict[str, dict[str, int]]) -> dict[str, Any]:
         stages: dict[str, Any] = {}
@@ -139,6 +140,13 @@ class PipelineMetrics:
             "frames_with_face": self.faces,
             "frames_with_gaze": self.gazes,
             "dropped": sum(int(s.get("dropped", 0)) for s in stats.values()),
+            # frames capture sent that neither arrived nor were dropped: lost with a stage that died
+            "lost": max(
+                0,
+                int(stats.get("capture", {}).get("out", self.frames))
+                - self.frames
+                - sum(int(s.get("dropped", 0)) for name, s in stats.items() if name != "capture"),
+            ),
             "cpu_ms_per_frame": round(
                 1e3 * sum(float(s.get("cpu_s", 0)) for s in stats.values()) / max(self.frames, 1), 3
             ),

@@ -27,6 +27,7 @@ def short_report(assets, tmp_path_factory):
 def test_report_has_every_stage_and_field(short_report):
     report, _, _ = short_report
     assert report["frames"] == 60 and report["seconds"] > 0 and report["fps"] > 0
+    assert report["dropped"] == 0 and report["lost"] == 0
     assert set(report["e2e_ms"]) == {"p50", "p95", "p99", "max"}
     for name in STAGES:
         stage = report["stages"][name]

@@ -106,13 +106,15 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
             elif not transport.send(sock, msg, block=False):
                 counters.dropped += 1  # the pipeline is busy: drop, never queue, on live input
                 if ring is not None:
-                    ring.free.append(msg.header["frame_ref"]["slot"])
+                    ring.give_back(msg.header["frame_ref"]["slot"])
                 continue
             counters.sent += 1
         if not stop:
             eos = Message.eos({"capture": {**counters.as_dict(), "cpu_s": round(time.process_time() - cpu0, 3)}})
             transport.send(sock, eos)
             log.info("capture: end of input, %s", counters.as_dict())
+            if ring is not None and ring.expired:
+                log.warning("capture: %d frame slots were never released (a stage died): taken back", ring.expired)
             if not watch.wait_gone(END_WAIT_S, stop):  # face detection has taken everything
                 log.warning("capture: face detection still connected %.0f s after the end of input", END_WAIT_S)
     finally:

@@ -75,4 +75,4 @@ class Pointer(Processor):
             self.results = None
         if self.cfg.metrics:
             metrics.write_report(self.cfg.metrics, report)
-        print(self.metrics.summary_line(report["dropped"]), flush=True)  # the run's one summary line
+        print(self.metrics.summary_line(report["dropped"], report["lost"]), flush=True)  # the run's one summary line
