@@ -86,6 +86,7 @@ class Config:
     loop: bool = False
     lossless: bool = False
     max_frames: int = 0  # 0 = all
+    curve_keys: str = ""  # folder made by 'gazeflow keys': encrypt and authenticate every tcp link
     shared_frames: bool = True  # a same-host frames link passes shared-memory slots, not pixels
     stale_ms: float = 100.0  # live input: a waiting frame this old is dropped once a newer one arrives
     results: str = ""
@@ -119,6 +120,14 @@ class Config:
                 mode = "bind" if binder == stage else "connect"
                 return f"{pattern}+{mode}:ipc://{self.run_dir}/{name}"
         raise GazeflowError(f"stage {stage} has no {direction}")
+
+    def curve(self) -> Any:
+        """The CURVE keys for tcp links, or None."""
+        if not self.curve_keys:
+            return None
+        from .security import Curve
+
+        return Curve(self.curve_keys)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)

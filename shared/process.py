@@ -20,6 +20,7 @@ import msgpack
 import zmq
 
 from .errors import GazeflowError
+from .security import stop_authenticators
 
 log = logging.getLogger("gazeflow")
 CONTROL_ENV = "GAZEFLOW_CONTROL"
@@ -112,5 +113,6 @@ def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None])
             else:
                 log.error("stage %s: %s", name, message)
         control.close()
+        stop_authenticators()
         ctx.destroy(linger=0)
     return code

@@ -128,10 +128,13 @@ class StageRuntime:
         self.out_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "output")) if self.name != "pointer" else None
         # full frames into face detection: a short queue (6 MB each); small messages elsewhere
         hwm = 4 if self.name == "face_detection" else 16
-        self.in_sock = transport.open_socket(ctx, self.in_ep, hwm)
+        curve = cfg.curve()
+        self.in_sock = transport.open_socket(ctx, self.in_ep, hwm, curve)
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
-        self.out_sock = transport.open_socket(ctx, self.out_ep, 16) if self.out_ep else None
-        self.out_watch = transport.PeerWatch(self.out_sock) if self.out_sock is not None else None
+        self.out_sock: zmq.Socket | None = None
+        self.out_watch: transport.PeerWatch | None = None
+        if self.out_ep is not None:
+            self.out_sock, self.out_watch = transport.open_watched_socket(ctx, self.out_ep, 16, curve)
         log.info(
             "%s: %s, hint %s, requests %s, input %s",
             self.name,

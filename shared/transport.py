@@ -60,13 +60,35 @@ class Endpoint:
         return f"{self.pattern}+{self.mode}:{self.address}"
 
 
-def open_socket(ctx: zmq.Context, endpoint: Endpoint, hwm: int) -> zmq.Socket:
-    """Create, configure and bind or connect one socket."""
+def open_socket(ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> zmq.Socket:
+    """Create, configure and bind or connect one socket (CURVE on tcp when curve keys are given)."""
+    sock = _configured(ctx, endpoint, hwm, curve)
+    _attach(sock, endpoint)
+    return sock
+
+
+def open_watched_socket(
+    ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None
+) -> tuple[zmq.Socket, PeerWatch]:
+    """A sending socket whose peers are counted from before its first connection."""
+    sock = _configured(ctx, endpoint, hwm, curve)
+    watch = PeerWatch(sock)
+    _attach(sock, endpoint)
+    return sock, watch
+
+
+def _configured(ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any) -> zmq.Socket:
     sock = ctx.socket(PATTERNS[endpoint.pattern])
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    if curve is not None:
+        curve.apply(ctx, sock, endpoint.address, endpoint.mode == "bind")
+    return sock
+
+
+def _attach(sock: zmq.Socket, endpoint: Endpoint) -> None:
     if endpoint.mode == "bind":
         path = endpoint.ipc_path
         if path is not None:
@@ -78,7 +100,6 @@ def open_socket(ctx: zmq.Context, endpoint: Endpoint, hwm: int) -> zmq.Socket:
             raise GazeflowError(f"cannot bind {endpoint.address}: {exc}") from None
     else:
         sock.connect(endpoint.address)
-    return sock
 
 
 def close_socket(sock: zmq.Socket, endpoint: Endpoint) -> None:

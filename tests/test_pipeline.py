@@ -147,11 +147,17 @@ def _free_ports(n):
     return ports
 
 
-def test_tcp_links_configured_in_the_file_give_the_same_results(demo_runs, tmp_path):
-    """Every link over tcp (pixels in the message, no shared memory) matches the ipc run frame by frame."""
+@pytest.mark.parametrize("curve", [False, True], ids=["plain", "curve"])
+def test_tcp_links_configured_in_the_file_give_the_same_results(demo_runs, tmp_path, curve):
+    """Every link over tcp (pixels in the message, no shared memory), with or without CURVE, matches ipc."""
     frames, faces, eyes, gaze = (f"tcp://127.0.0.1:{p}" for p in _free_ports(4))
     config = tmp_path / "tcp.toml"
+    keys = ""
+    if curve:
+        assert gazeflow("keys", str(tmp_path / "keys")).returncode == 0
+        keys = f'curve_keys = "{tmp_path / "keys"}"'
     config.write_text(f"""
+{keys}
 [stages.capture]
 output = "push+bind:{frames}"
 [stages.face_detection]

@@ -75,7 +75,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     lossless = not cfg.live
     endpoint = transport.Endpoint.parse(cfg.endpoint("capture", "output"))
-    sock = transport.open_socket(ctx, endpoint, 4)  # with the ring, free slots bound what is in flight
+    sock = transport.open_socket(ctx, endpoint, 4, cfg.curve())  # with the ring, free slots bound what is in flight
     watch = transport.PeerWatch(sock)
     counters = Counters()
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels

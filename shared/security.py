@@ -1,0 +1,87 @@
+"""CURVE encryption and authentication for tcp links (ZeroMQ's CurveZMQ).
+
+``gazeflow keys DIR`` writes a server and a client key pair and an
+``authorized/`` folder holding the client public keys allowed to connect.
+Copy DIR to every host and set ``curve_keys = "DIR"``: then every tcp socket
+is encrypted, the binding side is the CURVE server and admits only authorized
+clients; a peer with a wrong key is refused by the handshake, logged, and the
+stage goes on. ipc links stay on the host and are not encrypted.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from .errors import GazeflowError
+
+log = logging.getLogger("gazeflow.auth")
+_authenticators: list[ThreadAuthenticator] = []
+
+
+def make_keys(directory: str | Path) -> Path:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("server", "client"):
+        zmq.auth.create_certificates(d, name)
+    authorized = d / "authorized"
+    authorized.mkdir(exist_ok=True)
+    shutil.copyfile(d / "client.key", authorized / "client.key")
+    return d
+
+
+class _RefusalsAsWarnings(logging.LoggerAdapter):
+    """pyzmq logs CURVE refusals at debug level; a refused peer deserves a warning."""
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        if text.startswith("DENIED"):
+            level = logging.WARNING
+            msg, args = f"refused a peer: {text}", ()
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+class Curve:
+    """The keys of one process, applied to its tcp sockets."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+        try:
+            self.server_public, self.server_secret = zmq.auth.load_certificate(self.dir / "server.key_secret")
+            self.client_public, self.client_secret = zmq.auth.load_certificate(self.dir / "client.key_secret")
+        except (OSError, ValueError) as exc:
+            raise GazeflowError(
+                f"CURVE keys in {self.dir}: {exc} (make them with 'gazeflow keys {self.dir}')"
+            ) from None
+        if not (self.dir / "authorized").is_dir():
+            raise GazeflowError(f"CURVE keys in {self.dir}: no authorized/ folder of client public keys")
+        self._auth: ThreadAuthenticator | None = None
+
+    def apply(self, ctx: zmq.Context, sock: zmq.Socket, address: str, bind: bool) -> None:
+        if not address.startswith("tcp://"):
+            return
+        if bind:
+            if self._auth is None:
+                self._auth = ThreadAuthenticator(ctx, log=_RefusalsAsWarnings(log, {}))
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(self.dir / "authorized"))
+                _authenticators.append(self._auth)
+            sock.curve_secretkey = self.server_secret
+            sock.curve_publickey = self.server_public
+            sock.curve_server = True
+        else:
+            sock.curve_secretkey = self.client_secret
+            sock.curve_publickey = self.client_public
+            sock.curve_serverkey = self.server_public
+
+
+def stop_authenticators() -> None:
+    """Stop the authentication threads (before the ZeroMQ context is destroyed)."""
+    while _authenticators:
+        _authenticators.pop().stop()

@@ -1,0 +1,44 @@
+"""CURVE on real tcp sockets: encrypted traffic flows; a peer with a wrong key is refused and logged."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+import zmq
+
+from gazeflow.shared import transport
+from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.messages import Message
+from gazeflow.shared.security import Curve, make_keys, stop_authenticators
+
+
+def test_wrong_key_is_refused_and_logged_and_the_server_goes_on(tmp_path, caplog):
+    good, other = make_keys(tmp_path / "good"), make_keys(tmp_path / "other")
+    shutil.copyfile(good / "server.key", other / "server.key")  # it knows the server, but is not authorized
+    shutil.copyfile(good / "server.key_secret", other / "server.key_secret")
+    ctx = zmq.Context()
+    try:
+        server = transport.open_socket(ctx, transport.Endpoint.parse("pull+bind:tcp://127.0.0.1:0"), 16, Curve(good))
+        address = server.getsockopt_string(zmq.LAST_ENDPOINT)
+        intruder = transport.open_socket(ctx, transport.Endpoint.parse(f"push+connect:{address}"), 16, Curve(other))
+        friend = transport.open_socket(ctx, transport.Endpoint.parse(f"push+connect:{address}"), 16, Curve(good))
+        with caplog.at_level(logging.WARNING, logger="gazeflow.auth"):
+            transport.send(intruder, Message.frame(1, 0.0, {}), block=False)
+            transport.send(friend, Message.frame(2, 0.0, {}))
+            assert server.poll(5000)
+            got = transport.recv(server)
+            assert got.index == 2  # only the authorized peer's message arrives
+            assert not server.poll(500)
+        assert any("refused a peer" in r.getMessage() for r in caplog.records)
+        for sock in (server, intruder, friend):
+            sock.close(0)
+    finally:
+        stop_authenticators()
+        ctx.destroy(0)
+
+
+def test_missing_keys_are_one_line(tmp_path):
+    with pytest.raises(GazeflowError, match="gazeflow keys"):
+        Curve(tmp_path / "nothing")
