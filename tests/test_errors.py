@@ -86,7 +86,10 @@ def test_corrupt_model_in_a_stage_is_reported_by_name(assets, tmp_path):
 
 def title(p: psutil.Process) -> str:
     """What ps shows for a process (setproctitle pads the argument list with empty strings)."""
-    return " ".join(a for a in p.cmdline() if a)
+    try:
+        return " ".join(a for a in p.cmdline() if a)
+    except psutil.Error:  # exited (a zombie until run-all reaps it) or gone
+        return ""
 
 
 def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
