@@ -166,9 +166,24 @@ class Supervisor:
         self.ctx.term()
 
 
+def remove_stale_run_dirs(root: Path) -> None:
+    """Remove run directories left by a run-all that was killed outright (SIGKILL gives no chance to clean up)."""
+    for d in root.glob("gazeflow-*"):
+        try:
+            pid = int((d / "run-all.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+            log.debug("removed %s, left by run-all %d", d, pid)
+
+
 def run_all(cfg: Config) -> int:
     preflight(cfg)
-    run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-", dir=runtime_root()))
+    root = Path(runtime_root())
+    remove_stale_run_dirs(root)
+    run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-", dir=root))
+    (run_dir / "run-all.pid").write_text(str(os.getpid()))
     cfg = replace(cfg, run_dir=str(run_dir))
 
     def on_signal(signum: int, _frame: Any) -> None:

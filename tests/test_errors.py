@@ -92,12 +92,27 @@ def title(p: psutil.Process) -> str:
         return ""
 
 
+_RUNNING: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():
+    """A failing test must not leave a looping pipeline behind to slow down the rest of the suite."""
+    yield
+    while _RUNNING:
+        proc = _RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()  # its stages get SIGTERM from Linux (PR_SET_PDEATHSIG)
+            proc.wait(10)
+
+
 def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gazeflow.services.cli", "run-all", "--input", "demo", "--loop",
          "--pointer", "null", "--log-interval", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+    _RUNNING.append(proc)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -153,6 +168,7 @@ def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, 
          "--max-frames", "300", "--pointer", "null", "--results", str(results), "--metrics", str(metrics)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+    _RUNNING.append(proc)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and "gazeflow-stage capture" not in {title(c) for c in parent.children()}:
@@ -169,3 +185,17 @@ def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, 
     assert frames == sorted(set(frames)) and len(rows) == report["frames"]
     assert report["lost"] > 0 and report["frames"] + report["lost"] == 300
     assert f"lost {report['lost']}" in out
+
+
+def test_run_dirs_of_a_killed_run_all_are_removed_by_the_next(tmp_path):
+    from gazeflow.services.supervisor import remove_stale_run_dirs
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live, foreign = tmp_path / "gazeflow-stale", tmp_path / "gazeflow-live", tmp_path / "gazeflow-other"
+    for d, pid in ((stale, dead.pid), (live, os.getpid())):
+        d.mkdir()
+        (d / "run-all.pid").write_text(str(pid))
+    foreign.mkdir()  # no pid file: not ours to judge
+    remove_stale_run_dirs(tmp_path)
+    assert not stale.exists() and live.exists() and foreign.exists()
