@@ -12,6 +12,7 @@ which gives the live line, the summary line and the final JSON report.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import defaultdict, deque
@@ -108,7 +109,8 @@ class PipelineMetrics:
         parts = [f"fps {fps:5.1f}", f"e2e p50 {e2e:6.1f} ms"]
         for name in STAGES:
             if name in self.stage and self.stage[name]["service_ms"]:
-                recent = list(self.stage[name]["service_ms"])[-max(1, self._interval_frames) :]
+                n = max(1, self._interval_frames)
+                recent = list(itertools.islice(reversed(self.stage[name]["service_ms"]), n))
                 parts.append(f"{name} {float(np.median(recent)):.1f}")
         self._interval_start, self._interval_frames, self._interval_e2e = now, 0, []
         return " | ".join(parts)

@@ -34,7 +34,6 @@ Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
 POLL_MS = 100  # how often an idle stage looks at its stop flag
 LIVE_INBOX = 4  # live input: at most this many frames wait for a free request
 LOSSLESS_INBOX = 8  # replay: at most this many messages wait; then the socket's queue holds the rest
-END_WAIT_S = 60.0  # at the end of a stream, how long to wait for the next stage to take everything
 
 
 class Processor:
@@ -42,6 +41,9 @@ class Processor:
 
     name: str = ""
     models: dict[str, str] = {}
+    # True for the stage fed by capture: on live input it drops stale frames, and its input
+    # queue is short (full frames over tcp are 6 MB each).
+    entry: bool = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -103,7 +105,7 @@ class StageRuntime:
         self.control = control
         self.name = proc.name
         stage_cfg = cfg.stages[self.name]
-        self.live = cfg.live and self.name == "face_detection"  # only the entry stage drops
+        self.live = cfg.live and proc.entry  # only the entry stage drops
         self.counters = Counters()
         self.inbox: deque[tuple[Message, int, int]] = deque()
         # Messages are taken off the socket as soon as they arrive, so that time in the inbox shows
@@ -127,7 +129,7 @@ class StageRuntime:
         self.in_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "input"))
         self.out_ep = transport.Endpoint.parse(cfg.endpoint(self.name, "output")) if self.name != "pointer" else None
         # full frames into face detection: a short queue (6 MB each); small messages elsewhere
-        hwm = 4 if self.name == "face_detection" else 16
+        hwm = 4 if proc.entry else 16
         curve = cfg.curve()
         self.in_sock = transport.open_socket(ctx, self.in_ep, hwm, curve)
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
@@ -313,8 +315,7 @@ class StageRuntime:
         }
         if self.out_sock is not None and self.out_watch is not None:
             self._send(eos)
-            if not self.out_watch.wait_gone(END_WAIT_S, self.stop):  # until the next stage has it all
-                log.warning("%s: next stage still connected %.0f s after the end of the stream", self.name, END_WAIT_S)
+            self.out_watch.wait_gone(self.name, self.stop)  # until the next stage has it all
             self.out_watch.close()
         else:
             self.proc.finish(eos, {})

@@ -12,6 +12,7 @@ and count a refused send as a dropped frame; lossless replay blocks instead.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from .messages import Message, decode, encode
 PATTERNS = {"push": zmq.PUSH, "pull": zmq.PULL}
 MODES = ("bind", "connect")
 SCHEMES = ("ipc", "tcp", "inproc")
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K BGR frame is 25 MB; anything bigger is refused
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+END_WAIT_S = 60.0  # at the end of a stream, how long a sender waits for the next stage to take everything
+log = logging.getLogger("gazeflow.transport")  # a 4K BGR frame is 25 MB; anything bigger is refused
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,15 @@ class PeerWatch:
             self._update(100)
         return True
 
-    def wait_gone(self, timeout_s: float, stop: Any = None) -> bool:
-        """Wait until every peer has disconnected; False on timeout or stop."""
+    def wait_gone(self, who: str, stop: Any = None, timeout_s: float = END_WAIT_S) -> bool:
+        """After the end of a stream: wait until every peer has hung up; warn and give up on timeout."""
         deadline = time.monotonic() + timeout_s
         self._update(0)
         while self.peers > 0:
-            if stop or time.monotonic() > deadline:
+            if stop:
+                return False
+            if time.monotonic() > deadline:
+                log.warning("%s: next stage still connected %.0f s after the end of the stream", who, timeout_s)
                 return False
             self._update(100)
         return True

@@ -18,7 +18,6 @@ from gazeflow.shared.stage import Counters
 from .source import Pacer, Source, resolve_input
 
 log = logging.getLogger("gazeflow.capture")
-END_WAIT_S = 60.0  # at the end of a replay, how long to wait for face detection to take everything
 
 
 def frames(
@@ -115,8 +114,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
             log.info("capture: end of input, %s", counters.as_dict())
             if ring is not None and ring.expired:
                 log.warning("capture: %d frame slots were never released (a stage died): taken back", ring.expired)
-            if not watch.wait_gone(END_WAIT_S, stop):  # face detection has taken everything
-                log.warning("capture: face detection still connected %.0f s after the end of input", END_WAIT_S)
+            watch.wait_gone("capture", stop)  # face detection has taken everything
     finally:
         source.close()
         watch.close()

@@ -17,6 +17,7 @@ INPUT_W, INPUT_H = 672, 384
 class FaceDetection(Processor):
     name = "face_detection"
     models = {"face": FACE}
+    entry = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
