@@ -24,7 +24,8 @@ examples:
   gazeflow run-all --input demo --max-speed --pointer null --results r.jsonl
   gazeflow run-all --input cam:0                  live from the first webcam
   gazeflow run-sync --input demo --max-speed      the one-process synchronous baseline
-  gazeflow stage face_detection --config deploy/local.toml   one stage on this host
+  gazeflow run-all --input demo --workers face_detection=2   two face-detection processes
+  gazeflow stage face_detection --config deploy/cluster.toml   one stage on this host
 """
 
 
@@ -93,6 +94,13 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         metavar="STAGE=N",
         help="infer requests in flight for a stage (default: the device's optimal number)",
     )
+    p.add_argument(
+        "--workers",
+        action="append",
+        default=[],
+        metavar="STAGE=N",
+        help="run N processes of an inference stage sharing its load, results kept in frame order (default 1)",
+    )
     p.add_argument("--log-interval", type=float, help="seconds between live metric lines, 0 = off (default 1)")
     p.add_argument("--assets-dir", help="where fetched models and videos are (default: .assets in the checkout)")
     p.add_argument("--run-dir", help="folder for ipc sockets (stage command; run-all makes its own)")
@@ -137,11 +145,12 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         else:
             for name in config_mod.INFER_STAGES:
                 stages[name]["device"] = item
-    for stage, n in _key_values(args.requests, "--requests").items():
-        try:
-            stages.setdefault(stage, {})["requests"] = int(n)
-        except ValueError:
-            raise GazeflowError(f"--requests {stage}={n}: expected a number") from None
+    for flag, key, items in (("--requests", "requests", args.requests), ("--workers", "workers", args.workers)):
+        for stage, n in _key_values(items, flag).items():
+            try:
+                stages.setdefault(stage, {})[key] = int(n)
+            except ValueError:
+                raise GazeflowError(f"{flag} {stage}={n}: expected a number") from None
     stages = {k: v for k, v in stages.items() if v}
     if stages:
         o["stages"] = stages
@@ -161,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     _pipeline_args(p)
     p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")
     p.add_argument("name", choices=config_mod.STAGES)
+    p.add_argument(
+        "--worker",
+        default=os.environ.get("GAZEFLOW_WORKER", "0"),
+        metavar="LABEL",
+        help="which worker of a scaled stage this is, as shown in health reports (default: $GAZEFLOW_WORKER or 0)",
+    )
     _pipeline_args(p)
     p = sub.add_parser("fetch", help="fetch the models and demo video, verified by sha384")
     p.add_argument(
@@ -232,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stage":
             from gazeflow.shared.process import run_stage
 
-            from .pipeline import stage_body
+            from .pipeline import process_name, stage_body
 
-            return run_stage(args.name, stage_body(args.name, cfg))
+            return run_stage(process_name(args.name, args.worker, cfg), stage_body(args.name, cfg, args.worker))
         if args.command == "run-sync":
             from .run_sync import run_sync
 

@@ -22,13 +22,18 @@ PROCESSORS: dict[str, type[Processor]] = {
 }
 
 
-def stage_body(name: str, cfg: Config):
-    """The function run_stage runs for stage `name`."""
+def process_name(name: str, worker: str, cfg: Config) -> str:
+    """How a stage process is named in ps, logs and run-all's messages: face_detection/1 for a worker."""
+    return f"{name}/{worker}" if cfg.workers(name) > 1 else name
+
+
+def stage_body(name: str, cfg: Config, worker: str = "0"):
+    """The function run_stage runs for stage `name` (worker `worker` of a scaled stage)."""
 
     def body(ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
         if name == "capture":
             capture.run(cfg, ctx, control, stop)
             return
-        StageRuntime(PROCESSORS[name](cfg), cfg, ctx, control, stop).run()
+        StageRuntime(PROCESSORS[name](cfg), cfg, ctx, control, stop, worker).run()
 
     return body

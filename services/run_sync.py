@@ -55,8 +55,9 @@ def run_sync(cfg: Config) -> int:
                 t2 = time.perf_counter_ns()
                 msg = proc.finish(msg, outputs)
                 t3 = time.perf_counter_ns()
-                msg.header["trace"].append([proc.name, t_recv, time.time_ns(), 0, t1 - t0, t2 - t1, 0, t3 - t2])
+                msg.header["trace"].append([proc.name, t_recv, time.time_ns(), 0, t1 - t0, t2 - t1, 0, t3 - t2, "0", 0])
                 proc.sent(msg)
+            sink.tick()
             frames_done += 1
         if stop:
             log.info("run-sync: stopped by signal")

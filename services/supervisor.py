@@ -1,10 +1,13 @@
-"""run-all: start the five stage processes, watch them, stop them all cleanly.
+"""run-all: start the stage processes (and the workers of scaled stages), watch them, stop them cleanly.
 
 Downstream stages start first; capture starts once all of them report ready
 (models compiled, sockets up), so no frame waits on a model load. A stage that
-exits with an error stops the pipeline with a one-line reason. SIGINT/SIGTERM
-stop every stage within seconds; the run directory (ipc sockets, resolved
-config) is removed at the end, whatever happened.
+exits with an error stops the pipeline with a one-line reason, unless it can be
+restarted (below). Stages run in their own session, so a Ctrl-C at the terminal
+reaches run-all alone, which decides: live input stops every stage at once;
+replay drains (capture stops reading, the frames in flight finish, the results
+and metrics are written) and a second Ctrl-C stops at once. The run directory
+(ipc sockets, frame ring, resolved config) is removed at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.process import CONTROL_ENV
 
 from .capture.source import Source, resolve_input
-from .pipeline import PROCESSORS
+from .pipeline import PROCESSORS, process_name
 
 log = logging.getLogger("gazeflow.run_all")
 READY_TIMEOUT_S = 120.0
@@ -40,6 +43,8 @@ STOP_GRACE_S = 4.0
 # capture (its position in the input) and pointer (the results file) are not.
 RESTARTABLE = ("face_detection", "landmarks_headpose", "gaze")
 MAX_RESTARTS = 5
+DRAIN_S = 15.0  # replay: how long a drain may take before the stages are stopped
+END_GRACE_S = 5.0  # after the sink has finished, how long the others have to exit on their own
 
 
 class _Signalled(Exception):
@@ -57,8 +62,18 @@ def preflight(cfg: Config) -> None:
             verify_files([xml, xml.with_suffix(".bin")], cfg.assets_dir)
 
 
+def processes(cfg: Config) -> dict[str, tuple[str, str]]:
+    """Every process run-all starts, in pipeline order: name -> (stage, worker)."""
+    out = {}
+    for stage in STAGES:
+        for i in range(cfg.workers(stage)):
+            out[process_name(stage, str(i), cfg)] = (stage, str(i))
+    return out
+
+
 class Supervisor:
     def __init__(self, cfg: Config, run_dir: Path) -> None:
+        self.units = processes(cfg)
         self.cfg = cfg
         self.run_dir = run_dir
         self.ctx = zmq.Context()
@@ -75,11 +90,13 @@ class Supervisor:
         self.config_file.write_text(cfg.to_json())
 
     def start(self, name: str) -> None:
+        stage, worker = self.units[name]
         env = dict(os.environ, **{CONTROL_ENV: self.control_address})
         level = logging.getLevelName(logging.getLogger().level)
-        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", level, "stage", name,
-               "--config", str(self.config_file)]  # fmt: skip
-        self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", level, "stage", stage,
+               "--worker", worker, "--config", str(self.config_file)]  # fmt: skip
+        # its own session: a Ctrl-C at the terminal reaches run-all only, which drains or stops the stages
+        self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def events(self, timeout_s: float) -> list[dict[str, Any]]:
         out = []
@@ -112,7 +129,7 @@ class Supervisor:
                 continue
             reason = self._reason(name, code)
             n = self.restarts.get(name, 0)
-            if name not in RESTARTABLE or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
+            if self.units[name][0] not in RESTARTABLE or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
                 return reason if n < MAX_RESTARTS else f"{reason} (after {n} restarts)"
             self.restarts[name] = n + 1
             delay = min(0.5 * 2**n, 8.0)
@@ -138,15 +155,33 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise GazeflowError(f"stages not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(sorted(waiting))}")
 
-    def wait_done(self) -> None:
+    def wait_done(self, deadline: float = float("inf")) -> None:
+        ended: float | None = None
         while self.restart_at or any(p.poll() is None for p in self.procs.values()):
             self.events(0.2)
             reason = self.failed()
             if reason:
                 raise GazeflowError(reason)
+            if time.monotonic() > deadline:
+                log.warning("run-all: the drain took over %.0f s: stopping every stage", DRAIN_S)
+                return
+            if ended is None and self.procs["pointer"].poll() == 0:
+                ended = time.monotonic()  # the stream is over; a worker restarted after its end never hears of it
+            if ended is not None and time.monotonic() - ended > END_GRACE_S:
+                idle = [n for n, p in self.procs.items() if p.poll() is None]
+                log.info("run-all: the stream has ended; stopping %s", ", ".join(idle))
+                return
         reason = self.failed()
         if reason:
             raise GazeflowError(reason)
+
+    def drain(self) -> None:
+        """Replay: capture stops reading and ends the stream; the frames in flight finish."""
+        capture = self.procs.get("capture")
+        if capture is None or capture.poll() is not None:
+            return
+        capture.send_signal(signal.SIGTERM)
+        self.wait_done(time.monotonic() + DRAIN_S)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -193,7 +228,7 @@ def run_all(cfg: Config) -> int:
     sup: Supervisor | None = None
     try:
         sup = Supervisor(cfg, run_dir)
-        downstream = [name for name in STAGES if name != "capture"]
+        downstream = [name for name in sup.units if name != "capture"]
         for name in reversed(downstream):
             sup.start(name)
         sup.wait_ready(downstream)
@@ -201,7 +236,17 @@ def run_all(cfg: Config) -> int:
         sup.wait_done()
         return 0
     except _Signalled as sig:
-        log.info("run-all: %s, stopping all stages", signal.Signals(sig.signum).name)
+        name = signal.Signals(sig.signum).name
+        if cfg.live or sup is None or "capture" not in sup.procs:
+            log.info("run-all: %s, stopping all stages", name)
+        else:
+            log.info("run-all: %s, draining: no new frames, those in flight finish (again to stop at once)", name)
+            try:
+                sup.drain()
+            except _Signalled:
+                log.info("run-all: stopping all stages at once")
+            except GazeflowError as exc:
+                log.error("%s", exc)
         return 128 + sig.signum
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

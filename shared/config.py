@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GazeflowError
+from .transport import Endpoint
 
 STAGES = ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
 INFER_STAGES = ("face_detection", "landmarks_headpose", "gaze")
@@ -23,8 +24,8 @@ PRECISIONS = ("FP32", "FP16", "FP16-INT8")
 HINTS = ("", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PACES = ("realtime", "max-speed")
 
-# Links, in pipeline order: (name, upstream stage, downstream stage, who binds).
-# The side that binds is the side that stays one process when the other is scaled.
+# Links, in pipeline order: (name, upstream stage, downstream stage, who binds by default).
+# Next to a scaled stage (workers > 1) the other side binds: the one process its workers connect to.
 LINKS = (
     ("frames", "capture", "face_detection", "capture"),
     ("faces", "face_detection", "landmarks_headpose", "landmarks_headpose"),
@@ -63,6 +64,7 @@ class StageConfig:
     requests: int = 0  # infer requests in flight; 0 = the device's optimal number
     hint: str = ""  # "" = LATENCY for live/realtime input, THROUGHPUT for max-speed replay
     threads: int = 0  # INFERENCE_NUM_THREADS; 0 = the device's default
+    workers: int = 1  # processes of this stage sharing its load (inference stages only)
     input: str = ""  # endpoint specs; "" = the default ipc link in run_dir
     output: str = ""
 
@@ -109,17 +111,43 @@ class Config:
             return hint
         return "THROUGHPUT" if self.pace == "max-speed" else "LATENCY"
 
+    def workers(self, stage: str) -> int:
+        return self.stages[stage].workers
+
+    @property
+    def scaled(self) -> bool:
+        """True when some stage runs as several workers (frames then carry sequence numbers)."""
+        return any(s.workers > 1 for s in self.stages.values())
+
+    def binder(self, link: str) -> str:
+        """Which stage of a link binds: next to a scaled stage, the single process on the other side."""
+        _, up, down, default = _link(link)
+        if self.workers(down) > 1:
+            return up
+        if self.workers(up) > 1:
+            return down
+        return default
+
     def endpoint(self, stage: str, direction: str) -> str:
-        """The endpoint spec of a stage's input or output socket."""
+        """The endpoint spec of a stage's input or output socket.
+
+        A link into a scaled stage is ROUTER -> DEALER instead of PUSH -> PULL: the
+        workers send credits back and the sender gives each frame to a worker with
+        room (see transport.Distributor). That choice follows from ``workers``; a
+        topology file still writes push/pull.
+        """
+        link = link_of(stage, direction)
+        name, _, down, _ = link
         spec = getattr(self.stages[stage], direction)
         if spec:
-            return spec.format(run_dir=self.run_dir)
-        for name, up, down, binder in LINKS:
-            if (direction == "output" and up == stage) or (direction == "input" and down == stage):
-                pattern = "push" if direction == "output" else "pull"
-                mode = "bind" if binder == stage else "connect"
-                return f"{pattern}+{mode}:ipc://{self.run_dir}/{name}"
-        raise GazeflowError(f"stage {stage} has no {direction}")
+            spec = spec.format(run_dir=self.run_dir)
+        else:
+            pattern = "push" if direction == "output" else "pull"
+            mode = "bind" if self.binder(name) == stage else "connect"
+            spec = f"{pattern}+{mode}:ipc://{self.run_dir}/{name}"
+        if self.workers(down) > 1:
+            spec = spec.replace("push+", "router+", 1).replace("pull+", "dealer+", 1)
+        return spec
 
     def curve(self) -> Any:
         """The CURVE keys for tcp links, or None."""
@@ -131,6 +159,18 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
+
+
+def _link(name: str) -> tuple[str, str, str, str]:
+    return next(link for link in LINKS if link[0] == name)
+
+
+def link_of(stage: str, direction: str) -> tuple[str, str, str, str]:
+    """The link a stage sends on (``output``) or receives from (``input``)."""
+    for link in LINKS:
+        if (direction == "output" and link[1] == stage) or (direction == "input" and link[2] == stage):
+            return link
+    raise GazeflowError(f"stage {stage} has no {direction}")
 
 
 def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
@@ -174,7 +214,52 @@ def validate(cfg: Config) -> Config:
             raise GazeflowError(f"stages.{name}.hint {stage.hint!r}: one of {', '.join(h for h in HINTS if h)}")
         if stage.requests < 0 or stage.threads < 0:
             raise GazeflowError(f"stages.{name}: requests and threads must be >= 0")
+        if stage.workers < 1 or (stage.workers > 1 and name not in INFER_STAGES):
+            why = " or more" if name in INFER_STAGES else " (one process holds its state)"
+            raise GazeflowError(f"stages.{name}.workers {stage.workers}: must be 1{why}")
+    for name, up, down, _ in LINKS:
+        if cfg.workers(up) > 1 and cfg.workers(down) > 1:
+            raise GazeflowError(f"stages {up} and {down} are both scaled: scale one of two neighbours ({name} link)")
+        _check_link(cfg, name, up, down)
     return cfg
+
+
+def _check_link(cfg: Config, name: str, up: str, down: str) -> None:
+    """The two ends of a link must agree: one binds, one connects, to the same address."""
+    out_spec, in_spec = cfg.stages[up].output, cfg.stages[down].input
+    where = f"link {name} ({up} -> {down})"
+    if bool(out_spec) != bool(in_spec):
+        missing = f"stages.{down}.input" if out_spec else f"stages.{up}.output"
+        raise GazeflowError(f"{where}: {missing} is not set; set both ends of a link or neither")
+    if not out_spec:
+        return
+    out_ep = Endpoint.parse(out_spec.format(run_dir=cfg.run_dir))
+    in_ep = Endpoint.parse(in_spec.format(run_dir=cfg.run_dir))
+    if (out_ep.pattern, in_ep.pattern) != ("push", "pull"):
+        raise GazeflowError(f"{where}: the upstream end is push and the downstream end pull, got {out_ep} and {in_ep}")
+    if {out_ep.mode, in_ep.mode} != {"bind", "connect"}:
+        raise GazeflowError(f"{where}: one end binds and the other connects, got {out_ep} and {in_ep}")
+    binder = up if out_ep.mode == "bind" else down
+    if binder != cfg.binder(name) and (cfg.workers(up) > 1 or cfg.workers(down) > 1):
+        scaled = up if cfg.workers(up) > 1 else down
+        raise GazeflowError(f"{where}: {scaled} is scaled, so {cfg.binder(name)} must bind and its workers connect")
+    bound, connected = (out_ep, in_ep) if out_ep.mode == "bind" else (in_ep, out_ep)
+    if not _same_address(bound.address, connected.address):
+        raise GazeflowError(f"{where}: {connected.address} does not reach {bound.address}")
+
+
+def _same_address(bound: str, connected: str) -> bool:
+    """Whether connecting to ``connected`` can reach a socket bound at ``bound``."""
+    b_scheme, b_rest = bound.split("://", 1)
+    c_scheme, c_rest = connected.split("://", 1)
+    if b_scheme != c_scheme:
+        return False
+    if b_scheme != "tcp":
+        return b_rest == c_rest
+    b_host, _, b_port = b_rest.rpartition(":")
+    c_host, _, c_port = c_rest.rpartition(":")
+    # a socket bound to every interface (explicitly, 0.0.0.0) is reached by any of the host's names
+    return b_port == c_port and (b_host in ("0.0.0.0", "[::]") or b_host == c_host)
 
 
 def load(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:

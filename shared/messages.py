@@ -8,8 +8,12 @@ Header keys (schema version 1):
 
 =============  ================================================================
 ``v``          schema version, always ``SCHEMA_VERSION``
-``kind``       ``"frame"`` or ``"eos"`` (end of stream)
+``kind``       ``"frame"``, ``"eos"`` (end of stream) or ``"drop"`` (a notice that the
+               frame with this ``seq`` was dropped, so no stage waits for it)
 ``frame``      source frame index (frames only)
+``seq``        position among the messages capture sent (0, 1, 2, ... without gaps):
+               the order a stage after scaled workers restores; frames and drops
+``copies``     on ``eos`` into or out of scaled workers: how many copies were sent
 ``t_capture``  wall-clock capture time, seconds since the epoch (float)
 ``source``     ``{"width", "height", "fps"}`` of the input (frames only)
 ``face``       ``[x0, y0, x1, y1]`` in source pixels, or ``None``
@@ -19,8 +23,8 @@ Header keys (schema version 1):
 ``pointer``    what the pointer stage did, or ``None``
 ``frame_ref``  on a same-host frames link: the frame's slot in the shared-memory
                ring (``shared/framering.py``) instead of a pixel buffer
-``trace``      ``[[stage, t_recv, t_start, t_submit, t_done, t_post, t_send], ...]``
-               wall-clock nanoseconds, one row per stage passed
+``trace``      one row per stage passed, see ``shared/metrics.py``:
+               ``[stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]``
 ``stats``      per-stage counters, carried by the ``eos`` message
 ``arrays``     ``[[name, dtype, shape], ...]`` describing the buffers that follow
 =============  ================================================================
@@ -35,7 +39,7 @@ import msgpack
 import numpy as np
 
 SCHEMA_VERSION = 1
-KINDS = ("frame", "eos")
+KINDS = ("frame", "eos", "drop")
 RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
 _DTYPES = {"uint8", "float32"}
 
@@ -62,6 +66,10 @@ class Message:
     @classmethod
     def eos(cls, stats: dict[str, Any] | None = None) -> Message:
         return cls("eos", {"stats": dict(stats or {})})
+
+    @classmethod
+    def drop(cls, seq: int, frame: int | None) -> Message:
+        return cls("drop", {"seq": seq, "frame": frame})
 
     @property
     def index(self) -> int:
@@ -108,6 +116,9 @@ def decode(frames: list[Any]) -> Message:
                 raise MalformedMessage(f"frame without {key!r}")
         if not isinstance(header["frame"], int) or header["frame"] < 0:
             raise MalformedMessage(f"bad frame index {header['frame']!r}")
+    seq = header.get("seq", 0 if kind != "drop" else None)
+    if not isinstance(seq, int) or seq < 0:
+        raise MalformedMessage(f"bad sequence number {seq!r}")
     arrays: dict[str, np.ndarray] = {}
     for spec, part in zip(specs, frames[1:], strict=True):
         arrays[_spec_name(spec)] = _array(spec, part)

@@ -1,10 +1,13 @@
 """Metrics: everything derived from the timing that travels in each frame's header.
 
 Each stage appends one trace row to the header before sending:
-``[stage, t_recv, t_send, queue_ns, pre_ns, infer_ns, hold_ns, post_ns]``.
+``[stage, t_recv, t_send, queue_ns, pre_ns, infer_ns, hold_ns, post_ns, worker, in_flight]``.
 ``t_recv`` and ``t_send`` are wall-clock nanoseconds (comparable across processes;
 across hosts only as far as their clocks are synchronised, e.g. by chrony/PTP);
 the four durations are measured inside the process with a monotonic clock.
+``worker`` names the process of a scaled stage and ``in_flight`` is how many
+infer requests it still had running as the frame left: with the time of the
+row, that is the stage's health (alive, last frame, requests in flight).
 
 The sink (pointer stage, or run-sync) feeds every frame to ``PipelineMetrics``,
 which gives the live line, the summary line and the final JSON report.
@@ -25,7 +28,8 @@ from .config import STAGES
 from .messages import Message
 
 KEEP = 100_000  # samples kept per series: percentiles cover the last KEEP frames
-T_RECV, T_SEND, QUEUE, PRE, INFER, HOLD, POST = range(1, 8)
+T_RECV, T_SEND, QUEUE, PRE, INFER, HOLD, POST, WORKER, IN_FLIGHT = range(1, 10)
+SILENT_S = 2.0  # a stage (worker) that has passed no frame for this long is reported silent
 SERIES = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "hold_ms", "post_ms", "service_ms")
 
 
@@ -62,6 +66,8 @@ class PipelineMetrics:
         self._interval_start = time.monotonic()
         self._interval_frames = 0
         self._interval_e2e: list[float] = []
+        # health: (stage, worker) -> [last frame, wall time it left that stage, requests in flight]
+        self.health: dict[tuple[str, str], list[Any]] = {}
 
     def add(self, msg: Message) -> None:
         """Account one frame that reached the end of the pipeline."""
@@ -85,6 +91,8 @@ class PipelineMetrics:
         self.timeline["e2e_ms"].append(round(e2e, 3))
         previous_send = None
         for row in trace:
+            if len(row) > IN_FLIGHT:
+                self.health[(row[0], str(row[WORKER]))] = [h["frame"], row[T_SEND], row[IN_FLIGHT]]
             s = self.stage[row[0]]
             if previous_send is not None:
                 s["transport_ms"].append((row[T_RECV] - previous_send) / 1e6)
@@ -114,6 +122,25 @@ class PipelineMetrics:
                 parts.append(f"{name} {float(np.median(recent)):.1f}")
         self._interval_start, self._interval_frames, self._interval_e2e = now, 0, []
         return " | ".join(parts)
+
+    def health_line(self, workers: dict[str, int] | None = None) -> str:
+        """Per stage process: up or silent (no frame for SILENT_S), its last frame, requests in flight."""
+        now = time.time_ns()
+        workers = workers or {}
+        parts = []
+        for name in STAGES:
+            seen = sorted(w for (stage, w) in self.health if stage == name)
+            scaled = workers.get(name, 1) > 1 or len(seen) > 1
+            for w in seen:
+                frame, t_send, in_flight = self.health[(name, w)]
+                quiet = (now - t_send) / 1e9
+                state = "up" if quiet < SILENT_S else f"SILENT {quiet:.0f}s"
+                label = f"{name}[{w}]" if scaled else name
+                parts.append(f"{label} {state} f{frame}" + (f" q{in_flight}" if in_flight else ""))
+            missing = workers.get(name, 1) - len(seen)
+            if seen and missing > 0:
+                parts.append(f"{name}: {missing} worker(s) never seen")
+        return "health " + ", ".join(parts) if parts else ""
 
     @property
     def seconds(self) -> float:

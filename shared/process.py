@@ -37,14 +37,16 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 class StopFlag:
-    """Set by SIGINT or SIGTERM; the stage loop checks it between polls."""
+    """Set by SIGINT or SIGTERM; the stage loop checks it between polls. ``count``: signals so far."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.count = 0
         signal.signal(signal.SIGINT, self._set)
         signal.signal(signal.SIGTERM, self._set)
 
     def _set(self, signum: int, _frame: Any) -> None:
+        self.count += 1
         self.event.set()
 
     def __bool__(self) -> bool:

@@ -22,11 +22,12 @@ import zmq
 from gazeflow.models.catalog import require_ir
 
 from . import transport
-from .config import Config
+from .config import Config, link_of
 from .framering import RingConsumer
 from .inference import AsyncModel, compile_model, warm_up
 from .messages import MalformedMessage, Message
 from .process import Control, StopFlag
+from .reorder import REPLAY_WAIT_S, Reorder
 
 log = logging.getLogger("gazeflow.stage")
 Inputs = dict[str, dict[str, np.ndarray]]  # model key -> input name -> array
@@ -58,6 +59,9 @@ class Processor:
 
     def sent(self, msg: Message) -> None:
         """Called after a message left the stage, its trace row complete."""
+
+    def tick(self) -> None:
+        """Called on every turn of the loop (at least every POLL_MS), frames or not."""
 
 
 @dataclass
@@ -98,12 +102,15 @@ class _Item:
 class StageRuntime:
     """Runs one Processor between an input and an (optional) output socket."""
 
-    def __init__(self, proc: Processor, cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
+    def __init__(
+        self, proc: Processor, cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag, worker: str = "0"
+    ) -> None:
         self.proc = proc
         self.cfg = cfg
         self.stop = stop
         self.control = control
         self.name = proc.name
+        self.worker = worker
         stage_cfg = cfg.stages[self.name]
         self.live = cfg.live and proc.entry  # only the entry stage drops
         self.counters = Counters()
@@ -115,6 +122,7 @@ class StageRuntime:
         self.stale_ns = int(cfg.stale_ms * 1e6)
         self.pending: deque[_Item] = deque()
         self.seq = 0
+        self._owed = 0  # credits not yet told to the distributor (its queue was full)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -132,14 +140,24 @@ class StageRuntime:
         hwm = 4 if proc.entry else 16
         curve = cfg.curve()
         self.in_sock = transport.open_socket(ctx, self.in_ep, hwm, curve)
+        # one of several workers: the distributor sends only as many messages as this worker has credit for
+        self.credits = self.in_ep.pattern == "dealer"
+        if self.credits:
+            transport.give_credit(self.in_sock, self.inbox_size)
+        # after several upstream workers: restore capture's order (live: within the stale limit)
+        upstream = link_of(self.name, "input")[1]
+        self.reorder: Reorder | None = None
+        if cfg.workers(upstream) > 1:
+            self.reorder = Reorder(upstream, cfg.stale_ms / 1e3 if cfg.live else REPLAY_WAIT_S)
+        self.drop_notices = cfg.scaled  # a frame dropped here is announced, so that no reorder waits for it
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
-        self.out_sock: zmq.Socket | None = None
-        self.out_watch: transport.PeerWatch | None = None
+        self.sender: transport.PushSender | None = None
         if self.out_ep is not None:
-            self.out_sock, self.out_watch = transport.open_watched_socket(ctx, self.out_ep, 16, curve)
+            self.sender = transport.open_sender(ctx, self.out_ep, 16, curve)
         log.info(
-            "%s: %s, hint %s, requests %s, input %s",
+            "%s%s: %s, hint %s, requests %s, input %s",
             self.name,
+            f"[{worker}]" if cfg.workers(self.name) > 1 else "",
             stage_cfg.device,
             hint,
             {k: m.size for k, m in self.models.items()} or "-",
@@ -165,7 +183,18 @@ class StageRuntime:
                 self.shared_frames.attach(msg.header, msg.arrays)
                 if self.live:
                     self._drop_stale(now)
-            self.inbox.append((msg, now, time.perf_counter_ns()))
+            entry = (msg, now, time.perf_counter_ns())
+            if self.reorder is None:
+                self.inbox.append(entry)
+                continue
+            ready, late = self.reorder.push(entry)
+            if late:  # its place was given up: dropped, and already announced downstream
+                self.counters.dropped += 1
+                self.shared_frames.release(msg.header)
+                (log.debug if self.cfg.live else log.warning)(
+                    "%s: frame %s came after its place was given up: dropped", self.name, msg.header["frame"]
+                )
+            self.inbox.extend(ready)
 
     def _drop_stale(self, now_ns: int) -> None:
         """A newer frame has arrived: drop waiting frames that are stale, or the oldest if the inbox is full."""
@@ -173,14 +202,26 @@ class StageRuntime:
         waiting = sum(1 for m in self.inbox if m[0].kind == "frame")
         for entry in self.inbox:
             msg = entry[0]
-            too_old = now_ns - int(msg.header["t_capture"] * 1e9) > self.stale_ns
-            if msg.kind == "frame" and (too_old or waiting >= self.inbox_size):
+            if msg.kind == "frame" and (
+                now_ns - int(msg.header["t_capture"] * 1e9) > self.stale_ns or waiting >= self.inbox_size
+            ):
                 self.shared_frames.release(msg.header)
                 self.counters.dropped += 1
                 waiting -= 1
+                if self.drop_notices and "seq" in msg.header:  # takes the frame's place (and its credit)
+                    keep.append((Message.drop(msg.header["seq"], msg.header["frame"]), entry[1], entry[2]))
+                else:
+                    self._credit(1)
             else:
                 keep.append(entry)
         self.inbox = keep
+
+    def _credit(self, n: int) -> None:
+        """Room for n more messages: tell the distributor (a worker's input only)."""
+        if self.credits:
+            self._owed += n
+            if transport.give_credit(self.in_sock, self._owed):
+                self._owed = 0
 
     def _models_free(self) -> bool:
         return all(m.free() for m in self.models.values())
@@ -194,6 +235,11 @@ class StageRuntime:
             if msg.kind == "eos":
                 self.pending.append(item)
                 return True
+            self._credit(1)  # it has left the inbox
+            if msg.kind == "drop":  # passes through in its place
+                item.msg.header["_seq"] = 0
+                self.pending.append(item)
+                continue
             inputs = self.proc.prepare(msg)
             item.t_submit = time.perf_counter_ns()
             item.keys = tuple(inputs)
@@ -235,6 +281,9 @@ class StageRuntime:
         t_post = time.perf_counter_ns()
         msg = item.msg
         del msg.header["_seq"]
+        if msg.kind == "drop":
+            self._send(msg)
+            return
         msg = self.proc.finish(msg, item.outputs)
         self.shared_frames.release(msg.header)
         t_end = time.perf_counter_ns()
@@ -249,6 +298,8 @@ class StageRuntime:
             infer,
             hold,  # waiting for earlier frames to finish (in-order emission)
             t_end - t_post,  # post-processing
+            self.worker,
+            self.in_flight(),  # requests still in flight as it leaves: for the health report
         ]
         msg.header["trace"].append(row)
         row[2] = time.time_ns()
@@ -257,12 +308,12 @@ class StageRuntime:
         self.proc.sent(msg)
 
     def _send(self, msg: Message) -> None:
-        if self.out_sock is None:
+        if self.sender is None:
             return
-        while not transport.send(self.out_sock, msg, block=False):
+        while not self.sender.send(msg):
             if self.stop:
                 raise _Stopped
-            zmq.select([], [self.out_sock], [], POLL_MS / 1000)
+            self.sender.wait(POLL_MS / 1000)
 
     def in_flight(self) -> int:
         return sum(m.in_flight for m in self.models.values())
@@ -287,9 +338,14 @@ class StageRuntime:
                         pass
                 if want_input and self.in_sock in events:
                     self._receive()
+                if self.reorder is not None:
+                    self.inbox.extend(self.reorder.expire(time.perf_counter_ns()))
                 self._collect()
                 eos = self._start() or eos
                 self._collect()
+                if self._owed:
+                    self._credit(0)
+                self.proc.tick()
                 if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
                     self._finish_stream(self.pending.popleft().msg)
                     return
@@ -300,23 +356,30 @@ class StageRuntime:
             for model in self.models.values():
                 model.wait_all()
             transport.close_socket(self.in_sock, self.in_ep)
-            if self.out_sock is not None and self.out_ep is not None:
-                transport.close_socket(self.out_sock, self.out_ep)
+            if self.sender is not None:
+                self.sender.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
             self.shared_frames.close()
 
     def _finish_stream(self, eos: Message) -> None:
         requests = {key: m.size for key, m in self.models.items()}
-        eos.header.setdefault("stats", {})[self.name] = {
+        stats = eos.header.setdefault("stats", {})
+        stats[self.name] = {
             "requests": requests,
             **self.counters.as_dict(),
             "cpu_s": round(time.process_time() - self.cpu0, 3),
         }
-        if self.out_sock is not None and self.out_watch is not None:
-            self._send(eos)
-            self.out_watch.wait_gone(self.name, self.stop)  # until the next stage has it all
-            self.out_watch.close()
+        if self.reorder is not None and (self.reorder.given_up or self.reorder.late):
+            log.warning(
+                "%s: %d frames never came from %s (lost with a worker), %d came too late",
+                self.name, self.reorder.given_up, self.reorder.upstream, self.reorder.late,
+            )  # fmt: skip
+        if self.cfg.workers(self.name) > 1:
+            stats[self.name]["worker"] = self.worker
+        if self.sender is not None:
+            if self.sender.send_end(eos, lambda: bool(self.stop)):
+                self.sender.wait_end(self.name, self.stop)  # until the next stage has it all
         else:
             self.proc.finish(eos, {})
         log.info("%s: end of stream, %s", self.name, self.counters.as_dict())

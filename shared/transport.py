@@ -7,6 +7,13 @@ Every data link is PUSH -> PULL: one direction, FIFO per peer, and a full
 queue blocks the sender instead of silently dropping (PUB/SUB would drop at
 its high-water mark without telling anyone). Live sources send with NOBLOCK
 and count a refused send as a dropped frame; lossless replay blocks instead.
+
+A link into a scaled stage (several worker processes) is ROUTER -> DEALER
+instead: each worker sends credits (how many more messages it will take) and
+the ``Distributor`` gives every message to the worker with the most credit, so
+a slow worker (another device, a busy host) gets less; the end of the stream
+goes to every worker. Stages send through a ``Sender``: ``PushSender`` or
+``Distributor``, whichever the endpoint says.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +32,11 @@ import zmq
 from .errors import GazeflowError
 from .messages import Message, decode, encode
 
-PATTERNS = {"push": zmq.PUSH, "pull": zmq.PULL}
+PATTERNS = {"push": zmq.PUSH, "pull": zmq.PULL, "router": zmq.ROUTER, "dealer": zmq.DEALER}
 MODES = ("bind", "connect")
 SCHEMES = ("ipc", "tcp", "inproc")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CREDITS_MAX = 16  # most messages one worker may be given ahead
 END_WAIT_S = 60.0  # at the end of a stream, how long a sender waits for the next stage to take everything
 log = logging.getLogger("gazeflow.transport")  # a 4K BGR frame is 25 MB; anything bigger is refused
 
@@ -114,6 +123,11 @@ def close_socket(sock: zmq.Socket, endpoint: Endpoint) -> None:
             os.unlink(path)
 
 
+def _stopped(stop: Any) -> bool:
+    """A stop flag, or a function that says whether to stop."""
+    return bool(stop()) if callable(stop) else bool(stop)
+
+
 class PeerWatch:
     """Counts the peers of a sending socket, so that it closes only after they hang up.
 
@@ -142,26 +156,163 @@ class PeerWatch:
         """Wait until at least one peer is connected; False if stopped first."""
         self._update(0)
         while self.peers <= 0:
-            if stop:
+            if _stopped(stop):
                 return False
             self._update(100)
         return True
 
-    def wait_gone(self, who: str, stop: Any = None, timeout_s: float = END_WAIT_S) -> bool:
+    def wait_gone(
+        self, who: str, stop: Any = None, timeout_s: float = END_WAIT_S, meanwhile: Callable[[], None] | None = None
+    ) -> bool:
         """After the end of a stream: wait until every peer has hung up; warn and give up on timeout."""
         deadline = time.monotonic() + timeout_s
         self._update(0)
         while self.peers > 0:
-            if stop:
+            if _stopped(stop):
                 return False
             if time.monotonic() > deadline:
                 log.warning("%s: next stage still connected %.0f s after the end of the stream", who, timeout_s)
                 return False
+            if meanwhile is not None:
+                meanwhile()
             self._update(100)
         return True
 
     def close(self) -> None:
         self.monitor.close(0)
+
+
+class PushSender:
+    """Sends on one PUSH socket: the next stage is one process."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> None:
+        self.endpoint = endpoint
+        self.sock, self.watch = open_watched_socket(ctx, endpoint, hwm, curve)
+
+    def send(self, msg: Message) -> bool:
+        """Send without blocking; False when the next stage's queue is full."""
+        return send(self.sock, msg, block=False)
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait until a send may succeed (or the timeout)."""
+        zmq.select([], [self.sock], [], timeout_s)
+
+    def send_end(self, msg: Message, abort: Callable[[], bool]) -> bool:
+        """Send the end of the stream (blocking); False if aborted first."""
+        while not self.send(msg):
+            if abort():
+                return False
+            self.wait(0.1)
+        return True
+
+    def wait_end(self, who: str, stop: Any) -> bool:
+        """After send_end: wait until the next stage has taken everything and hung up."""
+        return self.watch.wait_gone(who, stop)
+
+    def close(self) -> None:
+        self.watch.close()
+        close_socket(self.sock, self.endpoint)
+
+
+class Distributor(PushSender):
+    """Sends on a ROUTER socket to the workers of a scaled stage, by their credit."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> None:
+        self.endpoint = endpoint
+        sock = _configured(ctx, endpoint, max(hwm, 2 * CREDITS_MAX), curve)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a worker that has gone fails instead of vanishing
+        self.watch = PeerWatch(sock)
+        _attach(sock, endpoint)
+        self.sock = sock
+        self.credits: dict[bytes, int] = {}  # worker identity -> messages it will still take
+        self.end: list[Any] | None = None  # the end of the stream, once sent
+        self.ended: set[bytes] = set()  # workers that have been sent it
+
+    def _take_credits(self, timeout_ms: int = 0) -> None:
+        while self.sock.poll(timeout_ms, zmq.POLLIN):
+            timeout_ms = 0
+            parts = self.sock.recv_multipart(zmq.NOBLOCK)
+            try:
+                ident, payload = parts
+                n = int(payload)
+            except ValueError:
+                log.warning("%s: ignored a malformed credit message", self.endpoint.address)
+                continue
+            self.credits[ident] = min(self.credits.get(ident, 0) + n, CREDITS_MAX)
+
+    def send(self, msg: Message) -> bool:
+        self._take_credits()
+        frames: list[Any] | None = None
+        while True:
+            ready = [ident for ident, n in self.credits.items() if n > 0]
+            if not ready:
+                return False
+            ident = max(ready, key=self.credits.__getitem__)  # the least busy; ties rotate (below)
+            frames = frames or encode(msg)
+            try:
+                self.sock.send_multipart([ident, *frames], flags=zmq.NOBLOCK, copy=len(frames) == 1)
+            except zmq.Again:
+                self.credits[ident] = 0
+                continue
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EHOSTUNREACH:
+                    raise
+                del self.credits[ident]  # that worker has gone; what it held is lost (and counted)
+                log.info("%s: a worker has gone", self.endpoint.address)
+                continue
+            self.credits[ident] = self.credits.pop(ident) - 1  # to the back of the order
+            return True
+
+    def wait(self, timeout_s: float) -> None:
+        self._take_credits(int(timeout_s * 1000))
+
+    def send_end(self, msg: Message, abort: Callable[[], bool]) -> bool:
+        """The end of the stream goes to every worker; each copy says how many were sent."""
+        self._take_credits()
+        msg.header["copies"] = len(self.credits)
+        self.end = encode(msg)
+        return self._end_to_new_workers(abort)
+
+    def _end_to_new_workers(self, abort: Callable[[], bool] = lambda: False) -> bool:
+        """Send the end of the stream to every worker not yet sent it (one restarted after the end, too)."""
+        assert self.end is not None
+        for ident in [i for i in self.credits if i not in self.ended]:
+            while True:
+                try:
+                    self.sock.send_multipart([ident, *self.end], flags=zmq.NOBLOCK)
+                    self.ended.add(ident)
+                    break
+                except zmq.Again:
+                    if abort():
+                        return False
+                    self._take_credits(100)
+                except zmq.ZMQError as exc:
+                    if exc.errno != zmq.EHOSTUNREACH:
+                        raise
+                    del self.credits[ident]
+                    break
+        return True
+
+    def wait_end(self, who: str, stop: Any) -> bool:
+        def meanwhile() -> None:
+            self._take_credits()
+            self._end_to_new_workers()
+
+        return self.watch.wait_gone(who, stop, meanwhile=meanwhile)
+
+
+def open_sender(ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> PushSender:
+    cls = Distributor if endpoint.pattern == "router" else PushSender
+    return cls(ctx, endpoint, hwm, curve)
+
+
+def give_credit(sock: zmq.Socket, n: int) -> bool:
+    """A worker (DEALER input) tells its distributor it will take n more messages."""
+    try:
+        sock.send(str(n).encode(), zmq.NOBLOCK)
+    except zmq.Again:
+        return False
+    return True
 
 
 def send(sock: zmq.Socket, msg: Message, block: bool = True) -> bool:

@@ -65,7 +65,7 @@ def frames(
         else:
             msg.arrays["frame"] = frame
         # capture's row: its service time is the decode; it has no queue or model
-        msg.header["trace"].append(["capture", t_grab, 0, 0, time.perf_counter_ns() - t0, 0, 0, 0])
+        msg.header["trace"].append(["capture", t_grab, 0, 0, time.perf_counter_ns() - t0, 0, 0, 0, "0", 0])
         index += 1
         yield msg
 
@@ -74,8 +74,8 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     lossless = not cfg.live
     endpoint = transport.Endpoint.parse(cfg.endpoint("capture", "output"))
-    sock = transport.open_socket(ctx, endpoint, 4, cfg.curve())  # with the ring, free slots bound what is in flight
-    watch = transport.PeerWatch(sock)
+    # with the ring, free slots bound what is in flight; into scaled workers, their credits do
+    sender = transport.open_sender(ctx, endpoint, 4, cfg.curve())
     counters = Counters()
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
     use_ring = cfg.shared_frames and endpoint.ipc_path is not None
@@ -91,33 +91,42 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
         endpoint,
     )
     control.send("ready")
-    if not lossless and not watch.wait_connected(stop):  # a live send before that would be a needless drop
+    if not lossless and not sender.watch.wait_connected(stop):  # a live send before that would be a needless drop
         return
+
+    def aborted() -> bool:
+        """Replay drains on the first signal (no more frames, the rest finish); a second one aborts."""
+        return stop.count >= (2 if lossless else 1)
+
     cpu0 = time.process_time()
     try:
         for msg in frames(cfg, source, stop, ring, counters):
             msg.header["trace"][0][2] = time.time_ns()
+            msg.header["seq"] = counters.sent  # no gaps: a stage after scaled workers restores this order
             if lossless:
-                while not transport.send(sock, msg, block=False):
-                    if stop:
+                while not sender.send(msg):
+                    if aborted():
                         return
-                    zmq.select([], [sock], [], 0.1)
-            elif not transport.send(sock, msg, block=False):
+                    sender.wait(0.1)
+            elif not sender.send(msg):
                 counters.dropped += 1  # the pipeline is busy: drop, never queue, on live input
                 if ring is not None:
                     ring.give_back(msg.header["frame_ref"]["slot"])
                 continue
             counters.sent += 1
-        if not stop:
-            eos = Message.eos({"capture": {**counters.as_dict(), "cpu_s": round(time.process_time() - cpu0, 3)}})
-            transport.send(sock, eos)
-            log.info("capture: end of input, %s", counters.as_dict())
-            if ring is not None and ring.expired:
-                log.warning("capture: %d frame slots were never released (a stage died): taken back", ring.expired)
-            watch.wait_gone("capture", stop)  # face detection has taken everything
+        if aborted():
+            return
+        if stop:
+            log.info("capture: stopped after %d frames; the frames in flight finish", counters.sent)
+        eos = Message.eos({"capture": {**counters.as_dict(), "cpu_s": round(time.process_time() - cpu0, 3)}})
+        eos.header["total"] = counters.sent
+        sender.send_end(eos, aborted)
+        log.info("capture: end of input, %s", counters.as_dict())
+        if ring is not None and ring.expired:
+            log.warning("capture: %d frame slots were never released (a stage died): taken back", ring.expired)
+        sender.wait_end("capture", aborted)  # face detection has taken everything
     finally:
         source.close()
-        watch.close()
-        transport.close_socket(sock, endpoint)
+        sender.close()
         if ring is not None:
             ring.close()

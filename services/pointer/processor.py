@@ -18,9 +18,13 @@ from .controller import PointerController
 log = logging.getLogger("gazeflow.pointer")
 
 
-def result_line(msg: Message) -> str:
+def result_line(msg: Message, camera: bool = False) -> str:
+    """One results line. ``t``: the frame's position in the video in seconds (the same in every run
+    of a file), or for a camera its wall-clock capture time."""
     h = msg.header
-    record: dict[str, Any] = {"frame": h["frame"], "t_capture": h["t_capture"]}
+    fps = float(h.get("source", {}).get("fps") or 0.0)
+    t = h["t_capture"] if camera or fps <= 0 else round(h["frame"] / fps, 6)
+    record: dict[str, Any] = {"frame": h["frame"], "t": t}
     record.update({key: h[key] for key in RESULT_KEYS})
     return json.dumps(record, separators=(",", ":"))
 
@@ -52,17 +56,23 @@ class Pointer(Processor):
         if msg.kind != "frame":
             return
         if self.results is not None:
-            self.results.write(result_line(msg) + "\n")
+            self.results.write(result_line(msg, self.cfg.input.startswith("cam:")) + "\n")
         self.metrics.add(msg)
         if self.metrics.frames == 1:  # intervals count from the first frame, not from model loading
             self._next_live = time.monotonic() + self.cfg.log_interval
-        if self.cfg.log_interval > 0 and time.monotonic() >= self._next_live:
-            self._next_live += self.cfg.log_interval
-            line = self.metrics.live_line()
-            if line:
-                last = self.controller.last_move
-                where = f"pointer {self.backend.name} ({last[0]}, {last[1]})" if last else "pointer paused"
-                log.info("%s | %s, %d moves", line, where, self.controller.moves)
+
+    def tick(self) -> None:
+        """The live line, on time even when no frame comes (then its health part says which stage is silent)."""
+        if self.cfg.log_interval <= 0 or not self.metrics.frames or time.monotonic() < self._next_live:
+            return
+        self._next_live = max(self._next_live + self.cfg.log_interval, time.monotonic())
+        line = self.metrics.live_line()
+        if line:
+            last = self.controller.last_move
+            where = f"pointer {self.backend.name} ({last[0]}, {last[1]})" if last else "pointer paused"
+            workers = {name: stage.workers for name, stage in self.cfg.stages.items()}
+            health = self.metrics.health_line(workers)
+            log.info("%s | %s, %d moves | %s", line, where, self.controller.moves, health)
 
     def _end(self, stats: dict[str, dict[str, int]]) -> None:
         stats = dict(stats)
