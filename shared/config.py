@@ -228,6 +228,9 @@ def _check_link(cfg: Config, name: str, up: str, down: str) -> None:
     """The two ends of a link must agree: one binds, one connects, to the same address."""
     out_spec, in_spec = cfg.stages[up].output, cfg.stages[down].input
     where = f"link {name} ({up} -> {down})"
+    for spec in (out_spec, in_spec):
+        if spec:
+            Endpoint.parse(spec.format(run_dir=cfg.run_dir))
     if bool(out_spec) != bool(in_spec):
         missing = f"stages.{down}.input" if out_spec else f"stages.{up}.output"
         raise GazeflowError(f"{where}: {missing} is not set; set both ends of a link or neither")

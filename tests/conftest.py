@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from gazeflow.shared.config import default_assets_dir
@@ -55,3 +57,46 @@ def demo_runs(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         files[command + "-stdout"] = out / f"{command}.out"
         files[command + "-stdout"].write_text(proc.stdout)
     return files
+
+
+def title(p: psutil.Process) -> str:
+    """What ps shows for a process (setproctitle pads the argument list with empty strings)."""
+    try:
+        return " ".join(a for a in p.cmdline() if a)
+    except psutil.Error:  # exited (a zombie until run-all reaps it) or gone
+        return ""
+
+
+RUNNING: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():
+    """A failing test must not leave a looping pipeline behind to slow down the rest of the suite."""
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()  # its stages get SIGTERM from Linux (PR_SET_PDEATHSIG)
+            proc.wait(10)
+
+
+def start_run(*args: str) -> subprocess.Popen[str]:
+    """Start gazeflow run-all in the background; return once capture is running (frames flow)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gazeflow.services.cli", "run-all", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    RUNNING.append(proc)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while "gazeflow-stage capture" not in {title(c) for c in parent.children() if c.is_running()}:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"capture never started: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def stage_process(proc: subprocess.Popen[str], name: str) -> psutil.Process:
+    return next(c for c in psutil.Process(proc.pid).children() if title(c) == f"gazeflow-stage {name}")

@@ -59,3 +59,68 @@ def test_endpoint_specs():
     for bad in ("tcp://x:1", "pub+bind:ipc:///x", "push+bind:tcp://*:5555", "push+listen:ipc:///x"):
         with pytest.raises(GazeflowError):
             Endpoint.parse(bad)
+
+
+def _cfg(tmp_path, text: str) -> config.Config:
+    f = tmp_path / "t.toml"
+    f.write_text(text)
+    return config.load(str(f))
+
+
+def test_workers_flag_and_links_next_to_a_scaled_stage(tmp_path):
+    args = build_parser().parse_args(["run-all", "--workers", "landmarks_headpose=3"])
+    cfg = config.load(None, overrides(args))
+    assert cfg.workers("landmarks_headpose") == 3 and cfg.scaled
+    # the single neighbours bind; the link into the workers carries credits (ROUTER -> DEALER)
+    assert cfg.endpoint("face_detection", "output").startswith("router+bind:ipc://")
+    assert cfg.endpoint("landmarks_headpose", "input").startswith("dealer+connect:ipc://")
+    assert cfg.endpoint("landmarks_headpose", "output").startswith("push+connect:ipc://")
+    assert cfg.endpoint("gaze", "input").startswith("pull+bind:ipc://")
+    plain = config.load(None)
+    assert plain.endpoint("face_detection", "output").startswith("push+connect:")  # default binders unchanged
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("[stages.capture]\nworkers = 2", "stages.capture.workers 2: must be 1 (one process holds its state)"),
+        ("[stages.gaze]\nworkers = 0", "stages.gaze.workers 0: must be 1 or more"),
+        (
+            "[stages.face_detection]\nworkers = 2\n[stages.landmarks_headpose]\nworkers = 2",
+            "both scaled: scale one of two neighbours (faces link)",
+        ),
+        (
+            "[stages.gaze]\noutput = 'push+bind:tcp://10.0.0.2:5557'",
+            "link gaze (gaze -> pointer): stages.pointer.input is not set",
+        ),
+        (
+            "[stages.gaze]\noutput = 'push+bind:tcp://10.0.0.2:5557'\n"
+            "[stages.pointer]\ninput = 'pull+connect:tcp://10.0.0.2:5558'",
+            "tcp://10.0.0.2:5558 does not reach tcp://10.0.0.2:5557",
+        ),
+        (
+            "[stages.gaze]\noutput = 'push+bind:tcp://10.0.0.2:5557'\n"
+            "[stages.pointer]\ninput = 'pull+bind:tcp://10.0.0.2:5557'",
+            "one end binds and the other connects",
+        ),
+        (
+            "[stages.gaze]\nworkers = 2\noutput = 'push+bind:tcp://10.0.0.2:5557'\n"
+            "[stages.pointer]\ninput = 'pull+connect:tcp://10.0.0.2:5557'",
+            "gaze is scaled, so pointer must bind and its workers connect",
+        ),
+        ("[stages.gaze]\noutput = 'push+bind:tcp://*:5557'", "not '*'"),
+    ],
+)
+def test_topology_errors_are_one_clear_line(tmp_path, text, error):
+    with pytest.raises(GazeflowError) as exc:
+        _cfg(tmp_path, text)
+    assert error in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_bind_on_every_interface_is_reached_by_a_host_name(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "[stages.gaze]\noutput = 'push+bind:tcp://0.0.0.0:5557'\n"
+        "[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'",
+    )
+    assert cfg.endpoint("pointer", "input") == "pull+connect:tcp://gaze.example:5557"

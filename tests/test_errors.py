@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from gazeflow.shared.config import runtime_root
 
-from conftest import gazeflow
+from conftest import gazeflow, stage_process, start_run, title
 
 pytestmark = pytest.mark.integration
 
@@ -84,47 +83,9 @@ def test_corrupt_model_in_a_stage_is_reported_by_name(assets, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def title(p: psutil.Process) -> str:
-    """What ps shows for a process (setproctitle pads the argument list with empty strings)."""
-    try:
-        return " ".join(a for a in p.cmdline() if a)
-    except psutil.Error:  # exited (a zombie until run-all reaps it) or gone
-        return ""
-
-
-_RUNNING: list[subprocess.Popen[str]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_run_outlives_its_test():
-    """A failing test must not leave a looping pipeline behind to slow down the rest of the suite."""
-    yield
-    while _RUNNING:
-        proc = _RUNNING.pop()
-        if proc.poll() is None:
-            proc.kill()  # its stages get SIGTERM from Linux (PR_SET_PDEATHSIG)
-            proc.wait(10)
-
-
 def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gazeflow.services.cli", "run-all", "--input", "demo", "--loop",
-         "--pointer", "null", "--log-interval", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    _RUNNING.append(proc)
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        titles = {title(c) for c in parent.children() if c.is_running()}
-        if "gazeflow-stage capture" in titles:
-            break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("capture never started")
-    children = parent.children()
+    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--log-interval", "0")
+    children = psutil.Process(proc.pid).children()
     titles = sorted(title(c) for c in children)
     assert titles == sorted(f"gazeflow-stage {n}" for n in
                             ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer"))  # fmt: skip
@@ -163,19 +124,10 @@ def test_a_stage_that_cannot_be_restarted_is_named_and_the_rest_stop(assets):
 def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, tmp_path):
     """kill -9 of face detection in the middle of a lossless replay: restarted, finished, losses counted."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gazeflow.services.cli", "run-all", "--input", "demo", "--max-speed",
-         "--max-frames", "300", "--pointer", "null", "--results", str(results), "--metrics", str(metrics)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    _RUNNING.append(proc)
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and "gazeflow-stage capture" not in {title(c) for c in parent.children()}:
-        time.sleep(0.2)
+    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "300", "--pointer", "null",
+                     "--results", str(results), "--metrics", str(metrics))  # fmt: skip
     time.sleep(3)  # frames are flowing
-    first = next(c for c in parent.children() if title(c) == "gazeflow-stage face_detection")
-    first.kill()
+    stage_process(proc, "face_detection").kill()
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err[-2000:]
     assert "stage face_detection died: killed by SIGKILL; restarting it" in err
@@ -199,3 +151,24 @@ def test_run_dirs_of_a_killed_run_all_are_removed_by_the_next(tmp_path):
     foreign.mkdir()  # no pid file: not ours to judge
     remove_stale_run_dirs(tmp_path)
     assert not stale.exists() and live.exists() and foreign.exists()
+
+
+def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
+    """Replay: the first SIGINT stops reading; what is in flight finishes; results and metrics are complete."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    proc = start_run("--input", "demo", "--max-speed", "--pointer", "null",
+                     "--results", str(results), "--metrics", str(metrics), "--log-interval", "0")  # fmt: skip
+    time.sleep(3)
+    children = psutil.Process(proc.pid).children()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == 130 and "draining" in err
+    report = json.loads(metrics.read_text())
+    frames = [json.loads(line)["frame"] for line in results.read_text().splitlines()]
+    assert 0 < len(frames) < 595 and frames == list(range(len(frames)))  # nothing in flight was lost
+    assert report["frames"] == len(frames) and report["lost"] == 0 and report["dropped"] == 0
+    assert f"frames {len(frames)}," in out
+    _, alive = psutil.wait_procs(children, timeout=2)
+    assert not alive
