@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -169,12 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run-sync", help="the synchronous one-process baseline (same options, same results)")
     _pipeline_args(p)
     p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")
-    p.add_argument("name", choices=config_mod.STAGES)
+    p.add_argument(
+        "name",
+        metavar="STAGE[:WORKER]",
+        help=f"one of {', '.join(config_mod.STAGES)}; ':WORKER' labels one worker of a scaled stage",
+    )
     p.add_argument(
         "--worker",
-        default=os.environ.get("GAZEFLOW_WORKER", "0"),
+        default=os.environ.get("GAZEFLOW_WORKER"),
         metavar="LABEL",
-        help="which worker of a scaled stage this is, as shown in health reports (default: $GAZEFLOW_WORKER or 0)",
+        help="the worker label of a scaled stage, shown in health reports "
+        "(default: $GAZEFLOW_WORKER, else the host name for a scaled stage, else 0)",
     )
     _pipeline_args(p)
     p = sub.add_parser("fetch", help="fetch the models and demo video, verified by sha384")
@@ -249,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
 
             from .pipeline import process_name, stage_body
 
-            return run_stage(process_name(args.name, args.worker, cfg), stage_body(args.name, cfg, args.worker))
+            name, _, worker = args.name.partition(":")
+            if name not in config_mod.STAGES:
+                raise GazeflowError(f"unknown stage {name!r} (stages: {', '.join(config_mod.STAGES)})")
+            worker = args.worker or worker or (socket.gethostname() if cfg.workers(name) > 1 else "0")
+            return run_stage(process_name(name, worker, cfg), stage_body(name, cfg, worker))
         if args.command == "run-sync":
             from .run_sync import run_sync
 

@@ -1,0 +1,134 @@
+"""The deployment files agree with the topology file (static: no container engine or cluster runs here).
+
+docker-compose.yml, the Kubernetes manifests (through kustomization.yaml) and the
+systemd template must start every stage of deploy/cluster.toml with that file, as
+many workers as it says, and expose every endpoint it binds under the host name
+the other side connects to.
+"""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gazeflow.shared import config
+from gazeflow.shared.security import make_keys
+from gazeflow.shared.transport import Endpoint
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+CONFIG_PATH = "/etc/gazeflow/cluster.toml"
+
+
+def host(stage: str) -> str:
+    return stage.replace("_", "-")
+
+
+@pytest.fixture(scope="module")
+def topology() -> config.Config:
+    return config.load(str(DEPLOY / "cluster.toml"))
+
+
+def links(cfg: config.Config) -> list[tuple[str, Endpoint, str, Endpoint]]:
+    """(binding stage, its endpoint, connecting stage, its endpoint) for every link."""
+    out = []
+    for _, up, down, _ in config.LINKS:
+        a, b = Endpoint.parse(cfg.endpoint(up, "output")), Endpoint.parse(cfg.endpoint(down, "input"))
+        out.append((up, a, down, b) if a.mode == "bind" else (down, b, up, a))
+    return out
+
+
+def port(ep: Endpoint) -> int:
+    return int(ep.address.rsplit(":", 1)[1])
+
+
+def test_the_topology_is_tcp_with_curve_and_explicit_binds(topology):
+    assert topology.curve_keys and topology.workers("face_detection") == 2
+    for binder, bound, _, connected in links(topology):
+        assert bound.address.startswith("tcp://0.0.0.0:")  # explicit; a container's address is not known
+        assert connected.address == f"tcp://{host(binder)}:{port(bound)}"  # the binder's service name
+
+
+def test_compose_runs_every_stage_with_the_topology(topology):
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {host(s) for s in config.STAGES}
+    for stage in config.STAGES:
+        svc = services[host(stage)]
+        assert svc["command"] == ["stage", stage, "--config", CONFIG_PATH]
+        assert f"./cluster.toml:{CONFIG_PATH}:ro" in svc["volumes"]
+        assert any(v.endswith(f":{topology.curve_keys}:ro") for v in svc["volumes"])
+        assert svc.get("deploy", {}).get("replicas", 1) == topology.workers(stage)
+        assert svc["image"] == services["capture"]["image"]  # one image
+    assert services["capture"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    for binder, bound, _, _ in links(topology):
+        assert str(port(bound)) in services[host(binder)].get("expose", []), (binder, bound)
+
+
+def _kubernetes_objects(tmp_path: Path) -> list[dict]:
+    """Rendered by kustomize (kubectl) when it is installed, else the manifests as written."""
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        copy = tmp_path / "deploy"
+        shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns("keys"))
+        make_keys(copy / "keys")
+        rendered = subprocess.run([kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=60)
+        assert rendered.returncode == 0, rendered.stderr
+        return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    docs = []
+    for resource in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((DEPLOY / resource).read_text()) if d]
+    return docs
+
+
+def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topology, tmp_path):
+    objects = _kubernetes_objects(tmp_path)
+    deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
+    services = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Service"}
+    assert set(deployments) == {host(s) for s in config.STAGES}
+    for stage in config.STAGES:
+        d = deployments[host(stage)]
+        assert d["spec"]["replicas"] == topology.workers(stage)
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"] == ["stage", stage, "--config", CONFIG_PATH]
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {CONFIG_PATH, topology.curve_keys} <= mounts
+        assert d["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    for binder, bound, _, _ in links(topology):
+        svc = services[host(binder)]  # the name the connecting side dials
+        assert port(bound) in [p["port"] for p in svc["spec"]["ports"]]
+        pod_labels = deployments[host(binder)]["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        assert port(bound) in [
+            p["containerPort"] for p in deployments[host(binder)]["spec"]["template"]["spec"]["containers"][0]["ports"]
+        ]
+    assert set(services) == {host(b) for b, _, _, _ in links(topology)}  # no Service without an endpoint
+
+
+def test_systemd_template_runs_a_stage_with_the_topology():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(DEPLOY / "systemd" / "gazeflow-stage@.service")
+    exec_start = unit["Service"]["ExecStart"]
+    assert exec_start.endswith(f"gazeflow stage %i --config {CONFIG_PATH}")
+    assert unit["Service"]["Restart"] == "on-failure" and unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_dockerfile_installs_the_package_and_fetches_verified_models():
+    text = (DEPLOY / "Dockerfile").read_text()
+    pyproject = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    for folder in set(pyproject["tool"]["setuptools"]["package-dir"].values()):
+        assert f"COPY {folder} {folder}" in text
+    assert "pip install --no-cache-dir ." in text and "gazeflow fetch" in text and "--verify" in text
+    assert 'ENTRYPOINT ["gazeflow"]' in text
+
+
+def test_stage_names_with_a_worker_label_are_accepted(topology):
+    from gazeflow.services.cli import main
+
+    assert main(["stage", "nope:1", "--config", str(DEPLOY / "cluster.toml")]) == 2
