@@ -37,13 +37,21 @@ def make_keys(directory: str | Path) -> Path:
 
 
 class _RefusalsAsWarnings(logging.LoggerAdapter):
-    """pyzmq logs CURVE refusals at debug level; a refused peer deserves a warning."""
+    """pyzmq logs CURVE refusals at debug level; a refused peer deserves a warning, with its address.
+
+    The authenticator handles one request at a time and logs the request (with the
+    peer's address) before its verdict, so the last address seen is the refused one's.
+    """
+
+    address = "?"
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if str(msg).startswith("version:") and len(args) >= 4:
+            self.address = str(args[3])
         text = str(msg) % args if args else str(msg)
         if text.startswith("DENIED"):
             level = logging.WARNING
-            msg, args = f"refused a peer: {text}", ()
+            msg, args = f"refused a peer at {self.address}: {text}", ()
         self.logger.log(level, msg, *args, **kwargs)
 
 
