@@ -55,6 +55,7 @@ def bench(
     realtime_fps: float,
     assets_dir: str,
     models: bool = True,
+    scale: tuple[int, ...] = (1, 2),
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "input": input_spec, "repeat": repeat, "pipeline": {}}
     if models:
@@ -99,6 +100,8 @@ def bench(
         results["bound"] = bound
     if face.get("FP16/LATENCY"):
         results["face_detection_latency_ms"] = face["FP16/LATENCY"]["median_ms"]
+    if len(scale) > 1:
+        results["scaling"] = scaling(input_spec, scale, repeat)
     if realtime_fps > 0:
         report = _run("run-all", ["--input", input_spec, "--realtime", "--fps", str(realtime_fps)])
         results["realtime"] = {"fps": realtime_fps, "e2e_ms": report["e2e_ms"], "dropped": report["dropped"],
@@ -109,6 +112,26 @@ def bench(
     (out_dir / "bench.md").write_text(markdown)
     print(markdown)
     return results
+
+
+def scaling(input_spec: str, workers: tuple[int, ...], repeat: int) -> dict[str, Any]:
+    """run-all --max-speed (FP16) with N face-detection workers, as a ratio to one worker."""
+    samples: dict[int, list[dict[str, Any]]] = {n: [] for n in workers}
+    for i in range(repeat):
+        for n in workers if i % 2 == 0 else tuple(reversed(workers)):
+            report = _run("run-all", ["--input", input_spec, "--max-speed", "--precision", "FP16",
+                                      "--workers", f"face_detection={n}"])  # fmt: skip
+            samples[n].append(report)
+            log.info("FP16 run-all, %d face-detection workers: %.1f fps", n, report["fps"])
+    base = statistics.median(r["fps"] for r in samples[workers[0]])
+    return {
+        str(n): {
+            "fps": statistics.median(r["fps"] for r in reports),
+            "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in reports),
+            "fps_ratio": round(statistics.median(r["fps"] for r in reports) / base, 3),
+        }
+        for n, reports in samples.items()
+    }
 
 
 def to_markdown(r: dict[str, Any]) -> str:
@@ -152,6 +175,11 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"{precision}: face detection alone {b['face_detection_fps']:.1f} fps at best; run-all reaches "
             f"{b['run_all_fraction']:.0%} of it, run-sync {b['run_sync_fraction']:.0%}"
         )
+    if "scaling" in r:
+        lines += ["", "Face-detection workers (FP16 run-all --max-speed, ratio to the first row):", "",
+                  "| workers | fps | ratio | CPU ms/frame |", "|---|---|---|---|"]  # fmt: skip
+        for n, e in r["scaling"].items():
+            lines.append(f"| {n} | {e['fps']:.1f} | {e['fps_ratio']:.2f}x | {e['cpu_ms_per_frame']:.1f} |")
     if "realtime" in r:
         rt = r["realtime"]
         e2e = rt["e2e_ms"]

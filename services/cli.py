@@ -40,6 +40,13 @@ def _key_values(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        raise GazeflowError(f"--scale {text!r}: expected numbers like 1,2,4") from None
+
+
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (flags override it); see deploy/local.toml")
     p.add_argument("--input", "-i", help="video file, 'demo' (the fetched demo video) or cam:N (default: demo.mp4)")
@@ -205,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime-fps", type=float, default=15.0, help="rate of the latency run, 0 = skip (default 15)")
     p.add_argument("--out", default="out", help="folder for bench.json and bench.md (default out/)")
     p.add_argument("--no-models", action="store_true", help="skip the per-model part")
+    p.add_argument("--scale", default="1,2", metavar="N,N,...",
+                   help="face-detection worker counts to compare (default 1,2; '' = skip)")  # fmt: skip
     p.add_argument("--assets-dir", help="where the models are (default: .assets in the checkout)")
     return parser
 
@@ -247,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.realtime_fps,
                 args.assets_dir or config_mod.default_assets_dir(),
                 models=not args.no_models,
+                scale=_counts(args.scale),
             )
             return 0
         cfg = config_mod.load(args.config, overrides(args))
