@@ -23,6 +23,12 @@ def test_sync_model_takes_u8_nhwc_images(tiny):
     assert model.infer({0: image(10)})["y"].item() == pytest.approx(20.0)
 
 
+@pytest.mark.parametrize("device", ["AUTO", "AUTO:CPU", "HETERO:CPU", "MULTI:CPU"])
+def test_device_strings_work_as_openvino_defines_them(tiny, device):
+    model = SyncModel(compile_model(tiny, device, "LATENCY"))
+    assert model.infer({0: image(3)})["y"].item() == pytest.approx(6.0)
+
+
 def test_async_model_parks_each_result_by_key(tiny):
     r, w = os.pipe()
     os.set_blocking(w, False)
