@@ -1,8 +1,8 @@
 """What every stage process does around its loop: title, signals, control events, errors.
 
 A stage started by run-all gets ``GAZEFLOW_CONTROL`` (an endpoint of the
-supervisor's control socket) in its environment; it reports ``ready``,
-``error`` and ``summary`` events there. A stage started on its own just logs.
+supervisor's control socket) in its environment; it reports ``ready``
+and ``error`` events there. A stage started on its own just logs.
 """
 
 from __future__ import annotations

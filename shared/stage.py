@@ -95,6 +95,7 @@ class _Item:
     t_start: int = 0
     t_submit: int = 0
     keys: tuple[str, ...] = ()
+    tag: int = 0  # what its infer requests are tagged with
     outputs: Outputs = field(default_factory=dict)
     t_done: int = 0
 
@@ -121,7 +122,7 @@ class StageRuntime:
         self.inbox_size = LIVE_INBOX if self.live else LOSSLESS_INBOX
         self.stale_ns = int(cfg.stale_ms * 1e6)
         self.pending: deque[_Item] = deque()
-        self.seq = 0
+        self.submitted = 0  # items submitted so far: each one's tag
         self._owed = 0  # credits not yet told to the distributor (its queue was full)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -237,21 +238,20 @@ class StageRuntime:
                 return True
             self._credit(1)  # it has left the inbox
             if msg.kind == "drop":  # passes through in its place
-                item.msg.header["_seq"] = 0
                 self.pending.append(item)
                 continue
             inputs = self.proc.prepare(msg)
             item.t_submit = time.perf_counter_ns()
             item.keys = tuple(inputs)
-            self.seq += 1
+            self.submitted += 1
+            item.tag = self.submitted
             for key, model_inputs in inputs.items():
-                self.models[key].submit(model_inputs, self.seq)
+                self.models[key].submit(model_inputs, item.tag)
             if inputs:
                 in_flight = self.in_flight()
                 self.counters.submits += 1
                 self.counters.in_flight_sum += in_flight
                 self.counters.in_flight_max = max(self.counters.in_flight_max, in_flight)
-            item.msg.header["_seq"] = self.seq
             self.pending.append(item)
         return False
 
@@ -260,12 +260,9 @@ class StageRuntime:
         for model in self.models.values():
             model.check()
         for item in self.pending:
-            if item.msg.kind == "eos":
-                continue
-            seq = item.msg.header["_seq"]
             for key in item.keys:
                 if key not in item.outputs:
-                    got = self.models[key].take(seq)
+                    got = self.models[key].take(item.tag)
                     if got is not None:
                         item.outputs[key], done = got
                         item.t_done = max(item.t_done, done)
@@ -280,7 +277,6 @@ class StageRuntime:
     def _emit(self, item: _Item) -> None:
         t_post = time.perf_counter_ns()
         msg = item.msg
-        del msg.header["_seq"]
         if msg.kind == "drop":
             self._send(msg)
             return

@@ -218,12 +218,8 @@ class Distributor(PushSender):
     """Sends on a ROUTER socket to the workers of a scaled stage, by their credit."""
 
     def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> None:
-        self.endpoint = endpoint
-        sock = _configured(ctx, endpoint, max(hwm, 2 * CREDITS_MAX), curve)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a worker that has gone fails instead of vanishing
-        self.watch = PeerWatch(sock)
-        _attach(sock, endpoint)
-        self.sock = sock
+        super().__init__(ctx, endpoint, max(hwm, 2 * CREDITS_MAX), curve)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a worker that has gone fails, not vanishes
         self.credits: dict[bytes, int] = {}  # worker identity -> messages it will still take
         self.end: list[Any] | None = None  # the end of the stream, once sent
         self.ended: set[bytes] = set()  # workers that have been sent it

@@ -100,3 +100,20 @@ def start_run(*args: str) -> subprocess.Popen[str]:
 
 def stage_process(proc: subprocess.Popen[str], name: str) -> psutil.Process:
     return next(c for c in psutil.Process(proc.pid).children() if title(c) == f"gazeflow-stage {name}")
+
+
+def kill_in_replay(tmp_path: Path, victim: str, *args: str) -> tuple[str, dict, list[int]]:
+    """kill -9 one stage process 3 s into a 300-frame lossless replay; check run-all restarted it and
+    finished in frame order. Returns stdout, the metrics report and the frame numbers of the results."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "300", "--pointer", "null",
+                     "--results", str(results), "--metrics", str(metrics), "--log-interval", "0", *args)  # fmt: skip
+    time.sleep(3)  # frames are flowing
+    stage_process(proc, victim).kill()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-2000:]
+    assert f"stage {victim} died: killed by SIGKILL; restarting it" in err
+    report = json.loads(metrics.read_text())
+    frames = [r["frame"] for r in read_results(results)]
+    assert frames == sorted(set(frames)) and len(frames) == report["frames"]
+    return out, report, frames

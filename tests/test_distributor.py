@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import zmq
 
 from gazeflow.shared import transport
 from gazeflow.shared.messages import Message
+
+
+@pytest.fixture
+def router():
+    """A distributor bound on loopback, its context and address; closed afterwards."""
+    ctx = zmq.Context()
+    dist = transport.Distributor(ctx, transport.Endpoint.parse("router+bind:tcp://127.0.0.1:0"), 4)
+    yield ctx, dist, dist.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    dist.close()
+    ctx.destroy(0)
 
 
 def _worker(ctx: zmq.Context, address: str, credits: int) -> zmq.Socket:
@@ -32,49 +43,37 @@ def _send(dist: transport.Distributor, msg: Message, timeout_s: float = 5) -> bo
     return True
 
 
-def test_frames_follow_credit_and_the_end_reaches_every_worker_even_a_late_one():
-    ctx = zmq.Context()
-    try:
-        dist = transport.Distributor(ctx, transport.Endpoint.parse("router+bind:tcp://127.0.0.1:0"), 4)
-        address = dist.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        fast, slow = _worker(ctx, address, 6), _worker(ctx, address, 2)
-        for i in range(8):
-            assert _send(dist, Message.frame(i, 0.0, {}))
-        assert not dist.send(Message.frame(8, 0.0, {}))  # no credit left anywhere: live input would drop it
-        got_fast, got_slow = _drain(fast), _drain(slow)
-        assert len(got_fast) == 6 and len(got_slow) == 2  # each got what it asked for
-        assert sorted(m.index for m in got_fast + got_slow) == list(range(8))
-        assert dist.send_end(Message.eos({}), lambda: False)
-        assert [m.kind for m in _drain(fast)] == ["eos"] and [m.kind for m in _drain(slow)] == ["eos"]
-        late = _worker(ctx, address, 1)  # e.g. a worker restarted after the end
-        deadline = time.monotonic() + 5
-        while not late.poll(0) and time.monotonic() < deadline:
-            dist._take_credits(50)
-            dist._end_to_new_workers()
-        end = transport.recv(late)
-        assert end.kind == "eos" and end.header["copies"] == 2
-        for sock in (fast, slow, late):
-            sock.close(0)
-        dist.close()
-    finally:
-        ctx.destroy(0)
+def test_frames_follow_credit_and_the_end_reaches_every_worker_even_a_late_one(router):
+    ctx, dist, address = router
+    fast, slow = _worker(ctx, address, 6), _worker(ctx, address, 2)
+    for i in range(8):
+        assert _send(dist, Message.frame(i, 0.0, {}))
+    assert not dist.send(Message.frame(8, 0.0, {}))  # no credit left anywhere: live input would drop it
+    got_fast, got_slow = _drain(fast), _drain(slow)
+    assert len(got_fast) == 6 and len(got_slow) == 2  # each got what it asked for
+    assert sorted(m.index for m in got_fast + got_slow) == list(range(8))
+    assert dist.send_end(Message.eos({}), lambda: False)
+    assert [m.kind for m in _drain(fast)] == ["eos"] and [m.kind for m in _drain(slow)] == ["eos"]
+    late = _worker(ctx, address, 1)  # e.g. a worker restarted after the end
+    deadline = time.monotonic() + 5
+    while not late.poll(0) and time.monotonic() < deadline:
+        dist._take_credits(50)
+        dist._end_to_new_workers()
+    end = transport.recv(late)
+    assert end.kind == "eos" and end.header["copies"] == 2
+    for sock in (fast, slow, late):
+        sock.close(0)
 
 
-def test_a_worker_that_has_gone_is_skipped():
-    ctx = zmq.Context()
-    try:
-        dist = transport.Distributor(ctx, transport.Endpoint.parse("router+bind:tcp://127.0.0.1:0"), 4)
-        address = dist.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        gone, alive = _worker(ctx, address, 4), _worker(ctx, address, 4)
-        dist.wait(0.2)
-        dist._take_credits(200)
-        gone.close(0)
-        time.sleep(0.3)  # the disconnect reaches the router
-        for i in range(4):
-            assert _send(dist, Message.frame(i, 0.0, {}))
-        got = _drain(alive)
-        assert len(got) == 4 and len(dist.credits) == 1
-        alive.close(0)
-        dist.close()
-    finally:
-        ctx.destroy(0)
+def test_a_worker_that_has_gone_is_skipped(router):
+    ctx, dist, address = router
+    gone, alive = _worker(ctx, address, 4), _worker(ctx, address, 4)
+    dist.wait(0.2)
+    dist._take_credits(200)
+    gone.close(0)
+    time.sleep(0.3)  # the disconnect reaches the router
+    for i in range(4):
+        assert _send(dist, Message.frame(i, 0.0, {}))
+    got = _drain(alive)
+    assert len(got) == 4 and len(dist.credits) == 1
+    alive.close(0)

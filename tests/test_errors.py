@@ -15,7 +15,7 @@ import pytest
 
 from gazeflow.shared.config import runtime_root
 
-from conftest import gazeflow, stage_process, start_run, title
+from conftest import gazeflow, kill_in_replay, start_run, title
 
 pytestmark = pytest.mark.integration
 
@@ -123,18 +123,7 @@ def test_a_stage_that_cannot_be_restarted_is_named_and_the_rest_stop(assets):
 
 def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, tmp_path):
     """kill -9 of face detection in the middle of a lossless replay: restarted, finished, losses counted."""
-    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "300", "--pointer", "null",
-                     "--results", str(results), "--metrics", str(metrics))  # fmt: skip
-    time.sleep(3)  # frames are flowing
-    stage_process(proc, "face_detection").kill()
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-2000:]
-    assert "stage face_detection died: killed by SIGKILL; restarting it" in err
-    report = json.loads(metrics.read_text())
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    frames = [r["frame"] for r in rows]
-    assert frames == sorted(set(frames)) and len(rows) == report["frames"]
+    out, report, _ = kill_in_replay(tmp_path, "face_detection")
     assert report["lost"] > 0 and report["frames"] + report["lost"] == 300
     assert f"lost {report['lost']}" in out
 

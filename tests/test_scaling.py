@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from conftest import gazeflow, read_results, stage_process, start_run
+from conftest import gazeflow, kill_in_replay, read_results
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +44,7 @@ def test_live_input_with_workers_stays_ordered_and_counts_every_frame(assets, tm
 
 
 def test_a_killed_worker_is_restarted_and_the_other_carries_on(assets, tmp_path):
-    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "300", "--pointer", "null",
-                     "--workers", "face_detection=2", "--results", str(results), "--metrics", str(metrics),
-                     "--log-interval", "0")  # fmt: skip
-    time.sleep(3)  # frames are flowing
-    stage_process(proc, "face_detection/1").kill()
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-2000:]
-    assert "stage face_detection/1 died: killed by SIGKILL; restarting it" in err
-    report = json.loads(metrics.read_text())
-    frames = [r["frame"] for r in read_results(results)]
-    assert frames == sorted(set(frames)) and len(frames) == report["frames"]
+    out, report, _ = kill_in_replay(tmp_path, "face_detection/1", "--workers", "face_detection=2")
     assert report["frames"] + report["lost"] == 300 and report["dropped"] == 0
     if report["lost"]:
         assert f"lost {report['lost']}" in out
