@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import zmq
 
+from . import transport
 from .errors import GazeflowError
 
 SLOTS = 8
+RELEASE_HWM = 1000  # slot numbers coming back: tiny, never worth blocking on
 SLOT_TIMEOUT_S = 5.0  # a slot not released for this long is taken back (its consumer died)
 
 
@@ -66,10 +68,9 @@ class RingProducer:
 
     def __init__(self, ctx: zmq.Context, run_dir: str, shape: tuple[int, ...], slots: int = SLOTS) -> None:
         self.ring = FrameRing(Path(run_dir) / "frames.ring", slots, shape, create=True)
-        self.release_address = f"ipc://{run_dir}/release"
-        self.sock = ctx.socket(zmq.PULL)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(self.release_address)
+        self.release = transport.Endpoint.parse(f"pull+bind:ipc://{run_dir}/release")
+        self.release_address = self.release.address
+        self.sock = transport.open_socket(ctx, self.release, RELEASE_HWM)
         self.free: deque[int] = deque(range(slots))
         self.in_use: dict[int, tuple[int, float]] = {}  # slot -> (generation, taken at)
         self.generation = 0
@@ -116,7 +117,7 @@ class RingProducer:
                 "slots": self.ring.slots, "release": self.release_address}  # fmt: skip
 
     def close(self) -> None:
-        self.sock.close(0)
+        transport.close_socket(self.sock, self.release)  # and its socket file
         self.ring.unlink()
 
 

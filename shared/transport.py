@@ -152,6 +152,11 @@ class PeerWatch:
             self.peers += -1 if event == zmq.EVENT_DISCONNECTED else 1
             timeout_ms = 0
 
+    def connected(self) -> bool:
+        """Whether some peer is connected now."""
+        self._update(0)
+        return self.peers > 0
+
     def wait_connected(self, stop: Any = None) -> bool:
         """Wait until at least one peer is connected; False if stopped first."""
         self._update(0)

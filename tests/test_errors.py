@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -161,3 +162,22 @@ def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
     assert f"frames {len(frames)}," in out
     _, alive = psutil.wait_procs(children, timeout=2)
     assert not alive
+
+
+def test_a_stage_started_alone_stops_on_sigterm_and_leaves_no_socket_file(assets, tmp_path):
+    """Capture replaying with nobody to drain into: SIGTERM stops it at once; its run dir is left empty."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gazeflow.services.cli", "stage", "capture", "--input", "demo", "--max-speed",
+         "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (run_dir / "frames").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert time.monotonic() - t0 < 3 and proc.returncode == 0, err[-1500:]
+    assert list(run_dir.iterdir()) == []

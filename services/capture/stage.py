@@ -18,6 +18,7 @@ from gazeflow.shared.stage import Counters
 from .source import Pacer, Source, resolve_input
 
 log = logging.getLogger("gazeflow.capture")
+DRAIN_S = 10.0  # replay stopped by a signal: at most this long for the frames in flight to finish
 
 
 def frames(
@@ -94,9 +95,18 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     if not lossless and not sender.watch.wait_connected(stop):  # a live send before that would be a needless drop
         return
 
+    drain_deadline = 0.0
+
     def aborted() -> bool:
-        """Replay drains on the first signal (no more frames, the rest finish); a second one aborts."""
-        return stop.count >= (2 if lossless else 1)
+        """Replay drains on the first signal (no more frames, the rest finish); a second one aborts, and so
+        does a next stage that has gone (nothing left to drain into) or a drain longer than DRAIN_S."""
+        if stop.count >= (2 if lossless else 1):
+            return True
+        if not stop:
+            return False
+        nonlocal drain_deadline
+        drain_deadline = drain_deadline or time.monotonic() + DRAIN_S
+        return not sender.watch.connected() or time.monotonic() > drain_deadline
 
     cpu0 = time.process_time()
     try:
