@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import numpy as np
 import pytest
 
@@ -17,23 +20,32 @@ class FakeCamera:
 
     def __init__(self, index: int, frames: int = 5, opened: bool = True) -> None:
         self.index, self.left, self.opened = index, frames, opened
+        self.decode_s = self.wait_s = 0.0
+        self.grabbed: list[int] = []
 
     def isOpened(self) -> bool:
         return self.opened
 
     def read(self, into=None):
+        return self.retrieve(into) if self.grab() else (False, None)
+
+    def grab(self) -> bool:
+        """Wait for the driver's next frame (not decoded yet)."""
         if self.left == 0:
-            return False, None
+            return False
         self.left -= 1
+        time.sleep(self.wait_s)
+        self.grabbed.append(time.time_ns())
+        return True
+
+    def retrieve(self, into=None):
+        """Decode the grabbed frame (MJPEG on a real webcam: it takes a while)."""
+        time.sleep(self.decode_s)
         frame = np.full((48, 64, 3), self.left, dtype=np.uint8)
         if into is not None:
             into[...] = frame
             return True, into
         return True, frame
-
-    def grab(self) -> bool:
-        ok, _ = self.read()
-        return ok
 
     def get(self, prop: int) -> float:
         return 0.0  # many webcams report no rate
@@ -65,3 +77,31 @@ def test_missing_camera_and_bad_spec(monkeypatch):
         source_mod.Source("cam:7")
     with pytest.raises(GazeflowError, match="bad camera 'cam:front'"):
         source_mod.Source("cam:front")
+
+
+def test_camera_capture_time_is_when_the_driver_handed_the_frame_over(monkeypatch):
+    """Decoding comes after the stamp: a slow MJPEG decode shows in end-to-end latency, a wait for
+    the next frame does not."""
+    camera = FakeCamera(0, frames=4)
+    monkeypatch.setattr(source_mod.cv2, "VideoCapture", lambda index: camera)
+    cam = source_mod.Source("cam:0")
+    camera.decode_s = camera.wait_s = 0.02
+    got = list(itertools.islice(frames(Config(input="cam:0"), cam), 1, 4))  # frame 0 was read when opening
+    for msg, grabbed in zip(got, camera.grabbed[1:], strict=True):
+        assert abs(msg.header["t_capture"] * 1e9 - grabbed) < 2e6
+        assert msg.header["trace"][0][4] >= 20e6  # its decode, reported as capture's service time
+
+
+def test_paced_file_frames_leave_at_their_release_time_decoded_ahead(assets):
+    """A replayed file is decoded just before each frame's release time, so frames leave on the beat."""
+    source = source_mod.Source(source_mod.resolve_input("demo", str(assets)))
+    cfg = Config(input="demo", fps=10.0, max_frames=6)
+    stamps, late = [], []
+    for msg in frames(cfg, source):
+        late.append(time.time_ns() / 1e9 - msg.header["t_capture"])
+        stamps.append(msg.header["t_capture"])
+        assert msg.header["trace"][0][4] > 0  # it was decoded (before its release)
+    source.close()
+    gaps = np.diff(stamps)
+    assert np.all(np.abs(gaps - 0.1) < 0.02), gaps
+    assert max(late) < 0.005, late  # yielded at its release time, not one decode after it

@@ -40,13 +40,15 @@ def test_report_has_every_stage_and_field(short_report):
 
 
 def test_latencies_add_up(short_report):
-    """End to end is at least the sum of the service times on the path, frame by frame."""
+    """End to end is at least the sum of the service times on the path, frame by frame. (Capture's
+    service time, the decode, comes before a file frame's capture time: it is decoded ahead.)"""
     report, _, _ = short_report
     timeline = report["timeline"]
     services = timeline["service_ms"]
+    after_capture = PATH[1:]
     for i, e2e in enumerate(timeline["e2e_ms"]):
-        assert e2e + 0.01 >= sum(services[name][i] for name in PATH), i
-    assert report["e2e_ms"]["p50"] >= sum(report["stages"][n]["service_ms"]["p50"] for n in PATH) * 0.5
+        assert e2e + 0.01 >= sum(services[name][i] for name in after_capture), i
+    assert report["e2e_ms"]["p50"] >= sum(report["stages"][n]["service_ms"]["p50"] for n in after_capture) * 0.5
     for stage in report["stages"].values():
         for key in ("transport_ms", "queue_ms", "service_ms", "infer_ms"):
             p = stage[key]

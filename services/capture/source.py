@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # keep OpenCV's own warnings off the terminal
@@ -51,6 +52,7 @@ class Source:
         if not ok or first is None:
             raise GazeflowError(f"cannot read a frame from {spec}")
         self._first: np.ndarray | None = first
+        self.grabbed_ns = time.time_ns()  # camera: wall time the driver handed over the last frame
         self.height, self.width = first.shape[:2]
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0 < fps < 1000 else 30.0
@@ -59,15 +61,21 @@ class Source:
         """The next frame (decoded into `into` when given), or None at the end of a file that is not looped."""
         if self._first is not None:
             frame, self._first = self._first, None
+            self.grabbed_ns = time.time_ns()  # read when opening: it counts from now
             if into is not None:
                 into[...] = frame
                 return into
             return frame
+        if self.camera:  # grab (waits for the driver), stamp, then decode: the stamp is when the frame came
+            ok = self.cap.grab()
+            self.grabbed_ns = time.time_ns()
+            ok, frame = self.cap.retrieve(into) if ok else (False, None)
+            if ok:
+                return frame
+            raise GazeflowError(f"camera {self.spec} stopped delivering frames")
         ok, frame = self.cap.read(into)
         if ok:
             return frame
-        if self.camera:
-            raise GazeflowError(f"camera {self.spec} stopped delivering frames")
         if self.loop:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self.cap.read(into)
@@ -95,22 +103,54 @@ class Source:
 
 
 class Pacer:
-    """Sleeps so that frame i is released at t0 + i / fps (no drift, no catch-up bursts)."""
+    """Releases frame i at t0 + i / fps (no drift, no catch-up bursts).
+
+    ``ahead(lead)`` sleeps until ``lead`` seconds before the next release, so that the
+    frame can be decoded by then; ``wait()`` sleeps until the release itself.
+    """
 
     def __init__(self, fps: float) -> None:
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.t0: float | None = None
         self.i = 0
 
-    def wait(self) -> None:
-        if self.period == 0:
-            return
+    def _due(self) -> float:
         now = time.monotonic()
         if self.t0 is None:
             self.t0 = now
-        due = self.t0 + self.i * self.period
+        return self.t0 + self.i * self.period
+
+    def ahead(self, lead: float) -> None:
+        if self.period == 0:
+            return
+        start = self._due() - min(lead, self.period)
+        now = time.monotonic()
+        if start > now:
+            time.sleep(start - now)
+
+    def wait(self) -> None:
+        if self.period == 0:
+            return
+        due = self._due()
+        now = time.monotonic()
         self.i += 1
         if due > now:
             time.sleep(due - now)
         elif now - due > self.period:  # fell behind (blocked): re-anchor instead of bursting
             self.t0 = now - (self.i - 1) * self.period
+
+
+class DecodeLead:
+    """How long before its release time a frame should start decoding: the slowest recent decode, plus a margin."""
+
+    def __init__(self, keep: int = 16, margin: float = 1.25, floor_s: float = 0.001) -> None:
+        self.recent: deque[float] = deque([0.01], maxlen=keep)
+        self.margin = margin
+        self.floor_s = floor_s
+
+    def add(self, seconds: float) -> None:
+        self.recent.append(seconds)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.recent) * self.margin + self.floor_s

@@ -15,7 +15,7 @@ from gazeflow.shared.messages import Message
 from gazeflow.shared.process import Control, StopFlag
 from gazeflow.shared.stage import Counters
 
-from .source import Pacer, Source, resolve_input
+from .source import DecodeLead, Pacer, Source, resolve_input
 
 log = logging.getLogger("gazeflow.capture")
 DRAIN_S = 10.0  # replay stopped by a signal: at most this long for the frames in flight to finish
@@ -30,22 +30,32 @@ def frames(
 ) -> Iterator[Message]:
     """Yield paced frame messages with their capture trace row (run-sync uses this too).
 
-    With a ring, each frame is decoded straight into a free shared-memory slot;
-    when none is free, lossless replay waits and live input drops the frame
-    without converting it.
+    The capture time is when a frame becomes available to the pipeline: for a
+    camera, when the driver hands it over (decoding follows); for a file, its
+    release time in the replay. A file's frame is decoded just before that time
+    (``DecodeLead``), as a camera's frame exists before it is handed over, so it
+    leaves on time instead of one decode late. With a ring, each frame is decoded
+    straight into a free shared-memory slot; when none is free, lossless replay
+    waits and live input drops the frame without converting it.
     """
     pacer = Pacer(0.0 if (cfg.pace == "max-speed" or source.camera) else (cfg.fps or source.fps))
+    lead = DecodeLead()
     lossless = not cfg.live
     counters = counters or Counters()
     index = 0
     info = source.info()
     while not stop and (cfg.max_frames == 0 or index < cfg.max_frames):
-        pacer.wait()
+        pacer.ahead(lead.seconds)
         slot = None
+        released = False
         if ring is not None:
             slot = ring.take()
             while slot is None and lossless and not stop:
                 ring.reclaim(100)
+                slot = ring.take()
+            if slot is None and not stop:  # live: a slot may still come back before the release time
+                pacer.wait()
+                released = True
                 slot = ring.take()
             if slot is None:
                 if stop or not source.skip():
@@ -54,19 +64,23 @@ def frames(
                 counters.dropped += 1  # every slot is busy: the pipeline cannot take this frame
                 index += 1
                 continue
-        t_grab = time.time_ns()
         t0 = time.perf_counter_ns()
         frame = source.read(ring.ring.view(slot) if ring is not None and slot is not None else None)
         if frame is None:
             return
+        decode_ns = time.perf_counter_ns() - t0
+        lead.add(decode_ns / 1e9)
+        if not released:
+            pacer.wait()
+        t_grab = source.grabbed_ns if source.camera else time.time_ns()
         counters.received += 1
         msg = Message.frame(index, t_grab / 1e9, info)
         if ring is not None and slot is not None:
             msg.header["frame_ref"] = ring.ref(slot)
         else:
             msg.arrays["frame"] = frame
-        # capture's row: its service time is the decode; it has no queue or model
-        msg.header["trace"].append(["capture", t_grab, 0, 0, time.perf_counter_ns() - t0, 0, 0, 0, "0", 0])
+        # capture's row: its service time is the decode (before t_grab for a file); no queue, no model
+        msg.header["trace"].append(["capture", t_grab, 0, 0, decode_ns, 0, 0, 0, "0", 0])
         index += 1
         yield msg
 
