@@ -45,6 +45,10 @@ class Processor:
     # True for the stage fed by capture: on live input it drops stale frames, and its input
     # queue is short (full frames over tcp are 6 MB each).
     entry: bool = False
+    # Set by the runtime: True when this stage's frames arrive in shared memory and its output link
+    # stays on this host. ``finish`` may then leave ``msg.arrays["frame"]`` in place: the next stage
+    # gets the frame's slot by reference (and releases it) instead of a copy of its pixels.
+    share_frame: bool = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -152,6 +156,7 @@ class StageRuntime:
             self.reorder = Reorder(upstream, cfg.stale_ms / 1e3 if cfg.live else REPLAY_WAIT_S)
         self.drop_notices = cfg.scaled  # a frame dropped here is announced, so that no reorder waits for it
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
+        proc.share_frame = cfg.shared_frames and self.out_ep is not None and self.out_ep.ipc_path is not None
         self.sender: transport.PushSender | None = None
         if self.out_ep is not None:
             self.sender = transport.open_sender(ctx, self.out_ep, 16, curve)
@@ -281,7 +286,10 @@ class StageRuntime:
             self._send(msg)
             return
         msg = self.proc.finish(msg, item.outputs)
-        self.shared_frames.release(msg.header)
+        if "frame" in msg.arrays and "frame_ref" in msg.header and self.proc.share_frame:
+            del msg.arrays["frame"]  # its slot goes on by reference; the next stage releases it
+        else:
+            self.shared_frames.release(msg.header)
         t_end = time.perf_counter_ns()
         infer = (item.t_done - item.t_submit) if item.keys else 0
         hold = (t_post - item.t_done) if item.keys else (t_post - item.t_submit)

@@ -88,3 +88,39 @@ def test_gaze_angles():
     assert h == pytest.approx(30.0, abs=0.1) and v == pytest.approx(0.0)
     h, v = geometry.gaze_angles([0.0, 0.5, -0.866])
     assert h == pytest.approx(0.0) and v == pytest.approx(30.0, abs=0.1)
+
+
+def test_a_shared_frame_gives_the_same_eye_crops_as_a_copied_region():
+    """On one host face detection passes the frame's slot on instead of copying the face region:
+    landmarks_headpose must cut exactly the same pixels (eye boxes clamped to the region) either way."""
+    from gazeflow.services.face_detection.processor import FaceDetection
+    from gazeflow.services.landmarks_headpose.processor import LandmarksHeadPose
+    from gazeflow.shared.config import Config
+    from gazeflow.shared.messages import Message
+
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    raw = np.zeros((1, 1, 200, 7), np.float32)
+    raw[0, 0, 0] = [0, 1, 0.9, 0.05, 0.1, 0.25, 0.6]  # a face near the left edge: the region is clipped there
+    raw[0, 0, 1, 0] = -1
+    messages = {}
+    for share in (False, True):
+        fd = FaceDetection(Config())
+        fd.share_frame = share
+        msg = Message.frame(0, 0.0, {"width": 1280, "height": 720, "fps": 30})
+        msg.header["frame_ref"] = {"slot": 0}
+        msg.arrays["frame"] = frame
+        msg = fd.finish(msg, {"face": {"out": raw}})
+        assert ("frame" in msg.arrays) is share and ("region" in msg.arrays) is not share
+        lh = LandmarksHeadPose(Config())
+        assert lh.prepare(msg)["landmarks"][0].shape == (1, 48, 48, 3)
+        x0, _, side = msg.header["crop"]
+        # the second eye sits on the region's right edge (inside the frame), so its box is clamped there
+        eyes = np.array([[0.3, 0.4, (msg.header["region"][2] - 3 - x0) / side, 0.4, 0.5, 0.6, 0.3, 0.8, 0.7, 0.8]])
+        pose = {"angle_y_fc": np.array([[5.0]]), "angle_p_fc": np.array([[-3.0]]), "angle_r_fc": np.array([[12.0]])}
+        messages[share] = lh.finish(msg, {"landmarks": {"out": eyes.astype(np.float32)}, "head_pose": pose})
+    copied, shared = messages[False], messages[True]
+    assert set(shared.arrays) == set(copied.arrays) == {"left_eye", "right_eye"}  # the frame is not passed on
+    for name in ("left_eye", "right_eye"):
+        assert np.array_equal(shared.arrays[name], copied.arrays[name]), name
+    assert shared.header["landmarks"] == copied.header["landmarks"]

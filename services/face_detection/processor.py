@@ -29,6 +29,8 @@ class FaceDetection(Processor):
         return {"face": {0: cv2.resize(frame, (INPUT_W, INPUT_H), interpolation=cv2.INTER_LINEAR)[np.newaxis]}}
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
+        """The face box, and the pixels landmarks needs: on one host the frame's shared slot itself
+        (no copy), else a copy of the face region."""
         frame = msg.arrays.pop("frame")
         height, width = frame.shape[:2]
         raw = next(iter(outputs["face"].values()))
@@ -44,6 +46,9 @@ class FaceDetection(Processor):
         x0, y0, x1, y1 = geometry.region(square, width, height)
         msg.header["face"] = [round(v, 2) for v in face]
         msg.header["crop"] = list(square)
-        msg.header["region"] = [x0, y0]
-        msg.arrays["region"] = frame[y0:y1, x0:x1].copy()  # the frame's shared slot is reused once released
+        msg.header["region"] = [x0, y0, x1, y1]
+        if self.share_frame and "frame_ref" in msg.header:
+            msg.arrays["frame"] = frame  # passed on by its slot number
+        else:
+            msg.arrays["region"] = frame[y0:y1, x0:x1].copy()  # the frame's shared slot is reused once released
         return msg

@@ -22,14 +22,16 @@ class LandmarksHeadPose(Processor):
         if msg.header["face"] is None:
             return {}
         x0, y0, side = msg.header["crop"]
-        face = geometry.cut(msg.arrays["region"], tuple(msg.header["region"]), (x0, y0, x0 + side, y0 + side))
+        face = geometry.cut(*_pixels(msg), (x0, y0, x0 + side, y0 + side))
         return {"landmarks": {0: geometry.resize(face, 48)}, "head_pose": {0: geometry.resize(face, 60)}}
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.header["face"] is None:
             return msg
-        region = msg.arrays.pop("region")
-        origin = tuple(msg.header.pop("region"))
+        pixels, origin = _pixels(msg)
+        msg.arrays.pop("region", None)
+        msg.arrays.pop("frame", None)  # a shared slot is released once this returns: never passed on
+        bounds = tuple(msg.header.pop("region"))  # eye crops stay inside the region, as when it is copied
         points = geometry.landmarks_to_source(next(iter(outputs["landmarks"].values())), msg.header["crop"])
         pose = outputs["head_pose"]  # by name, never by order: dict order is r, p, y
         head_pose = {
@@ -40,16 +42,23 @@ class LandmarksHeadPose(Processor):
         msg.header["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in points]
         msg.header["head_pose"] = head_pose
         side = geometry.EYE_SIDE * math.dist(points[0], points[1])
-        bounds = (origin[0], origin[1], origin[0] + region.shape[1], origin[1] + region.shape[0])
         eyes = {}
         for name, center in (("left_eye", points[0]), ("right_eye", points[1])):
             box = geometry.eye_box(center, side, bounds)
             if box is None:
                 return msg
-            crop = geometry.rotate(geometry.cut(region, origin, box), head_pose["roll"])
+            crop = geometry.rotate(geometry.cut(pixels, origin, box), head_pose["roll"])
             eyes[name] = geometry.resize(crop, EYE_INPUT)
         msg.arrays.update(eyes)
         return msg
+
+
+def _pixels(msg: Message) -> tuple[np.ndarray, tuple[int, int]]:
+    """The pixels around the face and where their top-left is in the frame: a copy of the face
+    region, or (on one host) the whole frame in its shared slot."""
+    if "region" in msg.arrays:
+        return msg.arrays["region"], tuple(msg.header["region"][:2])
+    return msg.arrays["frame"], (0, 0)
 
 
 def eye_inputs(msg: Message) -> dict[str, np.ndarray] | None:
