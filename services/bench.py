@@ -152,6 +152,8 @@ def realtime(input_spec: str, assets_dir: str, fps: float, repeat: int) -> dict[
         timeline = report["timeline"]
         # per frame: end to end minus that frame's own face-detection service time (pre + infer + post)
         rest = [e - f for e, f in zip(timeline["e2e_ms"], timeline["service_ms"]["face_detection"], strict=True)]
+        # and minus only its face-detection inference: what the pipeline adds to one inference
+        added = [e - f for e, f in zip(timeline["e2e_ms"], timeline["infer_ms"]["face_detection"], strict=True)]
         rounds.append({
             "e2e_ms": report["e2e_ms"],
             "dropped": report["dropped"],
@@ -159,6 +161,7 @@ def realtime(input_spec: str, assets_dir: str, fps: float, repeat: int) -> dict[
             "face_detection_alone_ms": round((before + after) / 2, 3),
             "face_detection_infer_in_pipeline_ms": report["stages"]["face_detection"]["infer_ms"],
             "rest_of_pipeline_ms": {"p50": round(statistics.median(rest), 3)},
+            "added_to_face_inference_ms": {"p50": round(statistics.median(added), 3)},
             "report": report,
         })  # fmt: skip
         log.info("run-all --realtime --fps %g: e2e p50 %.1f ms, face detection alone %.1f ms, %d dropped",
@@ -182,12 +185,17 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                     "measured": f"{ratio:.2f}x", "limit": ">= 1.35x", "met": ratio >= 1.35})  # fmt: skip
     if "realtime" in r:
         rt = r["realtime"]
+        # Face detection alone is measured in separate seconds of a noisy machine, so the target also
+        # has to hold frame by frame: end to end minus that frame's own face-detection inference.
         limit = rt["face_detection_alone_ms"] + 10
         e2e = rt["e2e_ms"]["p50"]
+        added = rt["added_to_face_inference_ms"]["p50"]
         out.append({"target": f"end-to-end p50 at {rt['fps']:g} fps real-time, no frame dropped",
-                    "measured": f"{e2e:.1f} ms, {rt['dropped']} dropped",
-                    "limit": f"<= {limit:.1f} ms (face detection alone {rt['face_detection_alone_ms']:.1f} + 10)",
-                    "met": e2e <= limit and rt["dropped"] == 0})  # fmt: skip
+                    "measured": f"{e2e:.1f} ms, {rt['dropped']} dropped; per frame, {added:.1f} ms more than "
+                                "its own face-detection inference",
+                    "limit": f"<= {limit:.1f} ms (face detection alone {rt['face_detection_alone_ms']:.1f} + 10); "
+                             "<= 10 ms per frame",
+                    "met": e2e <= limit and added <= 10 and rt["dropped"] == 0})  # fmt: skip
         hops = rt["transport"]
         small = {s: h["p95"] for s, h in hops.items() if s != FRAME_HOP}
         worst = max(small, key=small.get)
@@ -275,7 +283,8 @@ def to_markdown(r: dict[str, Any]) -> str:
                   f"the run) {rt['face_detection_alone_ms']:.1f} ms, inside the pipeline "
                   f"{rt['face_detection_infer_in_pipeline_ms']['p50']:.1f} ms; the rest of the pipeline adds "
                   f"{rt['rest_of_pipeline_ms']['p50']:.1f} ms per frame (p50 of end to end minus the frame's own "
-                  "face-detection service time)"]  # fmt: skip
+                  f"face-detection service time), {rt['added_to_face_inference_ms']['p50']:.1f} ms counting face "
+                  "detection's pre- and post-processing"]  # fmt: skip
         lines += [
             "",
             "Transport per hop, p50 / p95 ms:",

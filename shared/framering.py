@@ -143,7 +143,10 @@ class RingConsumer:
         arrays["frame"] = self.ring.view(ref["slot"])
 
     def release(self, header: dict[str, Any]) -> None:
-        ref = header.pop("frame_ref", None)
+        self.give_back(header.pop("frame_ref", None))
+
+    def give_back(self, ref: dict[str, Any] | None) -> None:
+        """Send a slot back to capture (a ``frame_ref`` taken off a header; None: nothing to do)."""
         if ref is not None and self.sock is not None:
             try:
                 self.sock.send(f"{ref['slot']}:{ref['gen']}".encode(), zmq.NOBLOCK)

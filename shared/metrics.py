@@ -63,6 +63,7 @@ class PipelineMetrics:
             "e2e_ms": deque(maxlen=KEEP),
         }
         self.timeline_stages: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=KEEP))
+        self.timeline_infer: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=KEEP))
         self._interval_start = time.monotonic()
         self._interval_frames = 0
         self._interval_e2e: list[float] = []
@@ -105,6 +106,7 @@ class PipelineMetrics:
             service = (row[PRE] + row[INFER] + row[POST]) / 1e6
             s["service_ms"].append(service)
             self.timeline_stages[row[0]].append(round(service, 3))
+            self.timeline_infer[row[0]].append(round(row[INFER] / 1e6, 3))
 
     def live_line(self) -> str | None:
         """One compact line for the interval since the last call; None if called too soon."""
@@ -184,6 +186,7 @@ class PipelineMetrics:
             "timeline": {
                 **{k: list(v) for k, v in self.timeline.items()},
                 "service_ms": {k: list(v) for k, v in self.timeline_stages.items()},
+                "infer_ms": {k: list(v) for k, v in self.timeline_infer.items()},
             },
         }
 

@@ -286,10 +286,11 @@ class StageRuntime:
             self._send(msg)
             return
         msg = self.proc.finish(msg, item.outputs)
+        done_with = None  # the frame's shared slot, given back after the send: the release is not urgent
         if "frame" in msg.arrays and "frame_ref" in msg.header and self.proc.share_frame:
             del msg.arrays["frame"]  # its slot goes on by reference; the next stage releases it
         else:
-            self.shared_frames.release(msg.header)
+            done_with = msg.header.pop("frame_ref", None)
         t_end = time.perf_counter_ns()
         infer = (item.t_done - item.t_submit) if item.keys else 0
         hold = (t_post - item.t_done) if item.keys else (t_post - item.t_submit)
@@ -308,6 +309,7 @@ class StageRuntime:
         msg.header["trace"].append(row)
         row[2] = time.time_ns()
         self._send(msg)
+        self.shared_frames.give_back(done_with)
         self.counters.sent += 1
         self.proc.sent(msg)
 

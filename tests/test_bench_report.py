@@ -18,7 +18,7 @@ def _pipeline(sync_fps: float, sync_cpu: float, all_fps: float, all_cpu: float) 
     }
 
 
-def _results(e2e_p50: float, dropped: int, eyes_p95: float) -> dict:
+def _results(e2e_p50: float, dropped: int, eyes_p95: float, added: float = 9.0) -> dict:
     hops = _hops({"face_detection": 2.0, "landmarks_headpose": 0.7, "gaze": eyes_p95, "pointer": 0.6})
     return {
         "machine": "2 cores, test",
@@ -37,7 +37,8 @@ def _results(e2e_p50: float, dropped: int, eyes_p95: float) -> dict:
             "frames": 595,
             "face_detection_alone_ms": 32.0,
             "face_detection_infer_in_pipeline_ms": {"p50": 33.0},
-            "rest_of_pipeline_ms": {"p50": 9.0},
+            "rest_of_pipeline_ms": {"p50": 7.5},
+            "added_to_face_inference_ms": {"p50": added},
             "rounds": [{}],
             "transport": hops,
         },
@@ -55,10 +56,14 @@ def test_every_target_gets_a_verdict():
     assert "eyes 1.20" in missed[1]["measured"]
     dropped = targets(_results(41.0, 3, 0.8))[2]
     assert not dropped["met"] and "3 dropped" in dropped["measured"]
+    # face detection alone was measured slow (a noisy moment): the per-frame figure still has to hold
+    slow_alone = targets(_results(41.0, 0, 0.8, added=11.0))[2]
+    assert not slow_alone["met"] and "11.0 ms more than its own face-detection inference" in slow_alone["measured"]
 
 
 def test_markdown_has_the_targets_and_the_hops():
     text = to_markdown({**_results(43.0, 0, 0.8), "targets": targets(_results(43.0, 0, 0.8))})
-    assert "| end-to-end p50 at 15 fps real-time, no frame dropped | 43.0 ms, 0 dropped | <= 42.0 ms" in text
+    assert "| end-to-end p50 at 15 fps real-time, no frame dropped | 43.0 ms, 0 dropped; per frame" in text
+    assert "| <= 42.0 ms (face detection alone 32.0 + 10); <= 10 ms per frame |" in text
     assert "| MISSED |" in text and text.count("| met |") == 4
     assert "| eyes (landmarks_headpose -> gaze) | 0.40 / 0.80 | 0.40 / 0.80 |" in text
