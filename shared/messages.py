@@ -32,6 +32,7 @@ Header keys (schema version 1):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,8 @@ import numpy as np
 SCHEMA_VERSION = 1
 KINDS = ("frame", "eos", "drop")
 RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
-_DTYPES = {"uint8", "float32"}
+_ITEMSIZE = {"uint8": 1, "float32": 4}
+_DTYPES = set(_ITEMSIZE)
 
 
 class MalformedMessage(ValueError):
@@ -136,7 +138,7 @@ def _array(spec: list[Any], part: Any) -> np.ndarray:
     if dtype not in _DTYPES or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise MalformedMessage(f"bad array spec {spec!r}")
     buf = part.buffer if hasattr(part, "buffer") else part
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    expected = math.prod(shape) * _ITEMSIZE[dtype]  # math.prod: np.prod costs ~0.15 ms on a cold CPU
     if len(buf) != expected:
         raise MalformedMessage(f"array {name!r}: {len(buf)} bytes, expected {expected}")
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
