@@ -43,6 +43,7 @@ SCHEMA_VERSION = 1
 KINDS = ("frame", "eos", "drop")
 RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
 _ITEMSIZE = {"uint8": 1, "float32": 4}
+_NAME_OF = {"B": "uint8", "f": "float32"}  # numpy dtype.char -> name on the wire
 _DTYPES = set(_ITEMSIZE)
 
 
@@ -87,7 +88,8 @@ def encode(msg: Message) -> list[Any]:
     buffers: list[Any] = []
     for name, array in msg.arrays.items():
         array = np.ascontiguousarray(array)
-        specs.append([name, array.dtype.name, list(array.shape)])
+        # dtype.char, not dtype.name: the name is built by Python code in numpy (0.1 ms on a cold CPU)
+        specs.append([name, _NAME_OF.get(array.dtype.char) or array.dtype.name, list(array.shape)])
         buffers.append(memoryview(array).cast("B"))
     header["arrays"] = specs
     return [msgpack.packb(header, use_bin_type=True), *buffers]
