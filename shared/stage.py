@@ -24,7 +24,7 @@ from gazeflow.models.catalog import require_ir
 from . import transport
 from .config import Config, link_of
 from .framering import RingConsumer
-from .inference import AsyncModel, compile_model, warm_up
+from .inference import AsyncModel, Fusion, compile_model, read_model, warm_up
 from .messages import MalformedMessage, Message
 from .process import Control, StopFlag
 from .reorder import REPLAY_WAIT_S, Reorder
@@ -133,9 +133,15 @@ class StageRuntime:
         os.set_blocking(self._wake_w, False)
         self.models: dict[str, AsyncModel] = {}
         hint = cfg.hint_for(self.name)
-        for key, model in proc.models.items():
-            xml = require_ir(cfg.assets_dir, model, stage_cfg.precision)
-            compiled = compile_model(xml, stage_cfg.device, hint, stage_cfg.requests, stage_cfg.threads)
+        irs = {key: require_ir(cfg.assets_dir, model, stage_cfg.precision) for key, model in proc.models.items()}
+        # a stage's models that all run on every frame are compiled as one: one request per frame
+        self.fusion = Fusion.of({key: read_model(xml) for key, xml in irs.items()}) if len(irs) > 1 else None
+        compile_args = (stage_cfg.device, hint, stage_cfg.requests, stage_cfg.threads)
+        if self.fusion is not None:
+            to_compile = {self.fusion.key: compile_model(self.fusion.model, *compile_args)}
+        else:
+            to_compile = {key: compile_model(xml, *compile_args) for key, xml in irs.items()}
+        for key, compiled in to_compile.items():
             warm_up(compiled)  # the first inference is slow: take it before the stream starts
             self.models[key] = AsyncModel(compiled, stage_cfg.requests, self._wake_w)
         self.max_pending = 4 + 2 * max((m.size for m in self.models.values()), default=1)
@@ -246,6 +252,8 @@ class StageRuntime:
                 self.pending.append(item)
                 continue
             inputs = self.proc.prepare(msg)
+            if self.fusion is not None and inputs:
+                inputs = {self.fusion.key: self.fusion.merge(inputs)}
             item.t_submit = time.perf_counter_ns()
             item.keys = tuple(inputs)
             self.submitted += 1
@@ -285,7 +293,10 @@ class StageRuntime:
         if msg.kind == "drop":
             self._send(msg)
             return
-        msg = self.proc.finish(msg, item.outputs)
+        outputs = item.outputs
+        if self.fusion is not None and outputs:
+            outputs = self.fusion.split(outputs[self.fusion.key])
+        msg = self.proc.finish(msg, outputs)
         done_with = None  # the frame's shared slot, given back after the send: the release is not urgent
         if "frame" in msg.arrays and "frame_ref" in msg.header and self.proc.share_frame:
             del msg.arrays["frame"]  # its slot goes on by reference; the next stage releases it

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gazeflow.shared.errors import GazeflowError
-from gazeflow.shared.inference import AsyncModel, SyncModel, compile_model
+from gazeflow.shared.inference import AsyncModel, Fusion, SyncModel, compile_model, read_model
 
 from tiny_models import scale_model
 
@@ -65,3 +65,27 @@ def test_corrupt_model_is_one_line(tmp_path):
     with pytest.raises(GazeflowError, match="not an OpenVINO IR") as err:
         compile_model(bad, "CPU", "LATENCY")
     assert "\n" not in str(err.value)
+
+
+def test_models_fused_into_one_request_give_what_each_gives_alone(tmp_path):
+    """Two models of a stage compiled as one: one request per frame, the same outputs, per-model keys."""
+    small = scale_model(tmp_path / "a.xml", size=8, factor=2.0, output="a_out")
+    big = scale_model(tmp_path / "b.xml", size=12, factor=3.0, output="b_out")
+    fusion = Fusion.of({"a": read_model(small), "b": read_model(big)})
+    assert fusion is not None and fusion.key == "a+b"
+    r, w = os.pipe()
+    model = AsyncModel(compile_model(fusion.model, "CPU", "LATENCY"), 2, w)
+    model.submit(fusion.merge({"a": {0: image(10)}, "b": {0: np.full((1, 12, 12, 3), 7, np.uint8)}}), "frame")
+    model.wait_all()
+    outputs = fusion.split(model.take("frame")[0])
+    assert outputs["a"]["a_out"].item() == pytest.approx(20.0) and outputs["b"]["b_out"].item() == pytest.approx(21.0)
+    alone = SyncModel(compile_model(big, "CPU", "LATENCY")).infer({0: np.full((1, 12, 12, 3), 7, np.uint8)})
+    assert np.array_equal(alone["b_out"], outputs["b"]["b_out"])
+    with pytest.raises(GazeflowError, match="need inputs for all of them"):
+        fusion.merge({"a": {0: image(1)}})
+    os.close(r)
+
+
+def test_models_whose_outputs_share_a_name_are_not_fused(tiny, tmp_path):
+    other = scale_model(tmp_path / "other.xml", size=8, factor=5.0)  # its output is 'y' too
+    assert Fusion.of({"a": read_model(tiny), "b": read_model(other)}) is None
