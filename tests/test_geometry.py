@@ -51,6 +51,9 @@ def test_cut_pads_outside_with_black_and_keeps_source_coordinates():
     assert out.shape == (5, 5, 3)
     assert (out[:2] == 0).all() and (out[:, :2] == 0).all()
     np.testing.assert_array_equal(out[2:, 2:], image[2:5, 2:5])
+    inside = geometry.cut(image[2:8, 2:8], (2, 2), (3, 3, 6, 7))
+    np.testing.assert_array_equal(inside, image[3:7, 3:6])
+    assert np.shares_memory(inside, image)  # inside the image: a view, no copy
 
 
 def test_eye_box_is_clamped_to_bounds():
@@ -62,7 +65,7 @@ def test_eye_box_is_clamped_to_bounds():
 def test_landmarks_map_back_to_source_pixels():
     raw = np.array([0.25, 0.5, 0.75, 0.5, 0.5, 0.6, 0.3, 0.8, 0.7, 0.8], dtype=np.float32)
     points = geometry.landmarks_to_source(raw, (100, 200, 40))
-    assert points[0].tolist() == [110.0, 220.0] and points[1].tolist() == [130.0, 220.0]
+    assert points[0] == (110.0, 220.0) and points[1] == (130.0, 220.0)
 
 
 def test_unroll_gaze_rotates_back_by_roll_and_normalises():

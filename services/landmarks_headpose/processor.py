@@ -39,7 +39,7 @@ class LandmarksHeadPose(Processor):
             "pitch": float(pose["angle_p_fc"].reshape(-1)[0]),
             "roll": float(pose["angle_r_fc"].reshape(-1)[0]),
         }
-        msg.header["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in points]
+        msg.header["landmarks"] = [[round(x, 2), round(y, 2)] for x, y in points]
         msg.header["head_pose"] = head_pose
         side = geometry.EYE_SIDE * math.dist(points[0], points[1])
         eyes = {}
