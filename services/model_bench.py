@@ -81,6 +81,25 @@ def measure(xml: Path, hint: str, seconds: float) -> dict[str, float]:
     }
 
 
+def paced_latency(xml: Path, fps: float, seconds: float) -> float:
+    """Median ms of one LATENCY inference at a time, started fps times a second (idle in between,
+    as in a real-time pipeline) instead of back to back."""
+    c = core()
+    request = c.compile_model(c.read_model(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    inputs = _inputs(request.get_compiled_model())
+    request.infer(inputs)
+    latencies: list[float] = []
+    period = 1.0 / fps
+    next_start = time.perf_counter()
+    while len(latencies) < max(10, int(seconds * fps)):
+        time.sleep(max(0.0, next_start - time.perf_counter()))
+        next_start += period
+        t = time.perf_counter()
+        request.infer(inputs)
+        latencies.append((time.perf_counter() - t) * 1e3)
+    return round(statistics.median(latencies), 3)
+
+
 def complexity(xml: Path) -> dict[str, float]:
     """GFLOPs (multiply-adds x 2 of convolutions and matrix products) and parameters of an IR."""
     model = core().read_model(xml)
