@@ -147,7 +147,7 @@ def realtime(input_spec: str, assets_dir: str, fps: float, repeat: int) -> dict[
     """End-to-end latency at real-time pacing, each run between two measurements of face detection
     alone (so that both see the same machine), and what the rest of the pipeline adds per frame."""
     rounds = []
-    for _ in range(max(1, repeat)):
+    for _ in range(max(3, repeat | 1)):  # an odd number of runs, so that one is the middle
         before = _face_detection_alone_ms(assets_dir)
         report = _run("run-all", ["--input", input_spec, "--realtime", "--fps", str(fps)])
         after = _face_detection_alone_ms(assets_dir)
