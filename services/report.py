@@ -57,7 +57,7 @@ def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
 
     timeline = report.get("timeline") or {}
     written = []
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     t = timeline.get("t", [])
     for name, series in (timeline.get("service_ms") or {}).items():
         ax.plot(t[: len(series)], series, label=name, linewidth=0.9)
@@ -65,7 +65,7 @@ def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
     ax.set(xlabel="seconds since the first frame", ylabel="ms", title="Per-stage service time and end-to-end latency")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never over a line
     fig.tight_layout()
     path = out_prefix.with_name(out_prefix.name + "-latency.png")
     fig.savefig(path, dpi=110)
