@@ -21,8 +21,13 @@ Header keys (schema version 1):
 ``head_pose``  ``{"yaw", "pitch", "roll"}`` in degrees, or ``None``
 ``gaze``       unit vector ``[x, y, z]`` after roll correction, or ``None``
 ``pointer``    what the pointer stage did, or ``None``
-``frame_ref``  on a same-host frames link: the frame's slot in the shared-memory
-               ring (``shared/framering.py``) instead of a pixel buffer
+``crop``       face detection to landmarks: the face's square ``[x0, y0, side]``
+``region``     face detection to landmarks: the face region ``[x0, y0, x1, y1]`` (the
+               square plus a margin, clipped); its pixels travel as the ``region``
+               array, or on one host the frame's slot goes on as ``frame_ref``
+``frame_ref``  on a same-host link: the frame's slot in the shared-memory ring
+               (``shared/framering.py``) instead of a pixel buffer; the last stage
+               to use the frame sends the slot back
 ``trace``      one row per stage passed, see ``shared/metrics.py``:
                ``[stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]``
 ``stats``      per-stage counters, carried by the ``eos`` message
