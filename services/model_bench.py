@@ -31,7 +31,10 @@ def _inputs(compiled: ov.CompiledModel) -> dict[int, np.ndarray]:
     return out
 
 
-def measure(xml: Path, hint: str, seconds: float) -> dict[str, float]:
+def measure(xml: Path, hint: str, seconds: float, fps: float = 0.0) -> dict[str, float]:
+    """Load time, first inference, median latency and throughput. With ``fps`` (LATENCY only), each
+    inference starts fps times a second, idle in between as in a real-time pipeline, instead of back
+    to back."""
     c = core()
     t0 = time.perf_counter()
     compiled = c.compile_model(c.read_model(xml), "CPU", {"PERFORMANCE_HINT": hint})
@@ -44,8 +47,11 @@ def measure(xml: Path, hint: str, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     if hint == "LATENCY":
         end = time.perf_counter() + seconds
-        start = time.perf_counter()
+        start = next_start = time.perf_counter()
         while time.perf_counter() < end or len(latencies) < 10:
+            if fps:
+                time.sleep(max(0.0, next_start - time.perf_counter()))
+                next_start += 1.0 / fps
             t = time.perf_counter()
             request.infer(inputs)
             latencies.append((time.perf_counter() - t) * 1e3)
@@ -79,25 +85,6 @@ def measure(xml: Path, hint: str, seconds: float) -> dict[str, float]:
         "fps": round(count / elapsed, 1),
         "requests": requests,
     }
-
-
-def paced_latency(xml: Path, fps: float, seconds: float) -> float:
-    """Median ms of one LATENCY inference at a time, started fps times a second (idle in between,
-    as in a real-time pipeline) instead of back to back."""
-    c = core()
-    request = c.compile_model(c.read_model(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
-    inputs = _inputs(request.get_compiled_model())
-    request.infer(inputs)
-    latencies: list[float] = []
-    period = 1.0 / fps
-    next_start = time.perf_counter()
-    while len(latencies) < max(10, int(seconds * fps)):
-        time.sleep(max(0.0, next_start - time.perf_counter()))
-        next_start += period
-        t = time.perf_counter()
-        request.infer(inputs)
-        latencies.append((time.perf_counter() - t) * 1e3)
-    return round(statistics.median(latencies), 3)
 
 
 def complexity(xml: Path) -> dict[str, float]:

@@ -13,6 +13,7 @@ from gazeflow.models.catalog import require_ir
 from gazeflow.shared.config import Config
 from gazeflow.shared.inference import SyncModel, compile_model, warm_up
 from gazeflow.shared.messages import Message
+from gazeflow.shared.metrics import T_SEND, trace_row
 from gazeflow.shared.process import StopFlag
 
 from .capture.source import Source, resolve_input
@@ -46,7 +47,7 @@ def run_sync(cfg: Config) -> int:
     frames_done = 0
     try:
         for msg in frames(cfg, source, stop):
-            msg.header["trace"][0][2] = time.time_ns()
+            msg.header["trace"][0][T_SEND] = time.time_ns()
             for proc in procs:
                 t_recv, t0 = time.time_ns(), time.perf_counter_ns()
                 inputs = proc.prepare(msg)
@@ -55,7 +56,8 @@ def run_sync(cfg: Config) -> int:
                 t2 = time.perf_counter_ns()
                 msg = proc.finish(msg, outputs)
                 t3 = time.perf_counter_ns()
-                msg.header["trace"].append([proc.name, t_recv, time.time_ns(), 0, t1 - t0, t2 - t1, 0, t3 - t2, "0", 0])
+                row = trace_row(proc.name, t_recv, time.time_ns(), pre=t1 - t0, infer=t2 - t1, post=t3 - t2)
+                msg.header["trace"].append(row)
                 proc.sent(msg)
             sink.tick()
             frames_done += 1

@@ -228,16 +228,13 @@ def _check_link(cfg: Config, name: str, up: str, down: str) -> None:
     """The two ends of a link must agree: one binds, one connects, to the same address."""
     out_spec, in_spec = cfg.stages[up].output, cfg.stages[down].input
     where = f"link {name} ({up} -> {down})"
-    for spec in (out_spec, in_spec):
-        if spec:
-            Endpoint.parse(spec.format(run_dir=cfg.run_dir))
-    if bool(out_spec) != bool(in_spec):
-        missing = f"stages.{down}.input" if out_spec else f"stages.{up}.output"
-        raise GazeflowError(f"{where}: {missing} is not set; set both ends of a link or neither")
-    if not out_spec:
+    out_ep = Endpoint.parse(out_spec.format(run_dir=cfg.run_dir)) if out_spec else None
+    in_ep = Endpoint.parse(in_spec.format(run_dir=cfg.run_dir)) if in_spec else None
+    if out_ep is None or in_ep is None:
+        if out_ep is not None or in_ep is not None:
+            missing = f"stages.{down}.input" if out_ep else f"stages.{up}.output"
+            raise GazeflowError(f"{where}: {missing} is not set; set both ends of a link or neither")
         return
-    out_ep = Endpoint.parse(out_spec.format(run_dir=cfg.run_dir))
-    in_ep = Endpoint.parse(in_spec.format(run_dir=cfg.run_dir))
     if (out_ep.pattern, in_ep.pattern) != ("push", "pull"):
         raise GazeflowError(f"{where}: the upstream end is push and the downstream end pull, got {out_ep} and {in_ep}")
     if {out_ep.mode, in_ep.mode} != {"bind", "connect"}:

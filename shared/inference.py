@@ -77,12 +77,12 @@ def read_model(xml: Path) -> ov.Model:
 
 
 def compile_model(
-    xml: Path | ov.Model, device: str, hint: str, requests: int = 0, threads: int = 0, label: str = ""
+    xml: Path | ov.Model, device: str, hint: str, requests: int = 0, threads: int = 0
 ) -> ov.CompiledModel:
     """Compile an IR (read with ``read_model``) or a model already read, with a performance hint."""
     check_device(device)
     model = read_model(xml) if isinstance(xml, Path) else xml
-    label = label or (xml.name if isinstance(xml, Path) else model.get_friendly_name())
+    label = xml.name if isinstance(xml, Path) else model.get_friendly_name()
     config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
     if requests:
         config["PERFORMANCE_HINT_NUM_REQUESTS"] = requests

@@ -33,6 +33,14 @@ SILENT_S = 2.0  # a stage (worker) that has passed no frame for this long is rep
 SERIES = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "hold_ms", "post_ms", "service_ms")
 
 
+def trace_row(
+    stage: str, t_recv: int, t_send: int = 0, queue: int = 0, pre: int = 0, infer: int = 0, hold: int = 0,
+    post: int = 0, worker: str = "0", in_flight: int = 0,
+) -> list[Any]:  # fmt: skip
+    """One stage's trace row, in the order above (wall ns, then durations in ns)."""
+    return [stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]
+
+
 def percentiles(values: Any) -> dict[str, float]:
     a = np.asarray(list(values), dtype=np.float64)
     if a.size == 0:

@@ -62,10 +62,6 @@ class Reorder:
         self.late = 0  # arrived after their gap was given up: dropped
         self.given_up = 0  # never arrived in time: lost upstream
 
-    @property
-    def holding(self) -> int:
-        return len(self.held)
-
     def push(self, entry: Entry) -> tuple[list[Entry], bool]:
         """Take one arrival; return what can go on now, in order, and whether it came too late."""
         msg, _, mono = entry

@@ -26,6 +26,7 @@ from .config import Config, link_of
 from .framering import RingConsumer
 from .inference import AsyncModel, Fusion, compile_model, read_model, warm_up
 from .messages import MalformedMessage, Message
+from .metrics import T_SEND, trace_row
 from .process import Control, StopFlag
 from .reorder import REPLAY_WAIT_S, Reorder
 
@@ -305,20 +306,19 @@ class StageRuntime:
         t_end = time.perf_counter_ns()
         infer = (item.t_done - item.t_submit) if item.keys else 0
         hold = (t_post - item.t_done) if item.keys else (t_post - item.t_submit)
-        row = [
+        row = trace_row(
             self.name,
             item.t_recv,
-            0,  # send time, filled in just before sending
-            item.t_start - item.t_recv_mono,  # queue: inbox + waiting for free requests
-            item.t_submit - item.t_start,  # pre-processing
-            infer,
-            hold,  # waiting for earlier frames to finish (in-order emission)
-            t_end - t_post,  # post-processing
-            self.worker,
-            self.in_flight(),  # requests still in flight as it leaves: for the health report
-        ]
+            queue=item.t_start - item.t_recv_mono,  # inbox + waiting for free requests
+            pre=item.t_submit - item.t_start,
+            infer=infer,
+            hold=hold,  # waiting for earlier frames to finish (in-order emission)
+            post=t_end - t_post,
+            worker=self.worker,
+            in_flight=self.in_flight(),  # requests still in flight as it leaves: for the health report
+        )
         msg.header["trace"].append(row)
-        row[2] = time.time_ns()
+        row[T_SEND] = time.time_ns()  # just before sending
         self._send(msg)
         self.shared_frames.give_back(done_with)
         self.counters.sent += 1

@@ -12,8 +12,8 @@ A link into a scaled stage (several worker processes) is ROUTER -> DEALER
 instead: each worker sends credits (how many more messages it will take) and
 the ``Distributor`` gives every message to the worker with the most credit, so
 a slow worker (another device, a busy host) gets less; the end of the stream
-goes to every worker. Stages send through a ``Sender``: ``PushSender`` or
-``Distributor``, whichever the endpoint says.
+goes to every worker. Stages send through ``open_sender``: a ``PushSender``, or
+a ``Distributor`` when the endpoint says router.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from .messages import Message, decode, encode
 PATTERNS = {"push": zmq.PUSH, "pull": zmq.PULL, "router": zmq.ROUTER, "dealer": zmq.DEALER}
 MODES = ("bind", "connect")
 SCHEMES = ("ipc", "tcp", "inproc")
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K BGR frame is 25 MB; anything bigger is refused
 CREDITS_MAX = 16  # most messages one worker may be given ahead
 END_WAIT_S = 60.0  # at the end of a stream, how long a sender waits for the next stage to take everything
-log = logging.getLogger("gazeflow.transport")  # a 4K BGR frame is 25 MB; anything bigger is refused
+log = logging.getLogger("gazeflow.transport")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from gazeflow.shared import transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.framering import RingProducer
 from gazeflow.shared.messages import Message
+from gazeflow.shared.metrics import T_SEND, trace_row
 from gazeflow.shared.process import Control, StopFlag
 from gazeflow.shared.stage import Counters
 
@@ -80,7 +81,7 @@ def frames(
         else:
             msg.arrays["frame"] = frame
         # capture's row: its service time is the decode (before t_grab for a file); no queue, no model
-        msg.header["trace"].append(["capture", t_grab, 0, 0, decode_ns, 0, 0, 0, "0", 0])
+        msg.header["trace"].append(trace_row("capture", t_grab, pre=decode_ns))
         index += 1
         yield msg
 
@@ -125,7 +126,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     cpu0 = time.process_time()
     try:
         for msg in frames(cfg, source, stop, ring, counters):
-            msg.header["trace"][0][2] = time.time_ns()
+            msg.header["trace"][0][T_SEND] = time.time_ns()
             msg.header["seq"] = counters.sent  # no gaps: a stage after scaled workers restores this order
             if lossless:
                 while not sender.send(msg):
