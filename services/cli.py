@@ -204,12 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print a metrics report as a table and plot it (PNG)")
     p.add_argument("metrics", metavar="FILE.json", help="a report written by --metrics")
     p.add_argument("--out", metavar="PREFIX", help="plots go to PREFIX-latency.png and PREFIX-e2e.png")
-    p = sub.add_parser("bench", help="run-sync vs run-all frames per second and CPU per frame, as ratios")
+    p = sub.add_parser(
+        "bench",
+        help="model figures; run-sync vs run-all fps and CPU per frame as ratios; real-time latency, "
+        "transport per hop and the targets, with verdicts",
+    )
     p.add_argument("--input", "-i", default="demo", help="video to replay (default: the demo video)")
     p.add_argument("--precision", action="append", choices=config_mod.PRECISIONS,
                    help="precisions to compare (repeatable; default FP16 and FP16-INT8)")  # fmt: skip
     p.add_argument("--repeat", type=int, default=2, help="alternating runs per command (default 2)")
-    p.add_argument("--realtime-fps", type=float, default=15.0, help="rate of the latency run, 0 = skip (default 15)")
+    p.add_argument(
+        "--realtime-fps", type=float, default=15.0,
+        help="rate of the real-time latency runs (at least 3), 0 = skip (default 15)",
+    )  # fmt: skip
     p.add_argument("--out", default="out", help="folder for bench.json and bench.md (default out/)")
     p.add_argument("--no-models", action="store_true", help="skip the per-model part")
     p.add_argument("--scale", default="1,2", metavar="N,N,...",
