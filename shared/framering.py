@@ -8,10 +8,16 @@ socket when it is done with it (finished or dropped). Free slots are the
 producer's credits: with none free, live input drops the frame before even
 sending it, and lossless replay waits. Across hosts (a tcp frames link) the
 pixels travel in the message instead.
+
+Each slot also has a small scratch area after its pixels. A stage that passes
+the slot on to the next one on this host puts its small output arrays there
+(``stash``: the eye crops, 21 KB) and lists them in ``frame_ref["arrays"]``,
+so they too stay off the socket. The last stage to use the slot releases it.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import time
@@ -24,21 +30,28 @@ import zmq
 
 from . import transport
 from .errors import GazeflowError
+from .messages import DTYPES, MalformedMessage, dtype_name
 
 SLOTS = 8
 RELEASE_HWM = 1000  # slot numbers coming back: tiny, never worth blocking on
 SLOT_TIMEOUT_S = 5.0  # a slot not released for this long is taken back (its consumer died)
+SCRATCH = 64 << 10  # bytes after each frame for small arrays that go on with it
+_ALIGN = 64
 
 
 class FrameRing:
     """A file of ``slots`` frames of one shape, mapped into memory."""
 
-    def __init__(self, path: Path, slots: int, shape: tuple[int, ...], create: bool = False) -> None:
+    def __init__(
+        self, path: Path, slots: int, shape: tuple[int, ...], scratch: int = SCRATCH, create: bool = False
+    ) -> None:
         self.path = Path(path)
         self.slots = slots
         self.shape = tuple(shape)
         self.frame_bytes = int(np.prod(self.shape))
-        size = slots * self.frame_bytes
+        self.scratch = scratch
+        self.stride = -(-(self.frame_bytes + scratch) // _ALIGN) * _ALIGN
+        size = slots * self.stride
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         fd = os.open(self.path, flags, 0o600)
         try:
@@ -52,12 +65,28 @@ class FrameRing:
         finally:
             os.close(fd)
         self._views = [
-            np.frombuffer(self._map, np.uint8, self.frame_bytes, i * self.frame_bytes).reshape(self.shape)
+            np.frombuffer(self._map, np.uint8, self.frame_bytes, i * self.stride).reshape(self.shape)
             for i in range(slots)
         ]
+        self._scratch_views: dict[tuple[Any, ...], np.ndarray] = {}  # made once: np.frombuffer is slow on a cold CPU
 
     def view(self, slot: int) -> np.ndarray:
         return self._views[slot]
+
+    def scratch_view(self, slot: int, offset: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An array in a slot's scratch area; ValueError when it is not inside it."""
+        key = (slot, offset, dtype, shape)
+        view = self._scratch_views.get(key)
+        if view is None:
+            if dtype not in DTYPES or not all(isinstance(n, int) and n >= 0 for n in shape):
+                raise ValueError(f"bad array {dtype}{list(shape)}")
+            count = math.prod(shape)
+            nbytes = count * np.dtype(dtype).itemsize
+            if not (0 <= slot < self.slots and offset >= 0 and offset + nbytes <= self.scratch):
+                raise ValueError(f"{dtype}{list(shape)} at {offset} is not inside slot {slot}'s scratch")
+            start = slot * self.stride + self.frame_bytes + offset
+            view = self._scratch_views[key] = np.frombuffer(self._map, dtype, count, start).reshape(shape)
+        return view
 
     def unlink(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -114,7 +143,7 @@ class RingProducer:
 
     def ref(self, slot: int) -> dict[str, Any]:
         return {"ring": str(self.ring.path), "slot": slot, "gen": self.in_use[slot][0], "shape": list(self.ring.shape),
-                "slots": self.ring.slots, "release": self.release_address}  # fmt: skip
+                "slots": self.ring.slots, "scratch": self.ring.scratch, "release": self.release_address}  # fmt: skip
 
     def close(self) -> None:
         transport.close_socket(self.sock, self.release)  # and its socket file
@@ -122,7 +151,7 @@ class RingProducer:
 
 
 class RingConsumer:
-    """The consumer side: resolves frame_ref headers to arrays, sends slots back."""
+    """The consumer side: resolves frame_ref headers to arrays, passes small arrays on in a slot, sends slots back."""
 
     def __init__(self, ctx: zmq.Context) -> None:
         self.ctx = ctx
@@ -130,17 +159,49 @@ class RingConsumer:
         self.sock: zmq.Socket | None = None
 
     def attach(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Put the frame (and what rides in its scratch) into ``arrays``; MalformedMessage for a bad ref."""
         ref = header.get("frame_ref")
         if ref is None:
             return
-        if self.ring is None or str(self.ring.path) != ref["ring"]:
-            self.ring = FrameRing(Path(ref["ring"]), ref["slots"], tuple(ref["shape"]))
-            if self.sock is not None:
-                self.sock.close(0)
-            self.sock = self.ctx.socket(zmq.PUSH)
-            self.sock.setsockopt(zmq.LINGER, 0)
-            self.sock.connect(ref["release"])
-        arrays["frame"] = self.ring.view(ref["slot"])
+        try:
+            if self.ring is None or str(self.ring.path) != ref["ring"]:
+                self.ring = FrameRing(Path(ref["ring"]), ref["slots"], tuple(ref["shape"]), ref["scratch"])
+                if self.sock is not None:
+                    self.sock.close(0)
+                self.sock = self.ctx.socket(zmq.PUSH)
+                self.sock.setsockopt(zmq.LINGER, 0)
+                self.sock.connect(ref["release"])
+            slot = ref["slot"]
+            if not (isinstance(slot, int) and 0 <= slot < self.ring.slots):
+                raise ValueError(f"no slot {slot!r}")
+            arrays["frame"] = self.ring.view(slot)
+            for name, dtype, shape, offset in ref.get("arrays", ()):
+                arrays[name] = self.ring.scratch_view(slot, offset, dtype, tuple(shape))
+        except (KeyError, TypeError, ValueError, IndexError, OSError, GazeflowError) as exc:
+            header.pop("frame_ref", None)  # nothing to give back: it may not even name a slot
+            raise MalformedMessage(f"bad frame_ref: {exc}") from None
+
+    def stash(self, ref: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
+        """Move the arrays other than the frame into the slot's scratch, listed in ``ref["arrays"]``;
+        False (and nothing moved) when they do not fit."""
+        if self.ring is None:
+            return False
+        if len(arrays) == 1 and "frame" in arrays:  # the frame alone (face detection): it is the slot
+            arrays.clear()
+            ref.pop("arrays", None)
+            return True
+        small = {name: array for name, array in arrays.items() if name != "frame"}
+        specs, offset = [], 0
+        for name, array in small.items():
+            specs.append([name, dtype_name(array), list(array.shape), offset])
+            offset += -(-array.nbytes // _ALIGN) * _ALIGN
+        if offset > self.ring.scratch or any(spec[1] not in DTYPES for spec in specs):
+            return False
+        for (_, dtype, shape, at), array in zip(specs, small.values(), strict=True):
+            self.ring.scratch_view(ref["slot"], at, dtype, tuple(shape))[...] = array
+        ref["arrays"] = specs
+        arrays.clear()
+        return True
 
     def release(self, header: dict[str, Any]) -> None:
         self.give_back(header.pop("frame_ref", None))

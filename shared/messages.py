@@ -49,7 +49,7 @@ KINDS = ("frame", "eos", "drop")
 RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
 _ITEMSIZE = {"uint8": 1, "float32": 4}
 _NAME_OF = {"B": "uint8", "f": "float32"}  # numpy dtype.char -> name on the wire
-_DTYPES = set(_ITEMSIZE)
+DTYPES = frozenset(_ITEMSIZE)  # what an array on the wire may hold
 
 
 class MalformedMessage(ValueError):
@@ -84,6 +84,12 @@ class Message:
         return int(self.header["frame"])
 
 
+def dtype_name(array: np.ndarray) -> str:
+    """An array's dtype as the wire names it. dtype.char, not dtype.name: the name is built by
+    Python code in numpy (0.1 ms on a cold CPU)."""
+    return _NAME_OF.get(array.dtype.char) or array.dtype.name
+
+
 def encode(msg: Message) -> list[Any]:
     """Turn a message into ZeroMQ frames; array buffers are not copied."""
     header = dict(msg.header)
@@ -93,8 +99,7 @@ def encode(msg: Message) -> list[Any]:
     buffers: list[Any] = []
     for name, array in msg.arrays.items():
         array = np.ascontiguousarray(array)
-        # dtype.char, not dtype.name: the name is built by Python code in numpy (0.1 ms on a cold CPU)
-        specs.append([name, _NAME_OF.get(array.dtype.char) or array.dtype.name, list(array.shape)])
+        specs.append([name, dtype_name(array), list(array.shape)])
         buffers.append(memoryview(array).cast("B"))
     header["arrays"] = specs
     return [msgpack.packb(header, use_bin_type=True), *buffers]
@@ -142,7 +147,7 @@ def _spec_name(spec: Any) -> str:
 
 def _array(spec: list[Any], part: Any) -> np.ndarray:
     name, dtype, shape = spec
-    if dtype not in _DTYPES or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    if dtype not in DTYPES or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise MalformedMessage(f"bad array spec {spec!r}")
     buf = part.buffer if hasattr(part, "buffer") else part
     expected = math.prod(shape) * _ITEMSIZE[dtype]  # math.prod: np.prod costs ~0.15 ms on a cold CPU

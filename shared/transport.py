@@ -319,8 +319,12 @@ def give_credit(sock: zmq.Socket, n: int) -> bool:
 def send(sock: zmq.Socket, msg: Message, block: bool = True) -> bool:
     """Send one message; with block=False return False when the peer's queue is full."""
     frames = encode(msg)
+    flags = 0 if block else zmq.NOBLOCK
     try:
-        sock.send_multipart(frames, flags=0 if block else zmq.NOBLOCK, copy=len(frames) == 1)
+        if len(frames) == 1:  # most messages: send_multipart's Python loop costs more than it does
+            sock.send(frames[0], flags)
+        else:
+            sock.send_multipart(frames, flags=flags, copy=False)
     except zmq.Again:
         return False
     return True

@@ -93,3 +93,52 @@ def test_malformed_messages_are_counted_and_the_stream_goes_on(tmp_path):
     _, out = run_stage(tmp_path, messages)
     assert [m.index for m in out if m.kind == "frame"] == [0, 1, 2]
     assert out[-1].header["stats"]["gaze"]["malformed"] == 2
+
+
+def test_arrays_in_a_frame_slot_are_read_in_place_and_every_slot_comes_back(tmp_path):
+    """On one host small arrays ride in the frame's shared slot (its scratch area), listed in
+    frame_ref: the stage reads them there, refuses a frame_ref that names no slot, and gives
+    every slot it used back to capture."""
+    from gazeflow.shared.framering import RingConsumer, RingProducer
+
+    ctx = zmq.Context()
+    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=8)
+    upstream = RingConsumer(ctx)  # the stage before: it puts its arrays into the slot
+    messages, indices = [], [1, 2, 3, 4, 6, 7]  # no multiple of 5: Doubler infers on all of them
+    for i in indices:
+        msg = frame(i)
+        msg.header["frame_ref"] = producer.ref(producer.take())
+        arrays = {}
+        upstream.attach(msg.header, arrays)
+        assert upstream.stash(msg.header["frame_ref"], {"img": msg.arrays.pop("img")})
+        messages.append(msg)
+    bad = frame(8)
+    bad.header["frame_ref"] = {**producer.ref(0), "slot": 99}
+    bad.arrays.clear()
+    _, out = run_stage(tmp_path, [*messages[:3], bad, *messages[3:], Message.eos()])
+    assert [(m.index, m.header["gaze"]) for m in out if m.kind == "frame"] == [(i, 2.0 * i) for i in indices]
+    assert out[-1].header["stats"]["gaze"]["malformed"] == 1
+    deadline = 50
+    while len(producer.free) < 8 and deadline:
+        producer.reclaim(100)
+        deadline -= 1
+    assert len(producer.free) == 8
+    upstream.close()
+    producer.close()
+    ctx.term()
+
+
+def test_arrays_that_do_not_fit_a_slot_stay_in_the_message(tmp_path):
+    from gazeflow.shared.framering import SCRATCH, RingConsumer, RingProducer
+
+    ctx = zmq.Context()
+    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=2)
+    consumer = RingConsumer(ctx)
+    header = {"frame_ref": producer.ref(producer.take())}
+    consumer.attach(header, {})
+    arrays = {"frame": np.zeros((4, 4, 3), np.uint8), "big": np.zeros(SCRATCH + 1, np.uint8)}
+    assert not consumer.stash(header["frame_ref"], arrays)
+    assert set(arrays) == {"frame", "big"} and "arrays" not in header["frame_ref"]
+    consumer.close()
+    producer.close()
+    ctx.term()

@@ -12,6 +12,7 @@ from gazeflow.shared.stage import Inputs, Outputs, Processor
 class Gaze(Processor):
     name = "gaze"
     models = {"gaze": GAZE}
+    keeps_pixels = False  # the eye crops are copied into the request; finish needs only the header
 
     def prepare(self, msg: Message) -> Inputs:
         inputs = eye_inputs(msg)

@@ -27,10 +27,10 @@ class LandmarksHeadPose(Processor):
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.header["face"] is None:
+            msg.arrays.clear()
             return msg
         pixels, origin = _pixels(msg)
-        msg.arrays.pop("region", None)
-        msg.arrays.pop("frame", None)  # a shared slot is released once this returns: never passed on
+        msg.arrays.clear()  # gaze takes only the eye crops (on one host they go on in the frame's slot)
         bounds = tuple(msg.header.pop("region"))  # eye crops stay inside the region, as when it is copied
         points = geometry.landmarks_to_source(next(iter(outputs["landmarks"].values())), msg.header["crop"])
         pose = outputs["head_pose"]  # by name, never by order: dict order is r, p, y
