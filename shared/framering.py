@@ -30,7 +30,7 @@ import zmq
 
 from . import transport
 from .errors import GazeflowError
-from .messages import DTYPES, MalformedMessage, dtype_name
+from .messages import ITEMSIZE, MalformedMessage, dtype_name
 
 SLOTS = 8
 RELEASE_HWM = 1000  # slot numbers coming back: tiny, never worth blocking on
@@ -78,10 +78,10 @@ class FrameRing:
         key = (slot, offset, dtype, shape)
         view = self._scratch_views.get(key)
         if view is None:
-            if dtype not in DTYPES or not all(isinstance(n, int) and n >= 0 for n in shape):
+            if dtype not in ITEMSIZE or not all(isinstance(n, int) and n >= 0 for n in shape):
                 raise ValueError(f"bad array {dtype}{list(shape)}")
             count = math.prod(shape)
-            nbytes = count * np.dtype(dtype).itemsize
+            nbytes = count * ITEMSIZE[dtype]
             if not (0 <= slot < self.slots and offset >= 0 and offset + nbytes <= self.scratch):
                 raise ValueError(f"{dtype}{list(shape)} at {offset} is not inside slot {slot}'s scratch")
             start = slot * self.stride + self.frame_bytes + offset
@@ -150,6 +150,16 @@ class RingProducer:
         self.ring.unlink()
 
 
+def _span(dtype: str, shape: Any) -> int:
+    """Bytes an array takes in a scratch area, rounded up to keep the next one aligned."""
+    return -(-math.prod(shape) * ITEMSIZE[dtype] // _ALIGN) * _ALIGN
+
+
+def _end(specs: Any) -> int:
+    """Where the arrays listed in a scratch area end."""
+    return max((at + _span(dtype, shape) for _, dtype, shape, at in specs), default=0)
+
+
 class RingConsumer:
     """The consumer side: resolves frame_ref headers to arrays, passes small arrays on in a slot, sends slots back."""
 
@@ -181,25 +191,48 @@ class RingConsumer:
             header.pop("frame_ref", None)  # nothing to give back: it may not even name a slot
             raise MalformedMessage(f"bad frame_ref: {exc}") from None
 
+    def place(self, ref: dict[str, Any], name: str, shape: tuple[int, ...], dtype: str = "uint8") -> np.ndarray | None:
+        """Room in the slot's scratch for an array that goes on with the slot: write it there and
+        no copy is made on the way (see ``stash``). None when it does not fit."""
+        if self.ring is None:
+            return None
+        specs = ref.setdefault("arrays", [])
+        at = _end(specs)
+        if at + _span(dtype, shape) > self.ring.scratch:
+            return None
+        view = self.ring.scratch_view(ref["slot"], at, dtype, shape)
+        specs.append([name, dtype, list(shape), at])
+        return view
+
     def stash(self, ref: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
-        """Move the arrays other than the frame into the slot's scratch, listed in ``ref["arrays"]``;
-        False (and nothing moved) when they do not fit."""
+        """Let the slot carry the message's arrays on: the frame is the slot itself; the others are
+        the arrays ``place`` gave out, or are copied into its scratch. They are listed in
+        ``ref["arrays"]`` and taken out of ``arrays``. False, and nothing changed, when they do not fit."""
         if self.ring is None:
             return False
-        if len(arrays) == 1 and "frame" in arrays:  # the frame alone (face detection): it is the slot
-            arrays.clear()
+        slot = ref["slot"]
+        placed = {spec[0]: spec for spec in ref.get("arrays", ())}
+        specs, copies = [], []
+        at = _end(placed.values())
+        for name, array in arrays.items():
+            spec = placed.get(name)
+            if name == "frame":
+                continue
+            if spec is not None and array is self.ring.scratch_view(slot, spec[3], spec[1], tuple(spec[2])):
+                specs.append(spec)  # written in place
+                continue
+            dtype = dtype_name(array)
+            if dtype not in ITEMSIZE or at + array.nbytes > self.ring.scratch:
+                return False
+            specs.append([name, dtype, list(array.shape), at])
+            copies.append((specs[-1], array))
+            at += _span(dtype, array.shape)
+        for (_, dtype, shape, offset), array in copies:
+            self.ring.scratch_view(slot, offset, dtype, tuple(shape))[...] = array
+        if specs:
+            ref["arrays"] = specs
+        else:
             ref.pop("arrays", None)
-            return True
-        small = {name: array for name, array in arrays.items() if name != "frame"}
-        specs, offset = [], 0
-        for name, array in small.items():
-            specs.append([name, dtype_name(array), list(array.shape), offset])
-            offset += -(-array.nbytes // _ALIGN) * _ALIGN
-        if offset > self.ring.scratch or any(spec[1] not in DTYPES for spec in specs):
-            return False
-        for (_, dtype, shape, at), array in zip(specs, small.values(), strict=True):
-            self.ring.scratch_view(ref["slot"], at, dtype, tuple(shape))[...] = array
-        ref["arrays"] = specs
         arrays.clear()
         return True
 

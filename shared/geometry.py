@@ -95,9 +95,13 @@ def cut(image: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, in
     return out
 
 
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """A size x size BGR image with a batch axis, ready for an NHWC u8 model input."""
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)[np.newaxis]
+def resize(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A size x size BGR image with a batch axis, ready for an NHWC u8 model input (written into
+    ``out``, 1 x size x size x 3, when given)."""
+    if out is None:
+        return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)[np.newaxis]
+    cv2.resize(image, (size, size), dst=out[0], interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def landmarks_to_source(raw: np.ndarray, square: tuple[int, int, int]) -> list[tuple[float, float]]:

@@ -26,8 +26,10 @@ Header keys (schema version 1):
                square plus a margin, clipped); its pixels travel as the ``region``
                array, or on one host the frame's slot goes on as ``frame_ref``
 ``frame_ref``  on a same-host link: the frame's slot in the shared-memory ring
-               (``shared/framering.py``) instead of a pixel buffer; the last stage
-               to use the frame sends the slot back
+               (``shared/framering.py``) instead of a pixel buffer; small arrays that
+               ride in the slot's scratch area (the eye crops) are listed in its
+               ``arrays`` as ``[name, dtype, shape, offset]``; the last stage to use
+               the slot sends it back
 ``trace``      one row per stage passed, see ``shared/metrics.py``:
                ``[stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]``
 ``stats``      per-stage counters, carried by the ``eos`` message
@@ -47,9 +49,8 @@ import numpy as np
 SCHEMA_VERSION = 1
 KINDS = ("frame", "eos", "drop")
 RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
-_ITEMSIZE = {"uint8": 1, "float32": 4}
+ITEMSIZE = {"uint8": 1, "float32": 4}  # the dtypes an array on the wire may have
 _NAME_OF = {"B": "uint8", "f": "float32"}  # numpy dtype.char -> name on the wire
-DTYPES = frozenset(_ITEMSIZE)  # what an array on the wire may hold
 
 
 class MalformedMessage(ValueError):
@@ -147,10 +148,10 @@ def _spec_name(spec: Any) -> str:
 
 def _array(spec: list[Any], part: Any) -> np.ndarray:
     name, dtype, shape = spec
-    if dtype not in DTYPES or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    if dtype not in ITEMSIZE or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise MalformedMessage(f"bad array spec {spec!r}")
     buf = part.buffer if hasattr(part, "buffer") else part
-    expected = math.prod(shape) * _ITEMSIZE[dtype]  # math.prod: np.prod costs ~0.15 ms on a cold CPU
+    expected = math.prod(shape) * ITEMSIZE[dtype]  # math.prod: np.prod costs ~0.15 ms on a cold CPU
     if len(buf) != expected:
         raise MalformedMessage(f"array {name!r}: {len(buf)} bytes, expected {expected}")
     return np.frombuffer(buf, dtype=dtype).reshape(shape)

@@ -65,6 +65,12 @@ class Processor:
         """Write results into the message (called in frame order) and return what to send on."""
         return msg
 
+    def output(self, msg: Message, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Where ``finish`` may write the uint8 array ``name`` it passes on: the runtime gives a place
+        in the frame's shared slot when the slot goes on with the message (the array then takes no
+        copy on the way). None: make a new array."""
+        return None
+
     def sent(self, msg: Message) -> None:
         """Called after a message left the stage, its trace row complete."""
 
@@ -167,6 +173,8 @@ class StageRuntime:
         self.drop_notices = cfg.scaled  # a frame dropped here is announced, so that no reorder waits for it
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
         proc.share_frame = cfg.shared_frames and self.out_ep is not None and self.out_ep.ipc_path is not None
+        if proc.share_frame:
+            proc.output = self._place  # type: ignore[method-assign]
         self.sender: transport.PushSender | None = None
         if self.out_ep is not None:
             self.sender = transport.open_sender(ctx, self.out_ep, 16, curve)
@@ -234,6 +242,10 @@ class StageRuntime:
             else:
                 keep.append(entry)
         self.inbox = keep
+
+    def _place(self, msg: Message, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        ref = msg.header.get("frame_ref")
+        return None if ref is None else self.shared_frames.place(ref, name, shape)
 
     def _credit(self, n: int) -> None:
         """Room for n more messages: tell the distributor (a worker's input only)."""

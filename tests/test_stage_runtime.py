@@ -142,3 +142,26 @@ def test_arrays_that_do_not_fit_a_slot_stay_in_the_message(tmp_path):
     consumer.close()
     producer.close()
     ctx.term()
+
+
+def test_an_array_written_in_its_place_in_the_slot_is_passed_on_without_a_copy(tmp_path):
+    from gazeflow.shared.framering import RingConsumer, RingProducer
+
+    ctx = zmq.Context()
+    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=2)
+    this, nxt = RingConsumer(ctx), RingConsumer(ctx)
+    header = {"frame_ref": producer.ref(producer.take())}
+    arrays = {}
+    this.attach(header, arrays)
+    placed = this.place(header["frame_ref"], "a", (1, 2, 2, 3))
+    placed[...] = 7
+    arrays.update(a=placed, b=np.arange(3, dtype=np.float32))
+    assert this.stash(header["frame_ref"], arrays) and arrays == {}
+    assert header["frame_ref"]["arrays"] == [["a", "uint8", [1, 2, 2, 3], 0], ["b", "float32", [3], 64]]
+    got = {}
+    nxt.attach(header, got)
+    assert set(got) == {"frame", "a", "b"} and (got["a"] == 7).all() and got["b"].tolist() == [0.0, 1.0, 2.0]
+    for consumer in (this, nxt):
+        consumer.close()
+    producer.close()
+    ctx.term()

@@ -48,7 +48,7 @@ class LandmarksHeadPose(Processor):
             if box is None:
                 return msg
             crop = geometry.rotate(geometry.cut(pixels, origin, box), head_pose["roll"])
-            eyes[name] = geometry.resize(crop, EYE_INPUT)
+            eyes[name] = geometry.resize(crop, EYE_INPUT, self.output(msg, name, (1, EYE_INPUT, EYE_INPUT, 3)))
         msg.arrays.update(eyes)
         return msg
 
