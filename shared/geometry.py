@@ -21,16 +21,19 @@ EYE_SIDE = 0.8  # eye crop side, as a fraction of the distance between the eye c
 
 
 def detections(raw: np.ndarray, width: int, height: int, confidence: float) -> list[tuple[Box, float]]:
-    """Boxes above the threshold from a 1x1xNx7 detection_out blob, in pixels."""
+    """Boxes above the threshold from a 1x1xNx7 detection_out blob, in pixels. Two numpy calls,
+    then Python floats: per-row numpy costs about 0.1 ms per frame on a cold CPU."""
     rows = raw.reshape(-1, 7)
-    valid = rows[:, 0] >= 0
-    if not valid.all():
-        rows = rows[: int(np.argmin(valid))]  # rows after the first image_id -1 are padding
-    rows = rows[rows[:, 2] >= confidence]
-    scale = np.array([width, height, width, height], dtype=np.float64)
+    padding = rows[:, 0] < 0
+    if padding.any():
+        rows = rows[: int(padding.argmax())]  # rows after the first image_id -1 are padding
+    hits = rows[rows[:, 2] >= confidence].tolist()
+
+    def px(v: float, size: int) -> float:
+        return min(max(v, 0.0), 1.0) * size
+
     return [
-        (tuple(float(v) for v in np.clip(row[3:7], 0.0, 1.0) * scale), float(row[2]))  # type: ignore[misc]
-        for row in rows
+        ((px(x0, width), px(y0, height), px(x1, width), px(y1, height)), conf) for _, _, conf, x0, y0, x1, y1 in hits
     ]
 
 
@@ -135,7 +138,7 @@ def rotate(image: np.ndarray, angle_deg: float) -> np.ndarray:
 
 def unroll_gaze(raw: np.ndarray, roll_deg: float) -> list[float]:
     """Normalise the model's gaze vector and rotate (x, y) back by the roll the eyes were turned by."""
-    x, y, z = (float(v) for v in raw.reshape(3))
+    x, y, z = raw.reshape(3).tolist()
     r = math.radians(roll_deg)
     cs, sn = math.cos(r), math.sin(r)
     x, y = x * cs + y * sn, -x * sn + y * cs
