@@ -218,7 +218,8 @@ class AsyncModel:
             views[name] = tensor.data
         return views[name]
 
-    def submit(self, inputs: dict[Any, np.ndarray], key: Any) -> None:
+    def submit(self, inputs: dict[Any, np.ndarray], key: Any) -> int:
+        """Write the inputs into an idle request and start it; returns when it started (perf_counter ns)."""
         index = self._idle.popleft()
         for name, array in inputs.items():
             view = self._input(index, name)
@@ -227,7 +228,9 @@ class AsyncModel:
             view[...] = array
         self._keys[index] = key
         self._submitted += 1
+        started = time.perf_counter_ns()
         self.requests[index].start_async()
+        return started
 
     def take(self, key: Any) -> tuple[dict[str, np.ndarray], int] | None:
         """The outputs and completion time (perf_counter ns) of a finished request, else None."""

@@ -273,12 +273,13 @@ class StageRuntime:
             inputs = self.proc.prepare(msg)
             if self.fusion is not None and inputs:
                 inputs = {self.fusion.key: self.fusion.merge(inputs)}
-            item.t_submit = time.perf_counter_ns()
+            item.t_submit = time.perf_counter_ns()  # (no inputs: nothing to infer)
             item.keys = tuple(inputs)
             self.submitted += 1
             item.tag = self.submitted
-            for key, model_inputs in inputs.items():
-                self.models[key].submit(model_inputs, item.tag)
+            started = [self.models[key].submit(model_inputs, item.tag) for key, model_inputs in inputs.items()]
+            if started:
+                item.t_submit = min(started)  # its inputs are written: inference starts
             if not self.proc.keeps_pixels:  # now, not after the send, where it would slow the next hop
                 self.shared_frames.release(msg.header)
             if inputs:
