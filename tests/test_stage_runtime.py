@@ -3,10 +3,12 @@
 import threading
 
 import numpy as np
+import pytest
 import zmq
 
 from gazeflow.shared import transport
 from gazeflow.shared.config import Config
+from gazeflow.shared.framering import SCRATCH, RingConsumer, RingProducer
 from gazeflow.shared.messages import Message
 from gazeflow.shared.process import Control, StopFlag
 from gazeflow.shared.stage import Processor, StageRuntime
@@ -95,22 +97,42 @@ def test_malformed_messages_are_counted_and_the_stream_goes_on(tmp_path):
     assert out[-1].header["stats"]["gaze"]["malformed"] == 2
 
 
-def test_arrays_in_a_frame_slot_are_read_in_place_and_every_slot_comes_back(tmp_path):
+@pytest.fixture
+def ring(tmp_path):
+    """A frame ring of 8 tiny frames (what capture makes) and a way to open consumers of it."""
+    ctx = zmq.Context()
+    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=8)
+    consumers = []
+
+    def consumer():
+        consumers.append(RingConsumer(ctx))
+        return consumers[-1]
+
+    def new_slot():
+        """A header with a fresh slot, attached by a new consumer: (header, that consumer)."""
+        header = {"frame_ref": producer.ref(producer.take())}
+        user = consumer()
+        user.attach(header, {})
+        return header, user
+
+    yield producer, consumer, new_slot
+    for c in consumers:
+        c.close()
+    producer.close()
+    ctx.term()
+
+
+def test_arrays_in_a_frame_slot_are_read_in_place_and_every_slot_comes_back(tmp_path, ring):
     """On one host small arrays ride in the frame's shared slot (its scratch area), listed in
     frame_ref: the stage reads them there, refuses a frame_ref that names no slot, and gives
     every slot it used back to capture."""
-    from gazeflow.shared.framering import RingConsumer, RingProducer
-
-    ctx = zmq.Context()
-    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=8)
-    upstream = RingConsumer(ctx)  # the stage before: it puts its arrays into the slot
+    producer, _, new_slot = ring
     messages, indices = [], [1, 2, 3, 4, 6, 7]  # no multiple of 5: Doubler infers on all of them
     for i in indices:
         msg = frame(i)
-        msg.header["frame_ref"] = producer.ref(producer.take())
-        arrays = {}
-        upstream.attach(msg.header, arrays)
-        assert upstream.stash(msg.header["frame_ref"], {"img": msg.arrays.pop("img")})
+        header, upstream = new_slot()
+        msg.header["frame_ref"] = header["frame_ref"]
+        assert upstream.stash(msg.header["frame_ref"], {"img": msg.arrays.pop("img")})  # the stage before
         messages.append(msg)
     bad = frame(8)
     bad.header["frame_ref"] = {**producer.ref(0), "slot": 99}
@@ -123,45 +145,23 @@ def test_arrays_in_a_frame_slot_are_read_in_place_and_every_slot_comes_back(tmp_
         producer.reclaim(100)
         deadline -= 1
     assert len(producer.free) == 8
-    upstream.close()
-    producer.close()
-    ctx.term()
 
 
-def test_arrays_that_do_not_fit_a_slot_stay_in_the_message(tmp_path):
-    from gazeflow.shared.framering import SCRATCH, RingConsumer, RingProducer
-
-    ctx = zmq.Context()
-    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=2)
-    consumer = RingConsumer(ctx)
-    header = {"frame_ref": producer.ref(producer.take())}
-    consumer.attach(header, {})
+def test_arrays_that_do_not_fit_a_slot_stay_in_the_message(ring):
+    header, consumer = ring[2]()
     arrays = {"frame": np.zeros((4, 4, 3), np.uint8), "big": np.zeros(SCRATCH + 1, np.uint8)}
     assert not consumer.stash(header["frame_ref"], arrays)
     assert set(arrays) == {"frame", "big"} and "arrays" not in header["frame_ref"]
-    consumer.close()
-    producer.close()
-    ctx.term()
 
 
-def test_an_array_written_in_its_place_in_the_slot_is_passed_on_without_a_copy(tmp_path):
-    from gazeflow.shared.framering import RingConsumer, RingProducer
-
-    ctx = zmq.Context()
-    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=2)
-    this, nxt = RingConsumer(ctx), RingConsumer(ctx)
-    header = {"frame_ref": producer.ref(producer.take())}
-    arrays = {}
-    this.attach(header, arrays)
+def test_an_array_written_in_its_place_in_the_slot_is_passed_on_without_a_copy(ring):
+    _, consumer, new_slot = ring
+    header, this = new_slot()
     placed = this.place(header["frame_ref"], "a", (1, 2, 2, 3))
     placed[...] = 7
-    arrays.update(a=placed, b=np.arange(3, dtype=np.float32))
+    arrays = {"a": placed, "b": np.arange(3, dtype=np.float32)}
     assert this.stash(header["frame_ref"], arrays) and arrays == {}
     assert header["frame_ref"]["arrays"] == [["a", "uint8", [1, 2, 2, 3], 0], ["b", "float32", [3], 64]]
     got = {}
-    nxt.attach(header, got)
+    consumer().attach(header, got)
     assert set(got) == {"frame", "a", "b"} and (got["a"] == 7).all() and got["b"].tolist() == [0.0, 1.0, 2.0]
-    for consumer in (this, nxt):
-        consumer.close()
-    producer.close()
-    ctx.term()
