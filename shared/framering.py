@@ -215,9 +215,9 @@ class RingConsumer:
         specs, copies = [], []
         at = _end(placed.values())
         for name, array in arrays.items():
-            spec = placed.get(name)
             if name == "frame":
                 continue
+            spec = placed.get(name)
             if spec is not None and array is self.ring.scratch_view(slot, spec[3], spec[1], tuple(spec[2])):
                 specs.append(spec)  # written in place
                 continue
