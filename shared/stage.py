@@ -50,6 +50,8 @@ class Processor:
     # stays on this host. ``finish`` may then leave ``msg.arrays["frame"]`` in place: the next stage
     # gets the frame's slot by reference (and releases it) instead of a copy of its pixels.
     share_frame: bool = False
+    # Set by the runtime with share_frame: the frame slots this stage passes on (see ``output``).
+    slots: RingConsumer | None = None
     # False when ``finish`` neither reads the message's arrays nor passes them on: a shared frame
     # slot then goes back to capture as soon as the inputs are in the infer request.
     keeps_pixels: bool = True
@@ -66,10 +68,11 @@ class Processor:
         return msg
 
     def output(self, msg: Message, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        """Where ``finish`` may write the uint8 array ``name`` it passes on: the runtime gives a place
-        in the frame's shared slot when the slot goes on with the message (the array then takes no
-        copy on the way). None: make a new array."""
-        return None
+        """Where ``finish`` may write the uint8 array ``name`` it passes on: a place in the frame's
+        shared slot when the slot goes on with the message (the array then takes no copy on the
+        way). None: make a new array."""
+        ref = msg.header.get("frame_ref")
+        return None if self.slots is None or ref is None else self.slots.place(ref, name, shape)
 
     def sent(self, msg: Message) -> None:
         """Called after a message left the stage, its trace row complete."""
@@ -173,8 +176,7 @@ class StageRuntime:
         self.drop_notices = cfg.scaled  # a frame dropped here is announced, so that no reorder waits for it
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
         proc.share_frame = cfg.shared_frames and self.out_ep is not None and self.out_ep.ipc_path is not None
-        if proc.share_frame:
-            proc.output = self._place  # type: ignore[method-assign]
+        proc.slots = self.shared_frames if proc.share_frame else None
         self.sender: transport.PushSender | None = None
         if self.out_ep is not None:
             self.sender = transport.open_sender(ctx, self.out_ep, 16, curve)
@@ -243,10 +245,6 @@ class StageRuntime:
                 keep.append(entry)
         self.inbox = keep
 
-    def _place(self, msg: Message, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        ref = msg.header.get("frame_ref")
-        return None if ref is None else self.shared_frames.place(ref, name, shape)
-
     def _credit(self, n: int) -> None:
         """Room for n more messages: tell the distributor (a worker's input only)."""
         if self.credits:
@@ -273,13 +271,12 @@ class StageRuntime:
             inputs = self.proc.prepare(msg)
             if self.fusion is not None and inputs:
                 inputs = {self.fusion.key: self.fusion.merge(inputs)}
-            item.t_submit = time.perf_counter_ns()  # (no inputs: nothing to infer)
             item.keys = tuple(inputs)
             self.submitted += 1
             item.tag = self.submitted
             started = [self.models[key].submit(model_inputs, item.tag) for key, model_inputs in inputs.items()]
-            if started:
-                item.t_submit = min(started)  # its inputs are written: inference starts
+            # inference starts once its inputs are in the request (benchmark_app counts it so); nothing to infer: now
+            item.t_submit = min(started) if started else time.perf_counter_ns()
             if not self.proc.keeps_pixels:  # now, not after the send, where it would slow the next hop
                 self.shared_frames.release(msg.header)
             if inputs:
