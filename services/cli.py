@@ -82,7 +82,14 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fail-safe", action="store_true", help="switch off pyautogui's screen-corner fail-safe")
     p.add_argument("--results", metavar="FILE.jsonl", help="write one JSON line per frame")
     p.add_argument("--metrics", metavar="FILE.json", help="write the final metrics report")
-    p.add_argument("--precision", choices=config_mod.PRECISIONS, help="model precision for every stage (default FP16)")
+    p.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        metavar="[STAGE=]PREC",
+        help=f"model precision ({', '.join(config_mod.PRECISIONS)}) for every stage or for one stage; "
+        "repeatable (default FP16)",
+    )
     p.add_argument(
         "--device",
         action="append",
@@ -142,17 +149,16 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         o["pointer"] = pointer
     stages: dict[str, dict[str, Any]] = {name: {} for name in config_mod.STAGES}
     for name in config_mod.INFER_STAGES:
-        if args.precision:
-            stages[name]["precision"] = args.precision
         if args.hint:
             stages[name]["hint"] = args.hint
-    for item in args.device:
-        if "=" in item:
-            for stage, dev in _key_values([item], "--device").items():
-                stages.setdefault(stage, {})["device"] = dev
-        else:
-            for name in config_mod.INFER_STAGES:
-                stages[name]["device"] = item
+    for flag, key, items in (("--precision", "precision", args.precision), ("--device", "device", args.device)):
+        for item in items:  # a bare value is for every inference stage, STAGE=VALUE for one
+            if "=" in item:
+                for stage, value in _key_values([item], flag).items():
+                    stages.setdefault(stage, {})[key] = value
+            else:
+                for name in config_mod.INFER_STAGES:
+                    stages[name][key] = item
     for flag, key, items in (("--requests", "requests", args.requests), ("--workers", "workers", args.workers)):
         for stage, n in _key_values(items, flag).items():
             try:

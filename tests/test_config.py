@@ -26,6 +26,16 @@ def test_flags_override_the_file(tmp_path):
     assert cfg.pointer.backend == "null" and cfg.hint_for("face_detection") == "THROUGHPUT"
 
 
+def test_precision_flag_for_every_stage_then_one():
+    args = build_parser().parse_args(["run-all", "--precision", "FP16-INT8", "--precision", "gaze=FP32"])
+    cfg = config.load(None, overrides(args))
+    assert cfg.stages["face_detection"].precision == "FP16-INT8"
+    assert cfg.stages["landmarks_headpose"].precision == "FP16-INT8" and cfg.stages["gaze"].precision == "FP32"
+    bad = build_parser().parse_args(["run-all", "--precision", "gaze=INT4"])
+    with pytest.raises(GazeflowError, match=r"stages.gaze.precision 'INT4'"):
+        config.load(None, overrides(bad))
+
+
 @pytest.mark.parametrize(
     "text, error",
     [
