@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -24,15 +25,67 @@ from gazeflow.shared.errors import GazeflowError
 log = logging.getLogger("gazeflow.bench")
 
 
-def _run(command: str, args: list[str]) -> dict[str, Any]:
+def _run(command: str, args: list[str], results: bool = False) -> dict[str, Any]:
+    """One gazeflow run in a child process: its metrics report, with its per-frame results under
+    ``"results"`` when asked (every run that is compared writes them, so that all pay the same)."""
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = Path(tmp) / "m.json"
+        metrics, lines = Path(tmp) / "m.json", Path(tmp) / "r.jsonl"
         cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", command, *args,
                "--pointer", "null", "--log-interval", "0", "--metrics", str(metrics)]  # fmt: skip
+        if results:
+            cmd += ["--results", str(lines)]
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise GazeflowError(f"bench: {command} failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return json.loads(metrics.read_text())
+        report = json.loads(metrics.read_text())
+        if results:
+            report["results"] = [json.loads(line) for line in lines.read_text().splitlines()]
+        return report
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "max": 0.0}
+    ordered = sorted(values)
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+def agreement(reference: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How far one run's results are from a reference run's, frame by frame: the angle between the
+    gaze vectors, the distance between the pointer positions, the face box and head pose."""
+    ref = {r["frame"]: r for r in reference}
+    gaze, pointer, face, pose = [], [], [], []
+    face_differs = 0
+    for row in rows:
+        other = ref.get(row["frame"])
+        if other is None:
+            continue
+        if (row.get("face") is None) != (other.get("face") is None):
+            face_differs += 1
+            continue
+        if row.get("face") is not None:
+            face.append(max(abs(a - b) for a, b in zip(row["face"], other["face"], strict=True)))
+        if row.get("head_pose") and other.get("head_pose"):
+            pose.append(max(abs(row["head_pose"][k] - other["head_pose"][k]) for k in ("yaw", "pitch", "roll")))
+        if row.get("gaze") and other.get("gaze"):
+            dot = sum(a * b for a, b in zip(row["gaze"], other["gaze"], strict=True))
+            norms = math.hypot(*row["gaze"]) * math.hypot(*other["gaze"]) or 1.0
+            gaze.append(math.degrees(math.acos(max(-1.0, min(1.0, dot / norms)))))
+        a, b = row.get("pointer"), other.get("pointer")
+        if a and b and "x" in a and "x" in b:
+            pointer.append(math.hypot(a["x"] - b["x"], a["y"] - b["y"]))
+    return {
+        "frames": len(gaze),
+        "face_found_in_one_only": face_differs,
+        "gaze_deg": _quantiles(gaze),
+        "pointer_px": _quantiles(pointer),
+        "face_px": _quantiles(face),
+        "head_pose_deg": _quantiles(pose),
+    }
 
 
 def machine() -> str:
@@ -64,17 +117,21 @@ def bench(
         log.info("models: load, first inference, latency and throughput per precision and hint")
         results["models"] = bench_models(assets_dir)
     max_speed_reports: dict[str, list[dict[str, Any]]] = {}
+    sync_results: dict[str, list[dict[str, Any]]] = {}
     for precision in precisions:
         samples: dict[str, list[dict[str, Any]]] = {"run-sync": [], "run-all": []}
         for i in range(repeat):
             order = ("run-sync", "run-all") if i % 2 == 0 else ("run-all", "run-sync")
             for command in order:
-                report = _run(command, ["--input", input_spec, "--max-speed", "--precision", precision])
+                args = ["--input", input_spec, "--max-speed", "--precision", precision]
+                report = _run(command, args, results=True)
                 samples[command].append(report)
                 log.info("%s %s: %.1f fps, %.1f ms CPU/frame", precision, command, report["fps"],
                          report["cpu_ms_per_frame"])  # fmt: skip
         max_speed_reports[precision] = samples["run-all"]
-        entry = {}
+        rows = [r.pop("results") for reports in samples.values() for r in reports]
+        sync_results[precision] = rows[0]
+        entry: dict[str, Any] = {"same_results": all(other == rows[0] for other in rows[1:])}
         for command, reports in samples.items():
             entry[command] = {
                 "fps": statistics.median(r["fps"] for r in reports),
@@ -104,8 +161,10 @@ def bench(
         results["scaling"] = scaling(input_spec, scale, repeat)
     if max_speed_reports.get("FP16"):
         results["transport_max_speed"] = _hops(max_speed_reports["FP16"])
+    if len(precisions) > 1:
+        results["agreement"] = precision_agreement(input_spec, precisions, sync_results)
     if realtime_fps > 0:
-        results["realtime"] = realtime(input_spec, assets_dir, realtime_fps, repeat)
+        results["realtime"] = {p: realtime(input_spec, assets_dir, realtime_fps, repeat, p) for p in precisions}
     results["targets"] = targets(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -132,25 +191,53 @@ def _hops(reports: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
-def _face_detection_alone_ms(assets_dir: str, fps: float = 0.0) -> float:
-    """One FP16 face-detection inference at a time (LATENCY hint), median ms: back to back (the
+PRECISION_ORDER = ("FP32", "FP16", "FP16-INT8")  # most exact first
+
+
+def precision_agreement(
+    input_spec: str, precisions: list[str], sync_results: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """What a lower precision changes in the results, against the most exact precision benched:
+    all stages at once (from the run-sync runs above), then one stage at a time (a run-sync each),
+    so that each stage's precision can be chosen on its own (``--precision STAGE=PREC``)."""
+    from gazeflow.shared.config import INFER_STAGES
+
+    reference = min(precisions, key=PRECISION_ORDER.index)
+    runs: dict[str, Any] = {}
+    for precision in sorted(precisions, key=PRECISION_ORDER.index):
+        if precision == reference:
+            continue
+        runs[f"{precision}, every stage"] = agreement(sync_results[reference], sync_results[precision])
+        for stage in INFER_STAGES:
+            args = ["--input", input_spec, "--max-speed", "--precision", reference, "--precision",
+                    f"{stage}={precision}"]  # fmt: skip
+            rows = _run("run-sync", args, results=True)["results"]
+            runs[f"{precision}, {stage} only"] = agreement(sync_results[reference], rows)
+            log.info("%s on %s only: gaze %.2f deg p50 from %s", precision, stage,
+                     runs[f"{precision}, {stage} only"]["gaze_deg"]["p50"], reference)  # fmt: skip
+    return {"reference": reference, "runs": runs}
+
+
+def _face_detection_alone_ms(assets_dir: str, precision: str, fps: float = 0.0) -> float:
+    """One face-detection inference at a time (LATENCY hint), median ms: back to back (the
     benchmark_app method), or started fps times a second."""
     from gazeflow.models.catalog import FACE, ir_path
 
     from .model_bench import measure
 
-    return measure(ir_path(assets_dir, FACE, "FP16"), "LATENCY", 3.0, fps)["median_ms"]
+    return measure(ir_path(assets_dir, FACE, precision), "LATENCY", 3.0, fps)["median_ms"]
 
 
-def realtime(input_spec: str, assets_dir: str, fps: float, repeat: int) -> dict[str, Any]:
+def realtime(input_spec: str, assets_dir: str, fps: float, repeat: int, precision: str = "FP16") -> dict[str, Any]:
     """End-to-end latency at real-time pacing, each run between two measurements of face detection
-    alone (so that both see the same machine), and what the rest of the pipeline adds per frame."""
+    alone at the same precision (so that both see the same machine), and what the rest of the
+    pipeline adds per frame."""
     rounds = []
     for _ in range(max(3, repeat | 1)):  # an odd number of runs, so that one is the middle
-        before = _face_detection_alone_ms(assets_dir)
-        report = _run("run-all", ["--input", input_spec, "--realtime", "--fps", str(fps)])
-        after = _face_detection_alone_ms(assets_dir)
-        paced = _face_detection_alone_ms(assets_dir, fps)
+        before = _face_detection_alone_ms(assets_dir, precision)
+        report = _run("run-all", ["--input", input_spec, "--realtime", "--fps", str(fps), "--precision", precision])
+        after = _face_detection_alone_ms(assets_dir, precision)
+        paced = _face_detection_alone_ms(assets_dir, precision, fps)
         timeline = report["timeline"]
         # per frame: end to end minus that frame's own face-detection service time (pre + infer + post)
         rest = [e - f for e, f in zip(timeline["e2e_ms"], timeline["service_ms"]["face_detection"], strict=True)]
@@ -167,11 +254,18 @@ def realtime(input_spec: str, assets_dir: str, fps: float, repeat: int) -> dict[
             "added_to_face_inference_ms": {"p50": round(statistics.median(added), 3)},
             "report": report,
         })  # fmt: skip
-        log.info("run-all --realtime --fps %g: e2e p50 %.1f ms, face detection alone %.1f ms, %d dropped",
-                 fps, report["e2e_ms"]["p50"], rounds[-1]["face_detection_alone_ms"], report["dropped"])  # fmt: skip
+        log.info("%s run-all --realtime --fps %g: e2e p50 %.1f ms, face detection alone %.1f ms, %d dropped",
+                 precision, fps, report["e2e_ms"]["p50"], rounds[-1]["face_detection_alone_ms"],
+                 report["dropped"])  # fmt: skip
     reports = [r.pop("report") for r in rounds]
     pick = sorted(rounds, key=lambda r: r["e2e_ms"]["p50"] - r["face_detection_alone_ms"])[len(rounds) // 2]
-    return {"fps": fps, **pick, "rounds": rounds, "transport": _hops(reports)}
+    return {"precision": precision, "fps": fps, **pick, "rounds": rounds, "transport": _hops(reports)}
+
+
+def _default_realtime(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The real-time runs at the default precision (FP16), else the first benched."""
+    runs = r.get("realtime", {})
+    return runs.get("FP16") or next(iter(runs.values()), None)
 
 
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -186,19 +280,20 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = r["int8_all_vs_fp16_sync"]
         out.append({"target": "fps, run-all --max-speed FP16-INT8 / run-sync FP16",
                     "measured": f"{ratio:.2f}x", "limit": ">= 1.35x", "met": ratio >= 1.35})  # fmt: skip
-    if "realtime" in r:
-        rt = r["realtime"]
+    for precision, rt in r.get("realtime", {}).items():
         # Face detection alone is measured in separate seconds of a noisy machine, so the target also
         # has to hold frame by frame: end to end minus that frame's own face-detection inference.
         limit = rt["face_detection_alone_ms"] + 10
         e2e = rt["e2e_ms"]["p50"]
         added = rt["added_to_face_inference_ms"]["p50"]
-        out.append({"target": f"end-to-end p50 at {rt['fps']:g} fps real-time, no frame dropped",
+        out.append({"target": f"end-to-end p50 at {rt['fps']:g} fps real-time, no frame dropped ({precision})",
                     "measured": f"{e2e:.1f} ms, {rt['dropped']} dropped; per frame, {added:.1f} ms more than "
                                 "its own face-detection inference",
                     "limit": f"<= {limit:.1f} ms (face detection alone {rt['face_detection_alone_ms']:.1f} + 10); "
                              "<= 10 ms per frame",
                     "met": e2e <= limit and added <= 10 and rt["dropped"] == 0})  # fmt: skip
+    rt = _default_realtime(r)
+    if rt:
         hops = rt["transport"]
         small = {s: h["p95"] for s, h in hops.items() if s != FRAME_HOP}
         out.append({"target": f"transport p95, small messages (at {rt['fps']:g} fps)",
@@ -255,15 +350,18 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Pipeline on the whole video, median of {r['repeat']} alternating runs:",
         "",
         "| precision | run-sync fps | run-all fps | fps ratio | run-sync CPU ms/frame | run-all CPU ms/frame "
-        "| CPU ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| CPU ratio | same results |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for precision, e in r["pipeline"].items():
         s, a = e["run-sync"], e["run-all"]
+        same = {True: "yes", False: "NO"}.get(e.get("same_results"), "-")
         lines.append(
             f"| {precision} | {s['fps']:.1f} | {a['fps']:.1f} | {e['fps_ratio']:.2f}x | "
-            f"{s['cpu_ms_per_frame']:.1f} | {a['cpu_ms_per_frame']:.1f} | {e['cpu_ratio']:.2f}x |"
+            f"{s['cpu_ms_per_frame']:.1f} | {a['cpu_ms_per_frame']:.1f} | {e['cpu_ratio']:.2f}x | {same} |"
         )
+    lines += ["", "Same results: every run of that precision, run-sync and run-all, wrote the same per-frame "
+              "results (face, landmarks, head pose, gaze, pointer) as the first run-sync."]  # fmt: skip
     if "int8_all_vs_fp16_sync" in r:
         lines += ["", f"run-all FP16-INT8 vs run-sync FP16: {r['int8_all_vs_fp16_sync']:.2f}x fps"]
     for precision, b in r.get("bound", {}).items():
@@ -276,12 +374,22 @@ def to_markdown(r: dict[str, Any]) -> str:
                   "| workers | fps | ratio | CPU ms/frame |", "|---|---|---|---|"]  # fmt: skip
         for n, e in r["scaling"].items():
             lines.append(f"| {n} | {e['fps']:.1f} | {e['fps_ratio']:.2f}x | {e['cpu_ms_per_frame']:.1f} |")
-    if "realtime" in r:
-        rt = r["realtime"]
+    if "agreement" in r:
+        ag = r["agreement"]
+        lines += ["", f"What a lower precision changes, frame by frame against {ag['reference']} (run-sync, "
+                  "whole video; p50 / p95):", "",
+                  "| precision | frames | face found in one only | face box px | head pose deg | gaze deg "
+                  "| pointer px |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for label, a in ag["runs"].items():
+            cells = " | ".join(f"{a[k]['p50']:.2f} / {a[k]['p95']:.2f}"
+                               for k in ("face_px", "head_pose_deg", "gaze_deg"))  # fmt: skip
+            lines.append(f"| {label} | {a['frames']} | {a['face_found_in_one_only']} | {cells} "
+                         f"| {a['pointer_px']['p50']:.0f} / {a['pointer_px']['p95']:.0f} |")  # fmt: skip
+    for precision, rt in r.get("realtime", {}).items():
         e2e = rt["e2e_ms"]
-        lines += ["", f"run-all --realtime --fps {rt['fps']:g} (the middle of {len(rt['rounds'])} runs): "
+        lines += ["", f"{precision} run-all --realtime --fps {rt['fps']:g} (the middle of {len(rt['rounds'])} runs): "
                   f"end-to-end p50 {e2e['p50']:.1f} ms, p95 {e2e['p95']:.1f} ms, {rt['frames']} frames, "
-                  f"{rt['dropped']} dropped; face detection alone (FP16, LATENCY, measured before and after "
+                  f"{rt['dropped']} dropped; face detection alone ({precision}, LATENCY, measured before and after "
                   f"the run) {rt['face_detection_alone_ms']:.1f} ms back to back, "
                   f"{rt.get('face_detection_alone_paced_ms', 0):.1f} ms started {rt['fps']:g} times a second, "
                   "inside the pipeline "
@@ -289,11 +397,13 @@ def to_markdown(r: dict[str, Any]) -> str:
                   f"{rt['rest_of_pipeline_ms']['p50']:.1f} ms per frame (p50 of end to end minus the frame's own "
                   f"face-detection service time), {rt['added_to_face_inference_ms']['p50']:.1f} ms counting face "
                   "detection's pre- and post-processing"]  # fmt: skip
+    rt = _default_realtime(r)
+    if rt:
         lines += [
             "",
             "Transport per hop, p50 / p95 ms:",
             "",
-            "| link | real-time | max-speed (FP16) |",
+            f"| link | real-time ({rt.get('precision', 'FP16')}) | max-speed (FP16) |",
             "|---|---|---|",
         ]
         fast = r.get("transport_max_speed", {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gazeflow.services.bench import targets, to_markdown
+from gazeflow.services.bench import agreement, targets, to_markdown
 
 
 def _hops(p95: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -31,16 +31,19 @@ def _results(e2e_p50: float, dropped: int, eyes_p95: float, added: float = 9.0) 
         "int8_all_vs_fp16_sync": 1.55,
         "transport_max_speed": hops,
         "realtime": {
-            "fps": 15.0,
-            "e2e_ms": {"p50": e2e_p50, "p95": e2e_p50 + 20, "p99": 0, "max": 0},
-            "dropped": dropped,
-            "frames": 595,
-            "face_detection_alone_ms": 32.0,
-            "face_detection_infer_in_pipeline_ms": {"p50": 33.0},
-            "rest_of_pipeline_ms": {"p50": 7.5},
-            "added_to_face_inference_ms": {"p50": added},
-            "rounds": [{}],
-            "transport": hops,
+            "FP16": {
+                "precision": "FP16",
+                "fps": 15.0,
+                "e2e_ms": {"p50": e2e_p50, "p95": e2e_p50 + 20, "p99": 0, "max": 0},
+                "dropped": dropped,
+                "frames": 595,
+                "face_detection_alone_ms": 32.0,
+                "face_detection_infer_in_pipeline_ms": {"p50": 33.0},
+                "rest_of_pipeline_ms": {"p50": 7.5},
+                "added_to_face_inference_ms": {"p50": added},
+                "rounds": [{}],
+                "transport": hops,
+            }
         },
     }
 
@@ -50,7 +53,7 @@ def test_every_target_gets_a_verdict():
     assert len(verdicts) == 5 and all(verdicts.values()), verdicts
     missed = [t for t in targets(_results(43.0, 0, 1.2)) if not t["met"]]
     assert [t["target"] for t in missed] == [
-        "end-to-end p50 at 15 fps real-time, no frame dropped",
+        "end-to-end p50 at 15 fps real-time, no frame dropped (FP16)",
         "transport p95, small messages (at 15 fps)",
     ]
     assert "eyes 1.20" in missed[1]["measured"]
@@ -63,7 +66,39 @@ def test_every_target_gets_a_verdict():
 
 def test_markdown_has_the_targets_and_the_hops():
     text = to_markdown({**_results(43.0, 0, 0.8), "targets": targets(_results(43.0, 0, 0.8))})
-    assert "| end-to-end p50 at 15 fps real-time, no frame dropped | 43.0 ms, 0 dropped; per frame" in text
+    assert "| end-to-end p50 at 15 fps real-time, no frame dropped (FP16) | 43.0 ms, 0 dropped; per frame" in text
     assert "| <= 42.0 ms (face detection alone 32.0 + 10); <= 10 ms per frame |" in text
     assert "| MISSED |" in text and text.count("| met |") == 4
     assert "| eyes (landmarks_headpose -> gaze) | 0.40 / 0.80 | 0.40 / 0.80 |" in text
+
+
+def _row(frame: int, gaze: list[float] | None, x: int = 100, face: list[float] | None = None) -> dict:
+    face = face if face is not None else [10.0, 10.0, 50.0, 50.0]
+    return {
+        "frame": frame,
+        "t": frame / 30,
+        "face": face if gaze is not None else None,
+        "head_pose": {"yaw": 1.0, "pitch": 2.0, "roll": 3.0} if gaze is not None else None,
+        "gaze": gaze,
+        "pointer": {"x": x, "y": 50, "moved": True} if gaze is not None else None,
+    }
+
+
+def test_agreement_measures_what_a_precision_changes_frame_by_frame():
+    reference = [_row(0, [0.0, 0.0, -1.0]), _row(1, [0.0, 0.0, -1.0]), _row(2, None), _row(3, [0.0, 0.0, -1.0])]
+    rows = [
+        _row(0, [0.0, 0.0, -1.0]),
+        _row(1, [1.0, 0.0, -1.0], x=130, face=[12.0, 10.0, 50.0, 51.0]),  # 45 degrees, 30 px
+        _row(2, [0.0, 0.0, -1.0]),  # a face only this run found
+        _row(3, [0.0, 0.0, -1.0]),
+    ]
+    a = agreement(reference, rows)
+    assert a["frames"] == 3 and a["face_found_in_one_only"] == 1
+    assert a["gaze_deg"]["max"] == 45.0 and a["gaze_deg"]["p50"] == 0.0
+    assert a["pointer_px"]["max"] == 30.0 and a["face_px"]["max"] == 2.0
+    assert agreement(reference, reference)["gaze_deg"] == {"p50": 0.0, "p95": 0.0, "max": 0.0}
+    text = to_markdown(
+        {**_results(41.0, 0, 0.8), "agreement": {"reference": "FP16", "runs": {"FP16-INT8, gaze only": a}}}
+    )
+    assert "frame by frame against FP16" in text
+    assert "| FP16-INT8, gaze only | 3 | 1 | 0.00 / 2.00 | 0.00 / 0.00 | 0.00 / 45.00 | 0 / 30 |" in text
