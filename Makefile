@@ -38,5 +38,5 @@ run-sync: ## the one-process synchronous baseline on the same input
 clean: ## remove the virtual environment and the fetched assets
 	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info
 
-bench: ## per-model figures; run-sync vs run-all (FP16, FP16-INT8), 1 vs 2 face-detection workers, 15 fps latency, transport per hop, target verdicts -> out/bench.{json,md}
+bench: ## per-model figures; run-sync vs run-all (FP16, FP16-INT8), what INT8 changes in the results, 1 vs 2 face-detection workers, 15 fps latency per precision, transport per hop, target verdicts -> out/bench.{json,md}
 	$(BIN)/gazeflow bench --input $(INPUT) $(ARGS)

@@ -397,6 +397,19 @@ def to_markdown(r: dict[str, Any]) -> str:
                   f"{rt['rest_of_pipeline_ms']['p50']:.1f} ms per frame (p50 of end to end minus the frame's own "
                   f"face-detection service time), {rt['added_to_face_inference_ms']['p50']:.1f} ms counting face "
                   "detection's pre- and post-processing"]  # fmt: skip
+        rounds = rt["rounds"]
+        if len(rounds) > 1 and all("e2e_ms" in x for x in rounds):
+            lines.append(
+                f"(all {len(rounds)} runs, in order: end-to-end p50 "
+                + " / ".join(f"{x['e2e_ms']['p50']:.1f}" for x in rounds)
+                + " ms; face detection alone "
+                + " / ".join(f"{x['face_detection_alone_ms']:.1f}" for x in rounds)
+                + " ms; added per frame "
+                + " / ".join(f"{x['added_to_face_inference_ms']['p50']:.1f}" for x in rounds)
+                + " ms; dropped "
+                + " / ".join(str(x["dropped"]) for x in rounds)
+                + ")"
+            )
     rt = _default_realtime(r)
     if rt:
         lines += [

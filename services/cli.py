@@ -212,12 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PREFIX", help="plots go to PREFIX-latency.png and PREFIX-e2e.png")
     p = sub.add_parser(
         "bench",
-        help="model figures; run-sync vs run-all fps and CPU per frame as ratios; real-time latency, "
-        "transport per hop and the targets, with verdicts",
+        help="model figures; run-sync vs run-all fps and CPU per frame as ratios; what a lower precision "
+        "changes in the results; real-time latency, transport per hop and the targets, with verdicts",
     )
     p.add_argument("--input", "-i", default="demo", help="video to replay (default: the demo video)")
     p.add_argument("--precision", action="append", choices=config_mod.PRECISIONS,
-                   help="precisions to compare (repeatable; default FP16 and FP16-INT8)")  # fmt: skip
+                   help="precisions to compare (repeatable; default FP16 and FP16-INT8); the most exact one is "
+                        "the reference for the results")  # fmt: skip
     p.add_argument("--repeat", type=int, default=2, help="alternating runs per command (default 2)")
     p.add_argument(
         "--realtime-fps", type=float, default=15.0,
