@@ -102,3 +102,18 @@ def test_agreement_measures_what_a_precision_changes_frame_by_frame():
     )
     assert "frame by frame against FP16" in text
     assert "| FP16-INT8, gaze only | 3 | 1 | 0.00 / 2.00 | 0.00 / 0.00 | 0.00 / 45.00 | 0 / 30 |" in text
+
+
+def test_models_table_shows_latency_back_to_back_and_at_real_time_pace():
+    run = {"load_ms": 90.0, "first_ms": 4.0, "median_ms": 2.34, "fps": 420.0, "requests": 1}
+    models = {
+        "gaze-estimation-adas-0002": {
+            "runs": {"FP16/LATENCY": {**run, "paced_ms": 4.1}, "FP16/THROUGHPUT": {**run, "requests": 2}},
+            "complexity": {"gflops": 0.138, "mparams": 1.882},
+            "hot_layers_fp16": [{"layer": "c1", "type": "Convolution", "share": 0.16}],
+        }
+    }
+    text = to_markdown({**_results(41.0, 0, 0.8), "models": models, "models_paced_fps": 15.0})
+    assert "back to back and started 15 times a second" in text
+    assert "| gaze-estimation-adas-0002 | FP16/LATENCY | 90 | 4.0 | 2.34 | 4.10 | 420.0 | 1 |" in text
+    assert "| gaze-estimation-adas-0002 | FP16/THROUGHPUT | 90 | 4.0 | 2.34 | - | 420.0 | 2 |" in text
