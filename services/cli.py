@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=2, help="alternating runs per command (default 2)")
     p.add_argument(
         "--realtime-fps", type=float, default=15.0,
-        help="rate of the real-time latency runs (at least 3), 0 = skip (default 15)",
+        help="rate of the real-time latency runs (at least 3 per precision) and of the paced model "
+             "latencies, 0 = skip both (default 15)",
     )  # fmt: skip
     p.add_argument("--out", default="out", help="folder for bench.json and bench.md (default out/)")
     p.add_argument("--no-models", action="store_true", help="skip the per-model part")
