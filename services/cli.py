@@ -155,6 +155,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         for item in items:  # a bare value is for every inference stage, STAGE=VALUE for one
             if "=" in item:
                 for stage, value in _key_values([item], flag).items():
+                    if stage in config_mod.STAGES and stage not in config_mod.INFER_STAGES:
+                        raise GazeflowError(f"{flag} {item}: {stage} runs no model "
+                                            f"(inference stages: {', '.join(config_mod.INFER_STAGES)})")  # fmt: skip
                     stages.setdefault(stage, {})[key] = value
             else:
                 for name in config_mod.INFER_STAGES:

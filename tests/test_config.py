@@ -34,6 +34,9 @@ def test_precision_flag_for_every_stage_then_one():
     bad = build_parser().parse_args(["run-all", "--precision", "gaze=INT4"])
     with pytest.raises(GazeflowError, match=r"stages.gaze.precision 'INT4'"):
         config.load(None, overrides(bad))
+    for flag in ("--precision", "--device"):
+        with pytest.raises(GazeflowError, match=f"{flag} capture=CPU: capture runs no model"):
+            overrides(build_parser().parse_args(["run-all", flag, "capture=CPU"]))
 
 
 @pytest.mark.parametrize(
