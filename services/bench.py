@@ -44,6 +44,7 @@ def _run(command: str, args: list[str], results: bool = False) -> dict[str, Any]
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
+    """p50, p95 (nearest rank: a value some frame really had) and max of a frame-by-frame difference."""
     if not values:
         return {"p50": 0.0, "p95": 0.0, "max": 0.0}
     ordered = sorted(values)

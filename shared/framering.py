@@ -30,7 +30,7 @@ import zmq
 
 from . import transport
 from .errors import GazeflowError
-from .messages import ITEMSIZE, MalformedMessage, dtype_name
+from .messages import ITEMSIZE, MalformedMessage, array_nbytes, dtype_name
 
 SLOTS = 8
 RELEASE_HWM = 1000  # slot numbers coming back: tiny, never worth blocking on
@@ -78,10 +78,8 @@ class FrameRing:
         key = (slot, offset, dtype, shape)
         view = self._scratch_views.get(key)
         if view is None:
-            if dtype not in ITEMSIZE or not all(isinstance(n, int) and n >= 0 for n in shape):
-                raise ValueError(f"bad array {dtype}{list(shape)}")
+            nbytes = array_nbytes(dtype, shape)  # MalformedMessage is a ValueError
             count = math.prod(shape)
-            nbytes = count * ITEMSIZE[dtype]
             if not (0 <= slot < self.slots and offset >= 0 and offset + nbytes <= self.scratch):
                 raise ValueError(f"{dtype}{list(shape)} at {offset} is not inside slot {slot}'s scratch")
             start = slot * self.stride + self.frame_bytes + offset
@@ -152,7 +150,7 @@ class RingProducer:
 
 def _span(dtype: str, shape: Any) -> int:
     """Bytes an array takes in a scratch area, rounded up to keep the next one aligned."""
-    return -(-math.prod(shape) * ITEMSIZE[dtype] // _ALIGN) * _ALIGN
+    return -(-array_nbytes(dtype, shape) // _ALIGN) * _ALIGN
 
 
 def _end(specs: Any) -> int:

@@ -85,6 +85,15 @@ class Message:
         return int(self.header["frame"])
 
 
+def array_nbytes(dtype: Any, shape: Any) -> int:
+    """Bytes of an array as a message describes it (on the wire or in a frame slot's scratch);
+    MalformedMessage for a dtype or shape it cannot have. math.prod: np.prod costs ~0.15 ms on a
+    cold CPU."""
+    if dtype not in ITEMSIZE or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise MalformedMessage(f"bad array spec {[dtype, list(shape)]!r}")
+    return math.prod(shape) * ITEMSIZE[dtype]
+
+
 def dtype_name(array: np.ndarray) -> str:
     """An array's dtype as the wire names it. dtype.char, not dtype.name: the name is built by
     Python code in numpy (0.1 ms on a cold CPU)."""
@@ -148,10 +157,10 @@ def _spec_name(spec: Any) -> str:
 
 def _array(spec: list[Any], part: Any) -> np.ndarray:
     name, dtype, shape = spec
-    if dtype not in ITEMSIZE or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    if not isinstance(shape, list):
         raise MalformedMessage(f"bad array spec {spec!r}")
     buf = part.buffer if hasattr(part, "buffer") else part
-    expected = math.prod(shape) * ITEMSIZE[dtype]  # math.prod: np.prod costs ~0.15 ms on a cold CPU
+    expected = array_nbytes(dtype, shape)
     if len(buf) != expected:
         raise MalformedMessage(f"array {name!r}: {len(buf)} bytes, expected {expected}")
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
