@@ -38,6 +38,8 @@ def run_sync(cfg: Config) -> int:
             )
             for key, model in proc.models.items()
         }
+    for proc in procs:  # prepare writes model inputs in place, as in the stages
+        proc.staging = lambda key, name, stage_models=models[proc.name]: stage_models[key].staging(name)
     for stage_models in models.values():
         for model in stage_models.values():
             warm_up(model.request.get_compiled_model())

@@ -98,12 +98,13 @@ def cut(image: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, in
     return out
 
 
-def resize(image: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
-    """A size x size BGR image with a batch axis, ready for an NHWC u8 model input (written into
-    ``out``, 1 x size x size x 3, when given)."""
+def resize(image: np.ndarray, size: int | tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """A size x size (or width x height) BGR image with a batch axis, ready for an NHWC u8 model
+    input (written into ``out``, 1 x height x width x 3, when given)."""
+    width, height = (size, size) if isinstance(size, int) else size
     if out is None:
-        return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)[np.newaxis]
-    cv2.resize(image, (size, size), dst=out[0], interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)[np.newaxis]
+    cv2.resize(image, (width, height), dst=out[0], interpolation=cv2.INTER_LINEAR)
     return out
 
 

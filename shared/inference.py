@@ -130,6 +130,10 @@ class Fusion:
         except ValueError:
             return None
 
+    def index(self, key: str, name: Any) -> int:
+        """The fused model's input for input ``name`` (index or name) of model ``key``."""
+        return self._inputs[(key, name)]
+
     def merge(self, inputs: dict[str, dict[Any, np.ndarray]]) -> dict[int, np.ndarray]:
         """Per-model inputs -> the fused model's inputs (every model must have its inputs)."""
         if set(inputs) != set(self.outputs):
@@ -153,15 +157,41 @@ def warm_up(compiled: ov.CompiledModel) -> None:
     )
 
 
+def _input_view(request: ov.InferRequest, views: dict[Any, np.ndarray], name: Any) -> np.ndarray:
+    """An input tensor's memory (by index or name), as a numpy view kept for the next frames."""
+    if name not in views:
+        tensor = request.get_input_tensor(name) if isinstance(name, int) else request.get_tensor(name)
+        views[name] = tensor.data
+    return views[name]
+
+
+def _write_inputs(request: ov.InferRequest, views: dict[Any, np.ndarray], inputs: dict[Any, np.ndarray]) -> None:
+    """Copy inputs into the request's own input tensors; an input that ``staging`` gave (written in
+    place by the caller) is already there."""
+    for name, array in inputs.items():
+        view = _input_view(request, views, name)
+        if array is view:
+            continue
+        if array.shape != view.shape:
+            raise GazeflowError(f"input {name!r}: shape {array.shape}, the model takes {view.shape}")
+        view[...] = array
+
+
 class SyncModel:
     """One infer request, one inference at a time: the synchronous baseline."""
 
     def __init__(self, compiled: ov.CompiledModel) -> None:
         self.request = compiled.create_infer_request()
         self.names = [o.get_any_name() for o in compiled.outputs]
+        self._views: dict[Any, np.ndarray] = {}
 
-    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.request.infer(inputs)
+    def staging(self, name: Any) -> np.ndarray:
+        """Where the caller may write input ``name`` of the next inference, so that it takes no copy."""
+        return _input_view(self.request, self._views, name)
+
+    def infer(self, inputs: dict[Any, np.ndarray]) -> dict[str, np.ndarray]:
+        _write_inputs(self.request, self._views, inputs)
+        self.request.infer()
         return _outputs(self.request, self.names)
 
 
@@ -169,9 +199,10 @@ class AsyncModel:
     """Several infer requests in flight; outputs parked by key as they complete.
 
     A pool of ``InferRequest`` objects rather than ``AsyncInferQueue``: each input is
-    copied straight into the idle request's own input tensor and the request is
-    started with no inputs, which skips OpenVINO's Python input dispatch (about
-    0.35 ms per submit on a CPU that has been idle, measured here).
+    copied straight into the idle request's own input tensor (or written there in
+    the first place, see ``staging``) and the request is started with no inputs,
+    which skips OpenVINO's Python input dispatch (about 0.35 ms per submit on a CPU
+    that has been idle, measured here).
     """
 
     def __init__(self, compiled: ov.CompiledModel, requests: int, wake_fd: int) -> None:
@@ -210,22 +241,19 @@ class AsyncModel:
     def free(self) -> bool:
         return bool(self._idle)
 
-    def _input(self, index: int, name: Any) -> np.ndarray:
-        views = self._views[index]
-        if name not in views:
-            request = self.requests[index]
-            tensor = request.get_input_tensor(name) if isinstance(name, int) else request.get_tensor(name)
-            views[name] = tensor.data
-        return views[name]
+    def staging(self, name: Any) -> np.ndarray | None:
+        """Where the caller may write input ``name`` for the next ``submit``: that input of the idle
+        request it will start (the stage thread alone takes idle requests), so that the input takes
+        no copy. None when no request is idle."""
+        if not self._idle:
+            return None
+        index = self._idle[0]
+        return _input_view(self.requests[index], self._views[index], name)
 
     def submit(self, inputs: dict[Any, np.ndarray], key: Any) -> int:
         """Write the inputs into an idle request and start it; returns when it started (perf_counter ns)."""
         index = self._idle.popleft()
-        for name, array in inputs.items():
-            view = self._input(index, name)
-            if array.shape != view.shape:
-                raise GazeflowError(f"input {name!r}: shape {array.shape}, the model takes {view.shape}")
-            view[...] = array
+        _write_inputs(self.requests[index], self._views[index], inputs)
         self._keys[index] = key
         self._submitted += 1
         started = time.perf_counter_ns()

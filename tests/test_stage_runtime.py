@@ -33,7 +33,22 @@ class Doubler(Processor):
         return msg
 
 
-def run_stage(tmp_path, messages, live=False):
+class StagedDoubler(Doubler):
+    """The same, with its input written straight into the infer request that will run it."""
+
+    staged = 0
+
+    def prepare(self, msg):
+        if msg.index % 5 == 0:
+            return {}
+        assert self.input("m", 0, (1, 4, 4, 3)) is None  # not the shape the model takes: make a new array
+        place = self.input("m", 0, (1, 8, 8, 3))
+        place[...] = msg.arrays["img"]
+        StagedDoubler.staged += 1
+        return {"m": {0: place}}
+
+
+def run_stage(tmp_path, messages, live=False, proc=Doubler):
     scale_model(tmp_path / "assets/models/intel/tiny-scale/FP16/tiny-scale.xml")
     cfg = Config(assets_dir=str(tmp_path / "assets"), run_dir=str(tmp_path / "run"), pace="max-speed")
     if live:
@@ -41,7 +56,7 @@ def run_stage(tmp_path, messages, live=False):
     cfg.stages["gaze"].requests = 4
     ctx = zmq.Context()
     feed = transport.open_socket(ctx, transport.Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/eyes"), 100)
-    runtime = StageRuntime(Doubler(cfg), cfg, ctx, Control(ctx, "gaze"), StopFlag())
+    runtime = StageRuntime(proc(cfg), cfg, ctx, Control(ctx, "gaze"), StopFlag())
     out = []
 
     def feeder():
@@ -88,6 +103,15 @@ def test_results_leave_in_frame_order_with_several_requests_in_flight(tmp_path):
     assert out[-1].kind == "eos"
     assert out[-1].header["stats"]["gaze"]["in"] == 60 and out[-1].header["stats"]["gaze"]["out"] == 60
     assert runtime.models["m"].size == 4
+
+
+def test_inputs_written_in_their_infer_request_with_several_in_flight(tmp_path):
+    """Each frame's input goes straight into the idle request that runs it: none is overwritten
+    while in flight (4 requests, max speed), results as when copied in."""
+    _, out = run_stage(tmp_path, [frame(i) for i in range(60)] + [Message.eos()], proc=StagedDoubler)
+    frames = [m for m in out if m.kind == "frame"]
+    assert [m.header["gaze"] for m in frames] == [None if i % 5 == 0 else 2.0 * i for i in range(60)]
+    assert StagedDoubler.staged == 48
 
 
 def test_malformed_messages_are_counted_and_the_stream_goes_on(tmp_path):

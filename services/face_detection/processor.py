@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
-
 from gazeflow.models.catalog import FACE
 from gazeflow.shared import geometry
 from gazeflow.shared.config import Config
@@ -25,8 +22,8 @@ class FaceDetection(Processor):
         self.partial_dropped = 0
 
     def prepare(self, msg: Message) -> Inputs:
-        frame = msg.arrays["frame"]
-        return {"face": {0: cv2.resize(frame, (INPUT_W, INPUT_H), interpolation=cv2.INTER_LINEAR)[np.newaxis]}}
+        place = self.input("face", 0, (1, INPUT_H, INPUT_W, 3))  # resized straight into the request
+        return {"face": {0: geometry.resize(msg.arrays["frame"], (INPUT_W, INPUT_H), place)}}
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         """The face box, and the pixels landmarks needs: on one host the frame's shared slot itself

@@ -23,7 +23,10 @@ class LandmarksHeadPose(Processor):
             return {}
         x0, y0, side = msg.header["crop"]
         face = geometry.cut(*_pixels(msg), (x0, y0, x0 + side, y0 + side))
-        return {"landmarks": {0: geometry.resize(face, 48)}, "head_pose": {0: geometry.resize(face, 60)}}
+        return {
+            "landmarks": {0: geometry.resize(face, 48, self.input("landmarks", 0, (1, 48, 48, 3)))},
+            "head_pose": {0: geometry.resize(face, 60, self.input("head_pose", 0, (1, 60, 60, 3)))},
+        }
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.header["face"] is None:
