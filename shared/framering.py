@@ -79,7 +79,7 @@ class FrameRing:
         view = self._scratch_views.get(key)
         if view is None:
             nbytes = array_nbytes(dtype, shape)  # MalformedMessage is a ValueError
-            count = math.prod(shape)
+            count = nbytes // ITEMSIZE[dtype]
             if not (0 <= slot < self.slots and offset >= 0 and offset + nbytes <= self.scratch):
                 raise ValueError(f"{dtype}{list(shape)} at {offset} is not inside slot {slot}'s scratch")
             start = slot * self.stride + self.frame_bytes + offset
@@ -149,8 +149,10 @@ class RingProducer:
 
 
 def _span(dtype: str, shape: Any) -> int:
-    """Bytes an array takes in a scratch area, rounded up to keep the next one aligned."""
-    return -(-array_nbytes(dtype, shape) // _ALIGN) * _ALIGN
+    """Bytes an array takes in a scratch area, rounded up to keep the next one aligned. Every spec
+    it sees was checked where it came in (``scratch_view``, from ``attach``), or is this stage's own:
+    no second check per frame."""
+    return -(-math.prod(shape) * ITEMSIZE[dtype] // _ALIGN) * _ALIGN
 
 
 def _end(specs: Any) -> int:
