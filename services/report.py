@@ -54,6 +54,7 @@ def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     timeline = report.get("timeline") or {}
     written = []
@@ -64,6 +65,7 @@ def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
     ax.plot(t, timeline.get("e2e_ms", []), label="end to end", color="black", linewidth=1.2)
     ax.set(xlabel="seconds since the first frame", ylabel="ms", title="Per-stage service time and end-to-end latency")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1, 10 ms, not powers of ten
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never over a line
     fig.tight_layout()
@@ -79,6 +81,7 @@ def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
         value = report["e2e_ms"][key]
         ax.axvline(value, color="black", linestyle=style, label=f"{key} {value:.1f} ms")
     ax.set(xlabel="end-to-end latency, ms (capture to pointer)", ylabel="frames", title="End-to-end latency")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of frames
     ax.legend()
     fig.tight_layout()
     path = out_prefix.with_name(out_prefix.name + "-e2e.png")
