@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import urllib.request
@@ -76,10 +77,19 @@ def fetch_one(asset: Asset, dest_dir: Path, mirror: Path | None) -> bool:
         got = sha384(tmp_path)
         if got != asset.sha384:
             raise GazeflowError(f"{asset.path}: sha384 mismatch (got {got[:16]}..., expected {asset.sha384[:16]}...)")
+        # the temporary file is 0600; the asset gets the mode any new file would (umask), so that other
+        # users (an image's unprivileged user, after a fetch as root) can read it
+        tmp_path.chmod(0o666 & ~_umask())
         tmp_path.replace(dest)
     finally:
         tmp_path.unlink(missing_ok=True)
     return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def derive_fp32(assets_dir: Path) -> list[Path]:

@@ -42,3 +42,22 @@ def test_the_cache_is_complete(assets):
     fetch.verify_all(assets)
     for model in ("face-detection-adas-0001", "head-pose-estimation-adas-0001", "gaze-estimation-adas-0002"):
         assert (assets / f"models/intel/{model}/FP32/{model}.bin").is_file()  # derived from FP16
+
+
+def test_fetched_files_get_the_umask_mode_not_the_temporary_files_0600(assets, tmp_path):
+    """Fetched as root in an image, the assets must stay readable by its unprivileged user."""
+    import os
+
+    asset = small_assets()[0]
+    old = os.umask(0o022)
+    try:
+        fetch.fetch_one(asset, tmp_path, assets)
+    finally:
+        os.umask(old)
+    assert (tmp_path / asset.path).stat().st_mode & 0o777 == 0o644
+    old = os.umask(0o077)
+    try:
+        fetch.fetch_one(asset, tmp_path / "private", assets)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private" / asset.path).stat().st_mode & 0o777 == 0o600
