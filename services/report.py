@@ -50,7 +50,10 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an extra: a stage's image does without it
+        raise GazeflowError("the plots need matplotlib: pip install 'gazeflow[report]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
