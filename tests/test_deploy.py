@@ -66,8 +66,10 @@ def test_compose_runs_every_stage_with_the_topology(topology):
         assert svc.get("deploy", {}).get("replicas", 1) == topology.workers(stage)
         assert svc["image"] == services["capture"]["image"]  # one image
     assert services["capture"]["build"]["dockerfile"] == "deploy/Dockerfile"
-    for binder, bound, _, _ in links(topology):
+    for binder, bound, connecter, _ in links(topology):
         assert str(port(bound)) in services[host(binder)].get("expose", []), (binder, bound)
+        # started after the service it connects to: a name that does not resolve yet stalls a connect
+        assert host(binder) in services[host(connecter)].get("depends_on", []), (connecter, binder)
 
 
 def _kubernetes_objects(tmp_path: Path) -> list[dict]:
@@ -124,8 +126,14 @@ def test_the_dockerfile_installs_the_package_and_fetches_verified_models():
     pyproject = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
     for folder in set(pyproject["tool"]["setuptools"]["package-dir"].values()):
         assert f"COPY {folder} {folder}" in text
-    assert "pip install --no-cache-dir ." in text and "gazeflow fetch" in text and "--verify" in text
+    assert "pip install --no-cache-dir" in text and "gazeflow fetch" in text and "--verify" in text
     assert 'ENTRYPOINT ["gazeflow"]' in text
+    # offline: the mirror comes from the build context, for compose's build too
+    assert "COPY deploy/mirror /mirror" in text and (DEPLOY / "mirror" / "README.md").is_file()
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert set(compose["services"]["capture"]["build"]["args"]) == {"ASSETS_MIRROR", "BASE"}
+    ignored = (DEPLOY.parent / ".dockerignore").read_text().splitlines()
+    assert "!deploy/mirror/" in ignored and "*" in ignored  # a small context: no .venv, no .assets
 
 
 def test_stage_names_with_a_worker_label_are_accepted(topology):
