@@ -6,7 +6,7 @@ ASSETS_MIRROR ?=
 INPUT ?= demo
 ARGS ?=
 
-.PHONY: help setup fetch test lint run-all run-sync bench clean
+.PHONY: help setup fetch test container-test lint run-all run-sync bench clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ fetch: ## fetch the models and the demo video (from ASSETS_MIRROR when set), ver
 test: ## ruff, then the unit and integration tests (real models, real processes, real sockets)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+container-test: ## build the image (podman, else docker; offline from the fetched assets) and run the compose topology on the demo; removes all it made
+	$(BIN)/python -m pytest tests/test_containers.py --containers -s -p no:cacheprovider
 
 lint: ## ruff check and format check
 	$(BIN)/ruff check .

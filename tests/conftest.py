@@ -117,3 +117,16 @@ def kill_in_replay(tmp_path: Path, victim: str, *args: str) -> tuple[str, dict, 
     frames = [r["frame"] for r in read_results(results)]
     assert frames == sorted(set(frames)) and len(frames) == report["frames"]
     return out, report, frames
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--containers", action="store_true", help="also build the image and run compose (slow)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--containers"):
+        return
+    skip = pytest.mark.skip(reason="builds and runs containers: make container-test")
+    for item in items:
+        if "container" in item.keywords:
+            item.add_marker(skip)
