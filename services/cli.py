@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from gazeflow.shared import config as config_mod
+from gazeflow.shared import registry
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.process import setup_logging
 
@@ -147,20 +148,21 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         pointer["fail_safe"] = False
     if pointer:
         o["pointer"] = pointer
-    stages: dict[str, dict[str, Any]] = {name: {} for name in config_mod.STAGES}
-    for name in config_mod.INFER_STAGES:
+    infer = registry.with_models()
+    stages: dict[str, dict[str, Any]] = {name: {} for name in registry.stages()}
+    for name in infer:
         if args.hint:
             stages[name]["hint"] = args.hint
     for flag, key, items in (("--precision", "precision", args.precision), ("--device", "device", args.device)):
         for item in items:  # a bare value is for every inference stage, STAGE=VALUE for one
             if "=" in item:
                 for stage, value in _key_values([item], flag).items():
-                    if stage in config_mod.STAGES and stage not in config_mod.INFER_STAGES:
+                    if stage in stages and stage not in infer:
                         raise GazeflowError(f"{flag} {item}: {stage} runs no model "
-                                            f"(inference stages: {', '.join(config_mod.INFER_STAGES)})")  # fmt: skip
+                                            f"(inference stages: {', '.join(infer)})")  # fmt: skip
                     stages.setdefault(stage, {})[key] = value
             else:
-                for name in config_mod.INFER_STAGES:
+                for name in infer:
                     stages[name][key] = item
     for flag, key, items in (("--requests", "requests", args.requests), ("--workers", "workers", args.workers)):
         for stage, n in _key_values(items, flag).items():
@@ -189,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "name",
         metavar="STAGE[:WORKER]",
-        help=f"one of {', '.join(config_mod.STAGES)}; ':WORKER' labels one worker of a scaled stage",
+        help=f"one of {', '.join(registry.stages())}; ':WORKER' labels one worker of a scaled stage",
     )
     p.add_argument(
         "--worker",
@@ -233,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="1,2", metavar="N,N,...",
                    help="face-detection worker counts to compare (default 1,2; '' = skip)")  # fmt: skip
     p.add_argument("--assets-dir", help="where the models are (default: .assets in the checkout)")
+    p.add_argument("--targets", metavar="FILE.toml",
+                   help="judge the figures against these targets (make bench: docs/targets.toml)")  # fmt: skip
     return parser
 
 
@@ -275,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.assets_dir or config_mod.default_assets_dir(),
                 models=not args.no_models,
                 scale=_counts(args.scale),
+                targets_file=Path(args.targets) if args.targets else None,
             )
             return 0
         cfg = config_mod.load(args.config, overrides(args))
@@ -284,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             from .pipeline import process_name, stage_body
 
             name, _, worker = args.name.partition(":")
-            if name not in config_mod.STAGES:
-                raise GazeflowError(f"unknown stage {name!r} (stages: {', '.join(config_mod.STAGES)})")
+            registry.get(name)  # an unknown stage: one line naming the known ones
+            if name not in cfg.chain:
+                raise GazeflowError(f"stage {name!r} is not in the chain {cfg.chain} of this config")
             worker = args.worker or worker or (socket.gethostname() if cfg.workers(name) > 1 else "0")
             return run_stage(process_name(name, worker, cfg), stage_body(name, cfg, worker))
         if args.command == "run-sync":

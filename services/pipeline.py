@@ -1,25 +1,13 @@
-"""The five stages in order, and how one stage process runs."""
+"""How one stage process runs: the source its own way, every other stage in the stage runtime."""
 
 from __future__ import annotations
 
 import zmq
 
+from gazeflow.shared import registry
 from gazeflow.shared.config import Config
 from gazeflow.shared.process import Control, StopFlag
-from gazeflow.shared.stage import Processor, StageRuntime
-
-from .capture import stage as capture
-from .face_detection.processor import FaceDetection
-from .gaze.processor import Gaze
-from .landmarks_headpose.processor import LandmarksHeadPose
-from .pointer.processor import Pointer
-
-PROCESSORS: dict[str, type[Processor]] = {
-    "face_detection": FaceDetection,
-    "landmarks_headpose": LandmarksHeadPose,
-    "gaze": Gaze,
-    "pointer": Pointer,
-}
+from gazeflow.shared.stage import StageRuntime
 
 
 def process_name(name: str, worker: str, cfg: Config) -> str:
@@ -31,9 +19,10 @@ def stage_body(name: str, cfg: Config, worker: str = "0"):
     """The function run_stage runs for stage `name` (worker `worker` of a scaled stage)."""
 
     def body(ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
-        if name == "capture":
-            capture.run(cfg, ctx, control, stop)
-            return
-        StageRuntime(PROCESSORS[name](cfg), cfg, ctx, control, stop, worker).run()
+        spec = registry.get(name)
+        if spec.role == "source":
+            spec.load().run(cfg, ctx, control, stop)
+        else:
+            StageRuntime(name, cfg, ctx, control, stop, worker).run()
 
     return body

@@ -10,15 +10,15 @@ import logging
 import time
 
 from gazeflow.models.catalog import require_ir
+from gazeflow.shared import registry
 from gazeflow.shared.config import Config
 from gazeflow.shared.inference import SyncModel, compile_model, warm_up
 from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, trace_row
 from gazeflow.shared.process import StopFlag
+from gazeflow.shared.stage import build
 
 from .capture.source import Source, resolve_input
-from .capture.stage import frames
-from .pipeline import PROCESSORS
 
 log = logging.getLogger("gazeflow.run_sync")
 
@@ -26,7 +26,8 @@ log = logging.getLogger("gazeflow.run_sync")
 def run_sync(cfg: Config) -> int:
     stop = StopFlag()
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
-    procs = [cls(cfg) for cls in PROCESSORS.values()]
+    frames = registry.get(cfg.source).load().frames
+    procs = [build(name, cfg) for name in cfg.chain[1:]]
     models: dict[str, dict[str, SyncModel]] = {}
     for proc in procs:
         stage = cfg.stages[proc.name]
@@ -36,7 +37,7 @@ def run_sync(cfg: Config) -> int:
                     require_ir(cfg.assets_dir, model, stage.precision), stage.device, "LATENCY", 1, stage.threads
                 )
             )
-            for key, model in proc.models.items()
+            for key, model in registry.get(proc.name).models.items()
         }
     for proc in procs:  # prepare writes model inputs in place, as in the stages
         proc.staging = lambda key, name, stage_models=models[proc.name]: stage_models[key].staging(name)
@@ -67,7 +68,7 @@ def run_sync(cfg: Config) -> int:
             log.info("run-sync: stopped by signal")
             return 130
         stats: dict[str, dict[str, float]] = {p.name: {"in": frames_done, "out": frames_done} for p in procs}
-        stats["capture"] = {"in": frames_done, "out": frames_done}
+        stats[cfg.source] = {"in": frames_done, "out": frames_done}
         stats["run_sync"] = {"cpu_s": round(time.process_time() - cpu0, 3)}
         sink.finish(Message.eos(stats), {})
     finally:

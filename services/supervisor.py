@@ -29,19 +29,17 @@ import zmq
 
 from gazeflow.models.catalog import require_ir
 from gazeflow.models.fetch import verify_files
-from gazeflow.shared.config import STAGES, Config, runtime_root
+from gazeflow.shared import registry
+from gazeflow.shared.config import Config, runtime_root
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.process import CONTROL_ENV
 
 from .capture.source import Source, resolve_input
-from .pipeline import PROCESSORS, process_name
+from .pipeline import process_name
 
 log = logging.getLogger("gazeflow.run_all")
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 4.0
-# Stages that keep no state between frames are restarted when they die after having been ready;
-# capture (its position in the input) and pointer (the results file) are not.
-RESTARTABLE = ("face_detection", "landmarks_headpose", "gaze")
 MAX_RESTARTS = 5
 DRAIN_S = 15.0  # replay: how long a drain may take before the stages are stopped
 END_GRACE_S = 5.0  # after the sink has finished, how long the others have to exit on their own
@@ -56,8 +54,8 @@ def preflight(cfg: Config) -> None:
     """Fail fast, before any process starts, on a bad input or a missing model."""
     source = Source(resolve_input(cfg.input, cfg.assets_dir))
     source.close()
-    for name, cls in PROCESSORS.items():
-        for model in cls.models.values():
+    for name in cfg.chain:
+        for model in registry.get(name).models.values():
             xml = require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
             verify_files([xml, xml.with_suffix(".bin")], cfg.assets_dir)
 
@@ -65,7 +63,7 @@ def preflight(cfg: Config) -> None:
 def processes(cfg: Config) -> dict[str, tuple[str, str]]:
     """Every process run-all starts, in pipeline order: name -> (stage, worker)."""
     out = {}
-    for stage in STAGES:
+    for stage in cfg.chain:
         for i in range(cfg.workers(stage)):
             out[process_name(stage, str(i), cfg)] = (stage, str(i))
     return out
@@ -129,7 +127,10 @@ class Supervisor:
                 continue
             reason = self._reason(name, code)
             n = self.restarts.get(name, 0)
-            if self.units[name][0] not in RESTARTABLE or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
+            # a stage that keeps no state between frames is restarted when it dies after it was ready;
+            # the source (its position in the input) and the sink (the results file) are not
+            restartable = registry.get(self.units[name][0]).restartable
+            if not restartable or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
                 return reason if n < MAX_RESTARTS else f"{reason} (after {n} restarts)"
             self.restarts[name] = n + 1
             delay = min(0.5 * 2**n, 8.0)
@@ -165,7 +166,7 @@ class Supervisor:
             if time.monotonic() > deadline:
                 log.warning("run-all: the drain took over %.0f s: stopping every stage", DRAIN_S)
                 return
-            if ended is None and self.procs["pointer"].poll() == 0:
+            if ended is None and self.procs[self.cfg.sink].poll() == 0:
                 ended = time.monotonic()  # the stream is over; a worker restarted after its end never hears of it
             if ended is not None and time.monotonic() - ended > END_GRACE_S:
                 idle = [n for n, p in self.procs.items() if p.poll() is None]
@@ -177,10 +178,10 @@ class Supervisor:
 
     def drain(self) -> None:
         """Replay: capture stops reading and ends the stream; the frames in flight finish."""
-        capture = self.procs.get("capture")
-        if capture is None or capture.poll() is not None:
+        source = self.procs.get(self.cfg.source)
+        if source is None or source.poll() is not None:
             return
-        capture.send_signal(signal.SIGTERM)
+        source.send_signal(signal.SIGTERM)
         self.wait_done(time.monotonic() + DRAIN_S)
 
     def stop_all(self) -> None:
@@ -228,16 +229,16 @@ def run_all(cfg: Config) -> int:
     sup: Supervisor | None = None
     try:
         sup = Supervisor(cfg, run_dir)
-        downstream = [name for name in sup.units if name != "capture"]
+        downstream = [name for name in sup.units if name != cfg.source]
         for name in reversed(downstream):
             sup.start(name)
         sup.wait_ready(downstream)
-        sup.start("capture")
+        sup.start(cfg.source)
         sup.wait_done()
         return 0
     except _Signalled as sig:
         name = signal.Signals(sig.signum).name
-        if cfg.live or sup is None or "capture" not in sup.procs:
+        if cfg.live or sup is None or cfg.source not in sup.procs:
             log.info("run-all: %s, stopping all stages", name)
         else:
             log.info("run-all: %s, draining: no new frames, those in flight finish (again to stop at once)", name)

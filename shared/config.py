@@ -10,28 +10,18 @@ import dataclasses
 import json
 import os
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GazeflowError
+from . import registry
+from .errors import GazeflowError, read_document
+from .registry import Link
 from .transport import Endpoint
 
-STAGES = ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
-INFER_STAGES = ("face_detection", "landmarks_headpose", "gaze")
 PRECISIONS = ("FP32", "FP16", "FP16-INT8")
 HINTS = ("", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PACES = ("realtime", "max-speed")
-
-# Links, in pipeline order: (name, upstream stage, downstream stage, who binds by default).
-# Next to a scaled stage (workers > 1) the other side binds: the one process its workers connect to.
-LINKS = (
-    ("frames", "capture", "face_detection", "capture"),
-    ("faces", "face_detection", "landmarks_headpose", "landmarks_headpose"),
-    ("eyes", "landmarks_headpose", "gaze", "landmarks_headpose"),
-    ("gaze", "gaze", "pointer", "gaze"),
-)
 
 
 def runtime_root() -> str:
@@ -98,7 +88,9 @@ class Config:
     assets_dir: str = field(default_factory=default_assets_dir)
     run_dir: str = field(default_factory=default_run_dir)
     pointer: PointerConfig = field(default_factory=PointerConfig)
-    stages: dict[str, StageConfig] = field(default_factory=lambda: {name: StageConfig() for name in STAGES})
+    # the stages a run uses, in order (shared/registry.py): a source, inference stages, a sink
+    chain: list[str] = field(default_factory=lambda: list(registry.default_chain()))
+    stages: dict[str, StageConfig] = field(default_factory=lambda: {name: StageConfig() for name in registry.stages()})
 
     @property
     def live(self) -> bool:
@@ -119,14 +111,29 @@ class Config:
         """True when some stage runs as several workers (frames then carry sequence numbers)."""
         return any(s.workers > 1 for s in self.stages.values())
 
-    def binder(self, link: str) -> str:
-        """Which stage of a link binds: next to a scaled stage, the single process on the other side."""
-        _, up, down, default = _link(link)
-        if self.workers(down) > 1:
-            return up
-        if self.workers(up) > 1:
-            return down
-        return default
+    @property
+    def links(self) -> tuple[Link, ...]:
+        return registry.links(tuple(self.chain))
+
+    def link(self, stage: str, direction: str) -> Link:
+        """The link a stage sends on (``output``) or receives from (``input``)."""
+        for link in self.links:
+            if (direction == "output" and link.up == stage) or (direction == "input" and link.down == stage):
+                return link
+        raise GazeflowError(f"stage {stage} has no {direction} in the chain {self.chain}")
+
+    @property
+    def source(self) -> str:
+        return self.chain[0]
+
+    @property
+    def sink(self) -> str:
+        return self.chain[-1]
+
+    def binder(self, link: Link) -> str:
+        """Which stage of a link binds: the upstream one, unless it is scaled (then the one process its
+        workers connect to)."""
+        return link.down if self.workers(link.up) > 1 else link.up
 
     def endpoint(self, stage: str, direction: str) -> str:
         """The endpoint spec of a stage's input or output socket.
@@ -136,18 +143,23 @@ class Config:
         room (see transport.Distributor). That choice follows from ``workers``; a
         topology file still writes push/pull.
         """
-        link = link_of(stage, direction)
-        name, _, down, _ = link
+        link = self.link(stage, direction)
         spec = getattr(self.stages[stage], direction)
         if spec:
             spec = spec.format(run_dir=self.run_dir)
         else:
             pattern = "push" if direction == "output" else "pull"
-            mode = "bind" if self.binder(name) == stage else "connect"
-            spec = f"{pattern}+{mode}:ipc://{self.run_dir}/{name}"
-        if self.workers(down) > 1:
+            mode = "bind" if self.binder(link) == stage else "connect"
+            spec = f"{pattern}+{mode}:ipc://{self.run_dir}/{link.name}"
+        if self.workers(link.down) > 1:
             spec = spec.replace("push+", "router+", 1).replace("pull+", "dealer+", 1)
         return spec
+
+    def shares_frames(self, stage: str) -> bool:
+        """Whether a stage's output stays on this host and may carry frames as shared-memory slots."""
+        if not self.shared_frames or stage == self.sink:
+            return False
+        return Endpoint.parse(self.endpoint(stage, "output")).ipc_path is not None
 
     def curve(self) -> Any:
         """The CURVE keys for tcp links, or None."""
@@ -159,18 +171,6 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
-
-
-def _link(name: str) -> tuple[str, str, str, str]:
-    return next(link for link in LINKS if link[0] == name)
-
-
-def link_of(stage: str, direction: str) -> tuple[str, str, str, str]:
-    """The link a stage sends on (``output``) or receives from (``input``)."""
-    for link in LINKS:
-        if (direction == "output" and link[1] == stage) or (direction == "input" and link[2] == stage):
-            return link
-    raise GazeflowError(f"stage {stage} has no {direction}")
 
 
 def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
@@ -187,12 +187,15 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise GazeflowError(f"{where}.stages: expected a table")
             for stage, stage_values in value.items():
-                if stage not in STAGES:
-                    raise GazeflowError(f"{where}.stages: unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+                if stage not in current:
+                    known = ", ".join(current)
+                    raise GazeflowError(f"{where}.stages: unknown stage {stage!r} (stages: {known})")
                 _merge(current[stage], stage_values, f"{where}.stages.{stage}")
         else:
             if isinstance(current, tuple):
                 value = tuple(value) if isinstance(value, list) else value
+            if isinstance(current, list) and isinstance(value, tuple):
+                value = list(value)
             if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if type(value) is not type(current):
@@ -207,6 +210,10 @@ def validate(cfg: Config) -> Config:
         raise GazeflowError(f"fps {cfg.fps}: must be positive")
     if cfg.pointer.backend not in ("auto", "pyautogui", "null"):
         raise GazeflowError(f"pointer backend {cfg.pointer.backend!r}: expected auto, pyautogui or null")
+    try:
+        registry.check_chain(cfg.chain)
+    except GazeflowError as exc:
+        raise GazeflowError(f"chain: {exc}") from None
     for name, stage in cfg.stages.items():
         if stage.precision not in PRECISIONS:
             raise GazeflowError(f"stages.{name}.precision {stage.precision!r}: one of {', '.join(PRECISIONS)}")
@@ -214,18 +221,21 @@ def validate(cfg: Config) -> Config:
             raise GazeflowError(f"stages.{name}.hint {stage.hint!r}: one of {', '.join(h for h in HINTS if h)}")
         if stage.requests < 0 or stage.threads < 0:
             raise GazeflowError(f"stages.{name}: requests and threads must be >= 0")
-        if stage.workers < 1 or (stage.workers > 1 and name not in INFER_STAGES):
-            why = " or more" if name in INFER_STAGES else " (one process holds its state)"
+        scalable = registry.get(name).scalable
+        if stage.workers < 1 or (stage.workers > 1 and not scalable):
+            why = " or more" if scalable else " (one process holds its state)"
             raise GazeflowError(f"stages.{name}.workers {stage.workers}: must be 1{why}")
-    for name, up, down, _ in LINKS:
-        if cfg.workers(up) > 1 and cfg.workers(down) > 1:
-            raise GazeflowError(f"stages {up} and {down} are both scaled: scale one of two neighbours ({name} link)")
-        _check_link(cfg, name, up, down)
+    for link in cfg.links:
+        if cfg.workers(link.up) > 1 and cfg.workers(link.down) > 1:
+            both = f"stages {link.up} and {link.down} are both scaled"
+            raise GazeflowError(f"{both}: scale one of two neighbours ({link.name} link)")
+        _check_link(cfg, link)
     return cfg
 
 
-def _check_link(cfg: Config, name: str, up: str, down: str) -> None:
+def _check_link(cfg: Config, link: Link) -> None:
     """The two ends of a link must agree: one binds, one connects, to the same address."""
+    name, up, down = link.name, link.up, link.down
     out_spec, in_spec = cfg.stages[up].output, cfg.stages[down].input
     where = f"link {name} ({up} -> {down})"
     out_ep = Endpoint.parse(out_spec.format(run_dir=cfg.run_dir)) if out_spec else None
@@ -240,9 +250,9 @@ def _check_link(cfg: Config, name: str, up: str, down: str) -> None:
     if {out_ep.mode, in_ep.mode} != {"bind", "connect"}:
         raise GazeflowError(f"{where}: one end binds and the other connects, got {out_ep} and {in_ep}")
     binder = up if out_ep.mode == "bind" else down
-    if binder != cfg.binder(name) and (cfg.workers(up) > 1 or cfg.workers(down) > 1):
+    if binder != cfg.binder(link) and (cfg.workers(up) > 1 or cfg.workers(down) > 1):
         scaled = up if cfg.workers(up) > 1 else down
-        raise GazeflowError(f"{where}: {scaled} is scaled, so {cfg.binder(name)} must bind and its workers connect")
+        raise GazeflowError(f"{where}: {scaled} is scaled, so {cfg.binder(link)} must bind and its workers connect")
     bound, connected = (out_ep, in_ep) if out_ep.mode == "bind" else (in_ep, out_ep)
     if not _same_address(bound.address, connected.address):
         raise GazeflowError(f"{where}: {connected.address} does not reach {bound.address}")
@@ -266,15 +276,10 @@ def load(path: str | None = None, overrides: dict[str, Any] | None = None) -> Co
     """Read a TOML (or resolved JSON) file, apply overrides, validate."""
     cfg = Config()
     if path:
-        p = Path(path)
-        try:
-            text = p.read_text()
-            data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-        except FileNotFoundError:
-            raise GazeflowError(f"config file not found: {path}") from None
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise GazeflowError(f"config file {path}: {exc}") from None
-        _merge(cfg, data, p.name)
+        data = read_document(path, "config file")
+        if not isinstance(data, dict):
+            raise GazeflowError(f"config file {path}: expected a table of keys")
+        _merge(cfg, data, Path(path).name)
     if overrides:
         _merge(cfg, overrides, "flags")
     return validate(cfg)

@@ -19,18 +19,45 @@ import itertools
 import json
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import STAGES
+from . import registry
 from .messages import Message
 
 KEEP = 100_000  # samples kept per series: percentiles cover the last KEEP frames
 T_RECV, T_SEND, QUEUE, PRE, INFER, HOLD, POST, WORKER, IN_FLIGHT = range(1, 10)
 SILENT_S = 2.0  # a stage (worker) that has passed no frame for this long is reported silent
 SERIES = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "hold_ms", "post_ms", "service_ms")
+
+
+@dataclass
+class Counters:
+    """A stage's counts, carried to the sink by the end of the stream."""
+
+    received: int = 0
+    sent: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    submits: int = 0
+    in_flight_sum: int = 0  # requests in flight just after each submit, summed
+    in_flight_max: int = 0
+
+    def submitted(self, in_flight: int) -> None:
+        self.submits += 1
+        self.in_flight_sum += in_flight
+        self.in_flight_max = max(self.in_flight_max, in_flight)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"in": self.received, "out": self.sent}
+        out.update(dropped=self.dropped, malformed=self.malformed)
+        if self.submits:
+            out["in_flight_mean"] = round(self.in_flight_sum / self.submits, 2)
+            out["in_flight_max"] = self.in_flight_max
+        return out
 
 
 def trace_row(
@@ -55,7 +82,8 @@ def percentiles(values: Any) -> dict[str, float]:
 
 
 class PipelineMetrics:
-    def __init__(self) -> None:
+    def __init__(self, chain: tuple[str, ...] | list[str] | None = None) -> None:
+        self.chain = tuple(chain or registry.default_chain())  # the stages, in order, for the reports
         self.frames = 0
         self.faces = 0
         self.gazes = 0
@@ -125,7 +153,7 @@ class PipelineMetrics:
         fps = self._interval_frames / span
         e2e = float(np.median(self._interval_e2e)) if self._interval_e2e else 0.0
         parts = [f"fps {fps:5.1f}", f"e2e p50 {e2e:6.1f} ms"]
-        for name in STAGES:
+        for name in self.chain:
             if name in self.stage and self.stage[name]["service_ms"]:
                 n = max(1, self._interval_frames)
                 recent = list(itertools.islice(reversed(self.stage[name]["service_ms"]), n))
@@ -138,7 +166,7 @@ class PipelineMetrics:
         now = time.time_ns()
         workers = workers or {}
         parts = []
-        for name in STAGES:
+        for name in self.chain:
             seen = sorted(w for (stage, w) in self.health if stage == name)
             scaled = workers.get(name, 1) > 1 or len(seen) > 1
             for w in seen:
@@ -166,7 +194,7 @@ class PipelineMetrics:
 
     def report(self, stats: dict[str, dict[str, int]]) -> dict[str, Any]:
         stages: dict[str, Any] = {}
-        for name in STAGES:
+        for name in self.chain:
             series = self.stage.get(name)
             entry: dict[str, Any] = {key: percentiles(series[key]) if series else percentiles([]) for key in SERIES}
             entry.update({"in": 0, "out": 0, "dropped": 0, "malformed": 0})
@@ -182,9 +210,9 @@ class PipelineMetrics:
             # frames capture sent that neither arrived nor were dropped: lost with a stage that died
             "lost": max(
                 0,
-                int(stats.get("capture", {}).get("out", self.frames))
+                int(stats.get(self.chain[0], {}).get("out", self.frames))
                 - self.frames
-                - sum(int(s.get("dropped", 0)) for name, s in stats.items() if name != "capture"),
+                - sum(int(s.get("dropped", 0)) for name, s in stats.items() if name != self.chain[0]),
             ),
             "cpu_ms_per_frame": round(
                 1e3 * sum(float(s.get("cpu_s", 0)) for s in stats.values()) / max(self.frames, 1), 3

@@ -69,17 +69,16 @@ class Curve:
             ) from None
         if not (self.dir / "authorized").is_dir():
             raise GazeflowError(f"CURVE keys in {self.dir}: no authorized/ folder of client public keys")
-        self._auth: ThreadAuthenticator | None = None
 
     def apply(self, ctx: zmq.Context, sock: zmq.Socket, address: str, bind: bool) -> None:
         if not address.startswith("tcp://"):
             return
+        if bind and not any(auth.context is ctx for auth in _authenticators):  # one ZAP handler per context
+            auth = ThreadAuthenticator(ctx, log=_RefusalsAsWarnings(log, {}))
+            auth.start()
+            auth.configure_curve(domain="*", location=str(self.dir / "authorized"))
+            _authenticators.append(auth)
         if bind:
-            if self._auth is None:
-                self._auth = ThreadAuthenticator(ctx, log=_RefusalsAsWarnings(log, {}))
-                self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(self.dir / "authorized"))
-                _authenticators.append(self._auth)
             sock.curve_secretkey = self.server_secret
             sock.curve_publickey = self.server_public
             sock.curve_server = True

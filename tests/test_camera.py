@@ -12,7 +12,7 @@ from gazeflow.services.capture import source as source_mod
 from gazeflow.services.capture.stage import frames
 from gazeflow.shared.config import Config
 from gazeflow.shared.errors import GazeflowError
-from gazeflow.shared.stage import Counters
+from gazeflow.shared.metrics import Counters
 
 
 class FakeCamera:

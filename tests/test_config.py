@@ -56,10 +56,14 @@ def test_bad_config_is_one_clear_line(tmp_path, text, error):
         config.load(str(f))
 
 
-def test_default_links_bind_on_the_side_that_stays_single():
+def test_default_links_bind_upstream_or_on_the_side_that_stays_single():
     cfg = config.Config(run_dir="/r")
     assert cfg.endpoint("capture", "output") == "push+bind:ipc:///r/frames"
     assert cfg.endpoint("face_detection", "input") == "pull+connect:ipc:///r/frames"
+    assert cfg.endpoint("face_detection", "output") == "push+bind:ipc:///r/faces"
+    assert cfg.endpoint("landmarks_headpose", "input") == "pull+connect:ipc:///r/faces"
+    cfg.stages["face_detection"].workers = 2  # its workers connect to the single processes on both sides
+    assert cfg.endpoint("face_detection", "input") == "dealer+connect:ipc:///r/frames"
     assert cfg.endpoint("face_detection", "output") == "push+connect:ipc:///r/faces"
     assert cfg.endpoint("landmarks_headpose", "input") == "pull+bind:ipc:///r/faces"
 
@@ -90,7 +94,7 @@ def test_workers_flag_and_links_next_to_a_scaled_stage(tmp_path):
     assert cfg.endpoint("landmarks_headpose", "output").startswith("push+connect:ipc://")
     assert cfg.endpoint("gaze", "input").startswith("pull+bind:ipc://")
     plain = config.load(None)
-    assert plain.endpoint("face_detection", "output").startswith("push+connect:")  # default binders unchanged
+    assert plain.endpoint("face_detection", "output").startswith("push+bind:")  # upstream binds by default
 
 
 @pytest.mark.parametrize(

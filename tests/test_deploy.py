@@ -37,7 +37,8 @@ def topology() -> config.Config:
 def links(cfg: config.Config) -> list[tuple[str, Endpoint, str, Endpoint]]:
     """(binding stage, its endpoint, connecting stage, its endpoint) for every link."""
     out = []
-    for _, up, down, _ in config.LINKS:
+    for link in cfg.links:
+        up, down = link.up, link.down
         a, b = Endpoint.parse(cfg.endpoint(up, "output")), Endpoint.parse(cfg.endpoint(down, "input"))
         out.append((up, a, down, b) if a.mode == "bind" else (down, b, up, a))
     return out
@@ -57,8 +58,8 @@ def test_the_topology_is_tcp_with_curve_and_explicit_binds(topology):
 def test_compose_runs_every_stage_with_the_topology(topology):
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {host(s) for s in config.STAGES}
-    for stage in config.STAGES:
+    assert set(services) == {host(s) for s in topology.chain}
+    for stage in topology.chain:
         svc = services[host(stage)]
         assert svc["command"] == ["stage", stage, "--config", CONFIG_PATH]
         assert f"./cluster.toml:{CONFIG_PATH}:ro" in svc["volumes"]
@@ -93,8 +94,8 @@ def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topolo
     objects = _kubernetes_objects(tmp_path)
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
     services = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Service"}
-    assert set(deployments) == {host(s) for s in config.STAGES}
-    for stage in config.STAGES:
+    assert set(deployments) == {host(s) for s in topology.chain}
+    for stage in topology.chain:
         d = deployments[host(stage)]
         assert d["spec"]["replicas"] == topology.workers(stage)
         container = d["spec"]["template"]["spec"]["containers"][0]

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import zmq
 
 from gazeflow.shared import geometry
 
@@ -99,6 +100,8 @@ def test_a_shared_frame_gives_the_same_eye_crops_as_a_copied_region():
     from gazeflow.services.face_detection.processor import FaceDetection
     from gazeflow.services.landmarks_headpose.processor import LandmarksHeadPose
     from gazeflow.shared.config import Config
+    from gazeflow.shared.framering import RingConsumer
+    from gazeflow.shared.frames import Frames
     from gazeflow.shared.messages import Message
 
     rng = np.random.default_rng(1)
@@ -109,13 +112,14 @@ def test_a_shared_frame_gives_the_same_eye_crops_as_a_copied_region():
     messages = {}
     for share in (False, True):
         fd = FaceDetection(Config())
-        fd.share_frame = share
+        fd.frames = Frames(RingConsumer(zmq.Context.instance()), share=share)  # as on one host, or across two
         msg = Message.frame(0, 0.0, {"width": 1280, "height": 720, "fps": 30})
         msg.header["frame_ref"] = {"slot": 0}
         msg.arrays["frame"] = frame
         msg = fd.finish(msg, {"face": {"out": raw}})
         assert ("frame" in msg.arrays) is share and ("region" in msg.arrays) is not share
         lh = LandmarksHeadPose(Config())
+        lh.frames = fd.frames
         assert lh.prepare(msg)["landmarks"][0].shape == (1, 48, 48, 3)
         x0, _, side = msg.header["crop"]
         # the second eye sits on the region's right edge (inside the frame), so its box is clamped there

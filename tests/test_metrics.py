@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from gazeflow.shared.config import STAGES
+from gazeflow.shared.registry import default_chain
 
 from conftest import gazeflow
 
 pytestmark = pytest.mark.integration
+STAGES = default_chain()
 PATH = ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zmq
 
-from gazeflow.shared import transport
+from gazeflow.shared import registry, transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.framering import SCRATCH, RingConsumer, RingProducer
 from gazeflow.shared.messages import Message
@@ -17,10 +17,7 @@ from tiny_models import scale_model
 
 
 class Doubler(Processor):
-    """Runs as the 'gaze' stage: infers on frames whose index is not a multiple of 5."""
-
-    name = "gaze"
-    models = {"m": "tiny-scale"}
+    """A test stage: infers on frames whose index is not a multiple of 5."""
 
     def prepare(self, msg):
         if msg.index % 5 == 0:
@@ -48,15 +45,24 @@ class StagedDoubler(Doubler):
         return {"m": {0: place}}
 
 
-def run_stage(tmp_path, messages, live=False, proc=Doubler):
+@pytest.fixture(autouse=True)
+def test_stages(monkeypatch):
+    """The two test stages, declared as any stage is (in-process: these tests run the stage here)."""
+    for name in ("Doubler", "StagedDoubler"):
+        spec = registry.Stage(name.lower(), "inference", f"test_stage_runtime:{name}", output="doubled",
+                              models={"m": "tiny-scale"})  # fmt: skip
+        monkeypatch.setitem(registry.stages(), spec.name, spec)
+
+
+def run_stage(tmp_path, messages, proc=Doubler):
     scale_model(tmp_path / "assets/models/intel/tiny-scale/FP16/tiny-scale.xml")
+    name = proc.__name__.lower()
     cfg = Config(assets_dir=str(tmp_path / "assets"), run_dir=str(tmp_path / "run"), pace="max-speed")
-    if live:
-        cfg.pace = "realtime"
-    cfg.stages["gaze"].requests = 4
+    cfg.chain = ["capture", name, "pointer"]
+    cfg.stages[name].requests = 4
     ctx = zmq.Context()
-    feed = transport.open_socket(ctx, transport.Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/eyes"), 100)
-    runtime = StageRuntime(proc(cfg), cfg, ctx, Control(ctx, "gaze"), StopFlag())
+    feed = transport.open_socket(ctx, transport.Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/frames"), 100)
+    runtime = StageRuntime(name, cfg, ctx, Control(ctx, name), StopFlag(), "0")
     out = []
 
     def feeder():
@@ -68,7 +74,7 @@ def run_stage(tmp_path, messages, live=False, proc=Doubler):
 
     def reader():
         # the next stage: it hangs up after the end of the stream, which lets the stage under test exit
-        sink = transport.open_socket(ctx, transport.Endpoint.parse(f"pull+connect:ipc://{cfg.run_dir}/gaze"), 100)
+        sink = transport.open_socket(ctx, transport.Endpoint.parse(f"pull+connect:ipc://{cfg.run_dir}/doubled"), 100)
         while True:
             msg = transport.recv(sink)
             out.append(msg)
@@ -99,10 +105,10 @@ def test_results_leave_in_frame_order_with_several_requests_in_flight(tmp_path):
     assert [m.index for m in frames] == list(range(60))
     for m in frames:
         assert m.header["gaze"] == (None if m.index % 5 == 0 else 2.0 * (m.index % 100))
-        assert m.header["trace"][-1][0] == "gaze"
+        assert m.header["trace"][-1][0] == "doubler"
     assert out[-1].kind == "eos"
-    assert out[-1].header["stats"]["gaze"]["in"] == 60 and out[-1].header["stats"]["gaze"]["out"] == 60
-    assert runtime.models["m"].size == 4
+    assert out[-1].header["stats"]["doubler"]["in"] == 60 and out[-1].header["stats"]["doubler"]["out"] == 60
+    assert runtime.engine.sizes["m"] == 4
 
 
 def test_inputs_written_in_their_infer_request_with_several_in_flight(tmp_path):
@@ -118,7 +124,7 @@ def test_malformed_messages_are_counted_and_the_stream_goes_on(tmp_path):
     messages = [frame(0), [b"\xc1garbage"], frame(1), [b"not", b"a message"], frame(2), Message.eos()]
     _, out = run_stage(tmp_path, messages)
     assert [m.index for m in out if m.kind == "frame"] == [0, 1, 2]
-    assert out[-1].header["stats"]["gaze"]["malformed"] == 2
+    assert out[-1].header["stats"]["doubler"]["malformed"] == 2
 
 
 @pytest.fixture
@@ -163,7 +169,7 @@ def test_arrays_in_a_frame_slot_are_read_in_place_and_every_slot_comes_back(tmp_
     bad.arrays.clear()
     _, out = run_stage(tmp_path, [*messages[:3], bad, *messages[3:], Message.eos()])
     assert [(m.index, m.header["gaze"]) for m in out if m.kind == "frame"] == [(i, 2.0 * i) for i in indices]
-    assert out[-1].header["stats"]["gaze"]["malformed"] == 1
+    assert out[-1].header["stats"]["doubler"]["malformed"] == 1
     deadline = 50
     while len(producer.free) < 8 and deadline:
         producer.reclaim(100)

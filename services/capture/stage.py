@@ -12,9 +12,8 @@ from gazeflow.shared import transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.framering import RingProducer
 from gazeflow.shared.messages import Message
-from gazeflow.shared.metrics import T_SEND, trace_row
+from gazeflow.shared.metrics import T_SEND, Counters, trace_row
 from gazeflow.shared.process import Control, StopFlag
-from gazeflow.shared.stage import Counters
 
 from .source import DecodeLead, Pacer, Source, resolve_input
 
@@ -81,7 +80,7 @@ def frames(
         else:
             msg.arrays["frame"] = frame
         # capture's row: its service time is the decode (before t_grab for a file); no queue, no model
-        msg.header["trace"].append(trace_row("capture", t_grab, pre=decode_ns))
+        msg.header["trace"].append(trace_row(cfg.source, t_grab, pre=decode_ns))
         index += 1
         yield msg
 
@@ -89,13 +88,12 @@ def frames(
 def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     lossless = not cfg.live
-    endpoint = transport.Endpoint.parse(cfg.endpoint("capture", "output"))
+    endpoint = transport.Endpoint.parse(cfg.endpoint(cfg.source, "output"))
     # with the ring, free slots bound what is in flight; into scaled workers, their credits do
     sender = transport.open_sender(ctx, endpoint, 4, cfg.curve())
     counters = Counters()
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
-    use_ring = cfg.shared_frames and endpoint.ipc_path is not None
-    ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if use_ring else None
+    ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if cfg.shares_frames(cfg.source) else None
     log.info(
         "capture: %s %dx%d @ %.1f fps, %s%s, output %s",
         source.spec,
@@ -143,15 +141,22 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
             return
         if stop:
             log.info("capture: stopped after %d frames; the frames in flight finish", counters.sent)
-        eos = Message.eos({"capture": {**counters.as_dict(), "cpu_s": round(time.process_time() - cpu0, 3)}})
+        eos = Message.eos({cfg.source: {**counters.as_dict(), "cpu_s": round(time.process_time() - cpu0, 3)}})
         eos.header["total"] = counters.sent
         sender.send_end(eos, aborted)
         log.info("capture: end of input, %s", counters.as_dict())
         if ring is not None and ring.expired:
             log.warning("capture: %d frame slots were never released (a stage died): taken back", ring.expired)
-        sender.wait_end("capture", aborted)  # face detection has taken everything
+        sender.wait_end(cfg.source, aborted)  # face detection has taken everything
     finally:
         source.close()
         sender.close()
         if ring is not None:
             ring.close()
+
+
+class Capture:
+    """The source, as the registry knows it: ``run`` as a stage process, ``frames`` for run-sync."""
+
+    run = staticmethod(run)
+    frames = staticmethod(frames)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from gazeflow.models.catalog import FACE
 from gazeflow.shared import geometry
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import Message
@@ -12,10 +11,6 @@ INPUT_W, INPUT_H = 672, 384
 
 
 class FaceDetection(Processor):
-    name = "face_detection"
-    models = {"face": FACE}
-    entry = True
-
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.previous: geometry.Box | None = None
@@ -26,8 +21,7 @@ class FaceDetection(Processor):
         return {"face": {0: geometry.resize(msg.arrays["frame"], (INPUT_W, INPUT_H), place)}}
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
-        """The face box, and the pixels landmarks needs: on one host the frame's shared slot itself
-        (no copy), else a copy of the face region."""
+        """The face box, and the pixels around it that landmarks needs."""
         frame = msg.arrays.pop("frame")
         height, width = frame.shape[:2]
         raw = next(iter(outputs["face"].values()))
@@ -40,12 +34,7 @@ class FaceDetection(Processor):
         if geometry.visible_fraction(square, width, height) < geometry.MIN_VISIBLE:
             self.partial_dropped += 1  # too little of the face is in the frame to trust the crop
             return msg
-        x0, y0, x1, y1 = geometry.region(square, width, height)
         msg.header["face"] = [round(v, 2) for v in face]
         msg.header["crop"] = list(square)
-        msg.header["region"] = [x0, y0, x1, y1]
-        if self.share_frame and "frame_ref" in msg.header:
-            msg.arrays["frame"] = frame  # passed on by its slot number
-        else:
-            msg.arrays["region"] = frame[y0:y1, x0:x1].copy()  # the frame's shared slot is reused once released
+        self.frames.pass_on(msg, frame, geometry.region(square, width, height))
         return msg

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from gazeflow.models.catalog import GAZE
 from gazeflow.services.landmarks_headpose.processor import eye_inputs
 from gazeflow.shared import geometry
 from gazeflow.shared.messages import Message
@@ -10,8 +9,6 @@ from gazeflow.shared.stage import Inputs, Outputs, Processor
 
 
 class Gaze(Processor):
-    name = "gaze"
-    models = {"gaze": GAZE}
     keeps_pixels = False  # the eye crops are copied into the request; finish needs only the header
 
     def prepare(self, msg: Message) -> Inputs:

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 
-from gazeflow.models.catalog import HEAD_POSE, LANDMARKS
 from gazeflow.shared import geometry
 from gazeflow.shared.messages import Message
 from gazeflow.shared.stage import Inputs, Outputs, Processor
@@ -15,14 +14,13 @@ EYE_INPUT = 60
 
 
 class LandmarksHeadPose(Processor):
-    name = "landmarks_headpose"
-    models = {"landmarks": LANDMARKS, "head_pose": HEAD_POSE}
+    """Both models run on every frame (compiled as one by the runtime)."""
 
     def prepare(self, msg: Message) -> Inputs:
         if msg.header["face"] is None:
             return {}
         x0, y0, side = msg.header["crop"]
-        face = geometry.cut(*_pixels(msg), (x0, y0, x0 + side, y0 + side))
+        face = geometry.cut(*self.frames.pixels(msg), (x0, y0, x0 + side, y0 + side))
         return {
             "landmarks": {0: geometry.resize(face, 48, self.input("landmarks", 0, (1, 48, 48, 3)))},
             "head_pose": {0: geometry.resize(face, 60, self.input("head_pose", 0, (1, 60, 60, 3)))},
@@ -32,8 +30,8 @@ class LandmarksHeadPose(Processor):
         if msg.header["face"] is None:
             msg.arrays.clear()
             return msg
-        pixels, origin = _pixels(msg)
-        msg.arrays.clear()  # gaze takes only the eye crops (on one host they go on in the frame's slot)
+        pixels, origin = self.frames.pixels(msg)
+        msg.arrays.clear()  # gaze takes only the eye crops
         bounds = tuple(msg.header.pop("region"))  # eye crops stay inside the region, as when it is copied
         points = geometry.landmarks_to_source(next(iter(outputs["landmarks"].values())), msg.header["crop"])
         pose = outputs["head_pose"]  # by name, never by order: dict order is r, p, y
@@ -54,14 +52,6 @@ class LandmarksHeadPose(Processor):
             eyes[name] = geometry.resize(crop, EYE_INPUT, self.output(msg, name, (1, EYE_INPUT, EYE_INPUT, 3)))
         msg.arrays.update(eyes)
         return msg
-
-
-def _pixels(msg: Message) -> tuple[np.ndarray, tuple[int, int]]:
-    """The pixels around the face and where their top-left is in the frame: a copy of the face
-    region, or (on one host) the whole frame in its shared slot."""
-    if "region" in msg.arrays:
-        return msg.arrays["region"], tuple(msg.header["region"][:2])
-    return msg.arrays["frame"], (0, 0)
 
 
 def eye_inputs(msg: Message) -> dict[str, np.ndarray] | None:

@@ -30,13 +30,11 @@ def result_line(msg: Message, camera: bool = False) -> str:
 
 
 class Pointer(Processor):
-    name = "pointer"
-
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.backend = make_backend(cfg.pointer)
         self.controller = PointerController(cfg.pointer, self.backend.size)
-        self.metrics = metrics.PipelineMetrics()
+        self.metrics = metrics.PipelineMetrics(cfg.chain)
         self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
         self._next_live = time.monotonic() + cfg.log_interval
         log.info("pointer backend %s, screen %dx%d", self.backend.name, *self.backend.size)
@@ -76,7 +74,7 @@ class Pointer(Processor):
 
     def _end(self, stats: dict[str, dict[str, int]]) -> None:
         stats = dict(stats)
-        stats["pointer"] = stats.get("pointer", {})
+        stats[self.name] = stats.get(self.name, {})
         report = self.metrics.report(stats)
         report["pointer_moves"] = self.controller.moves
         report["pointer_backend"] = self.backend.name

@@ -1,0 +1,117 @@
+"""A stage's models: compiled, warmed up, several async infer requests each, outputs collected by frame.
+
+The models of a stage that all run on every frame are compiled as one
+(``inference.Fusion``): one request per frame. Inputs are written straight into
+the idle request that will run them (``staging``); a completion writes a byte to
+a pipe that the stage's loop polls (``wake_fd``), so the loop never blocks on
+inference.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gazeflow.models.catalog import require_ir
+
+from .config import Config
+from .inference import AsyncModel, Fusion, compile_model, read_model, warm_up
+from .messages import Message
+
+Inputs = dict[str, dict[Any, np.ndarray]]  # model key -> input name or index -> array
+Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
+
+
+@dataclass
+class Item:
+    """One message on its way through a stage (perf_counter ns unless said otherwise)."""
+
+    msg: Message
+    t_recv: int  # wall ns
+    t_recv_mono: int
+    t_start: int = 0
+    t_submit: int = 0
+    keys: tuple[str, ...] = ()  # the models it runs in
+    tag: int = 0  # what its infer requests are tagged with
+    outputs: Outputs = field(default_factory=dict)
+    t_done: int = 0
+
+
+class Engine:
+    def __init__(self, cfg: Config, stage: str, models: dict[str, str]) -> None:
+        stage_cfg = cfg.stages[stage]
+        self.wake_fd, self._wake_w = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self._wake_w, False)
+        irs = {key: require_ir(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
+        self.fusion = Fusion.of({key: read_model(xml) for key, xml in irs.items()}) if len(irs) > 1 else None
+        args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, stage_cfg.threads)
+        if self.fusion is not None:
+            compiled = {self.fusion.key: compile_model(self.fusion.model, *args)}
+        else:
+            compiled = {key: compile_model(xml, *args) for key, xml in irs.items()}
+        self.models: dict[str, AsyncModel] = {}
+        for key, model in compiled.items():
+            warm_up(model)  # the first inference is slow: take it before the stream starts
+            self.models[key] = AsyncModel(model, stage_cfg.requests, self._wake_w)
+        self.sizes = {key: m.size for key, m in self.models.items()}
+        self.submitted = 0  # frames submitted so far: each one's tag
+
+    def woken(self) -> None:
+        """One read takes every wake-up byte (a byte per completion, a few in flight); reading on until
+        BlockingIOError would cost an exception per completion."""
+        os.read(self.wake_fd, 4096)
+
+    def staging(self, key: str, name: Any) -> np.ndarray | None:
+        """Where input ``name`` of model ``key`` may be written for the next submit (see AsyncModel)."""
+        if self.fusion is not None:
+            return self.models[self.fusion.key].staging(self.fusion.index(key, name))
+        return self.models[key].staging(name)
+
+    def free(self) -> bool:
+        return all(m.free() for m in self.models.values())
+
+    @property
+    def in_flight(self) -> int:
+        return sum(m.in_flight for m in self.models.values())
+
+    def submit(self, item: Item, inputs: Inputs) -> None:
+        """Start the item's inferences; t_submit is when the last input was in its request (as
+        benchmark_app counts), or now when there is nothing to infer."""
+        if self.fusion is not None and inputs:
+            inputs = {self.fusion.key: self.fusion.merge(inputs)}
+        item.keys = tuple(inputs)
+        self.submitted += 1
+        item.tag = self.submitted
+        started = [self.models[key].submit(model_inputs, item.tag) for key, model_inputs in inputs.items()]
+        item.t_submit = min(started) if started else time.perf_counter_ns()
+
+    def check(self) -> None:
+        for model in self.models.values():
+            model.check()
+
+    def collect(self, item: Item) -> bool:
+        """Move the item's finished outputs into it; True when all are there."""
+        for key in item.keys:
+            if key not in item.outputs:
+                got = self.models[key].take(item.tag)
+                if got is not None:
+                    item.outputs[key], done = got
+                    item.t_done = max(item.t_done, done)
+        return len(item.outputs) == len(item.keys)
+
+    def outputs(self, item: Item) -> Outputs:
+        """The item's outputs by model key, as the processor named its models."""
+        if self.fusion is not None and item.outputs:
+            return self.fusion.split(item.outputs[self.fusion.key])
+        return item.outputs
+
+    def close(self) -> None:
+        for model in self.models.values():
+            model.wait_all()
+        os.close(self.wake_fd)
+        os.close(self._wake_w)

@@ -1,0 +1,124 @@
+"""Every stage, declared once.
+
+The config (its stage tables, the links between stages, what may be scaled),
+run-all (which processes, in which order, which ones are restarted), run-sync,
+the bench, the metrics and the deploy tests all read this registry; none of
+them names a stage. Adding a stage is one entry here and its folder under
+``services/`` with its processor (``shared/stage.py``: prepare, finish). A stage
+from another package is declared the same way, as an entry point in the group
+``gazeflow.stages`` whose object is a ``Stage``.
+
+The pipeline a run uses is a chain of registered stages (the config's ``chain``;
+by default every stage that is not optional, in the order below): a source,
+then inference stages, then a sink. Each link of the chain is named after what
+its upstream stage sends (``Stage.output``); it is an ipc socket of that name
+in the run directory unless the topology file gives its endpoints.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from gazeflow.models.catalog import FACE, GAZE, HEAD_POSE, LANDMARKS
+
+from .errors import GazeflowError
+
+ROLES = ("source", "inference", "sink")
+ENTRY_POINTS = "gazeflow.stages"
+log = logging.getLogger("gazeflow.registry")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    role: str  # source: reads the input and starts the stream; inference: runs models; sink: ends the stream
+    processor: str  # "module:attr": a Processor class (a source: an object with run() and frames())
+    output: str = ""  # the link it sends on, named after what travels on it; "" for the sink
+    models: dict[str, str] = field(default_factory=dict)  # model key (as the processor names it) -> model
+    restartable: bool = False  # keeps no state between frames: run-all restarts it when it dies
+    scalable: bool = False  # several worker processes may share its load
+    optional: bool = False  # in the chain only when the config's chain names it
+
+    def load(self) -> Any:
+        """The processor class (or the source object): imported only by the process that runs it."""
+        module, _, attr = self.processor.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+BUILTIN: tuple[Stage, ...] = (
+    Stage("capture", "source", "gazeflow.services.capture.stage:Capture", output="frames"),
+    Stage(
+        "face_detection", "inference", "gazeflow.services.face_detection.processor:FaceDetection",
+        output="faces", models={"face": FACE}, restartable=True, scalable=True,
+    ),
+    Stage(
+        "landmarks_headpose", "inference", "gazeflow.services.landmarks_headpose.processor:LandmarksHeadPose",
+        output="eyes", models={"landmarks": LANDMARKS, "head_pose": HEAD_POSE}, restartable=True, scalable=True,
+    ),
+    Stage(
+        "gaze", "inference", "gazeflow.services.gaze.processor:Gaze",
+        output="gaze", models={"gaze": GAZE}, restartable=True, scalable=True,
+    ),
+    Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer"),
+)  # fmt: skip
+
+
+@cache
+def stages() -> dict[str, Stage]:
+    """Every registered stage by name: the built-in ones, then those of installed packages."""
+    out = {s.name: s for s in BUILTIN}
+    for ep in entry_points(group=ENTRY_POINTS):
+        try:
+            spec = ep.load()
+        except Exception as exc:  # a broken plugin is named, not a traceback
+            raise GazeflowError(f"stage entry point {ep.name!r} ({ep.value}): {type(exc).__name__}: {exc}") from None
+        if not isinstance(spec, Stage) or spec.role not in ROLES:
+            raise GazeflowError(f"stage entry point {ep.name!r} ({ep.value}) is not a gazeflow Stage")
+        if spec.name in out:
+            raise GazeflowError(f"stage entry point {ep.name!r}: a stage named {spec.name!r} exists already")
+        out[spec.name] = spec
+    return out
+
+
+def get(name: str) -> Stage:
+    try:
+        return stages()[name]
+    except KeyError:
+        raise GazeflowError(f"unknown stage {name!r} (stages: {', '.join(stages())})") from None
+
+
+def with_models() -> tuple[str, ...]:
+    """The stages that run models (what --device and --precision apply to)."""
+    return tuple(s.name for s in stages().values() if s.models)
+
+
+def default_chain() -> tuple[str, ...]:
+    return tuple(s.name for s in stages().values() if not s.optional)
+
+
+def check_chain(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A source, inference stages, a sink, each once; one line naming the problem otherwise."""
+    specs = [get(name) for name in chain]
+    if len(chain) < 2 or specs[0].role != "source" or specs[-1].role != "sink":
+        raise GazeflowError(f"chain {list(chain)}: must start with a source and end with a sink")
+    if any(s.role != "inference" for s in specs[1:-1]) or len(set(chain)) != len(chain):
+        raise GazeflowError(f"chain {list(chain)}: between the source and the sink only inference stages, each once")
+    return tuple(chain)
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    up: str
+    down: str
+
+
+def links(chain: tuple[str, ...]) -> tuple[Link, ...]:
+    """The links of a chain, in order: each named after what its upstream stage sends."""
+    return tuple(Link(get(up).output, up, down) for up, down in itertools.pairwise(chain))
