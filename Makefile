@@ -42,4 +42,4 @@ clean: ## remove the virtual environment and the fetched assets
 	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info
 
 bench: ## per-model figures; run-sync vs run-all (FP16, FP16-INT8), what INT8 changes in the results, 1 vs 2 face-detection workers, 15 fps latency per precision, transport per hop, target verdicts -> out/bench.{json,md}
-	$(BIN)/gazeflow bench --input $(INPUT) $(ARGS)
+	$(BIN)/gazeflow bench --input $(INPUT) --targets docs/targets.toml $(ARGS)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from gazeflow.shared.config import STAGES
-from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.errors import GazeflowError, read_document
 
 COLUMNS = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "post_ms", "service_ms")
 
 
 def load(path: str) -> dict[str, Any]:
-    try:
-        report = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise GazeflowError(f"metrics report not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise GazeflowError(f"{path} is not a metrics report: {exc}") from None
+    if Path(path).suffix != ".json":
+        raise GazeflowError(f"{path} is not a metrics report (a .json file written by --metrics)")
+    report = read_document(path, "metrics report")
     if not isinstance(report, dict) or "stages" not in report or "e2e_ms" not in report:
         raise GazeflowError(f"{path} is not a metrics report (no 'stages' or 'e2e_ms')")
     return report
@@ -35,7 +30,7 @@ def table(report: dict[str, Any]) -> str:
         + "".join(f"{c[:-3] + ' p50/p95':>18}" for c in COLUMNS)
         + f"{'in':>7}{'out':>7}{'drop':>6}{'in flight':>11}",
     ]
-    for name in STAGES:
+    for name in report.get("stages", {}):
         s = report["stages"].get(name)
         if not s:
             continue

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from gazeflow.services.bench import agreement, targets, to_markdown
+from pathlib import Path
+
+import pytest
+
+from gazeflow.services.bench import agreement
+from gazeflow.services.bench_report import load_targets, to_markdown, verdicts
+from gazeflow.shared.errors import GazeflowError
 
 
 def _hops(p95: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -43,32 +49,53 @@ def _results(e2e_p50: float, dropped: int, eyes_p95: float, added: float = 9.0) 
                 "added_to_face_inference_ms": {"p50": added},
                 "rounds": [{}],
                 "transport": hops,
+                "e2e_over_face_alone_ms": e2e_p50 - 32.0,
+                "small_hop_p95_max_ms": max(eyes_p95, 0.7),
+                "frame_hop_p95_ms": 2.0,
             }
         },
     }
 
 
-def test_every_target_gets_a_verdict():
-    verdicts = {t["target"]: t["met"] for t in targets(_results(41.0, 0, 0.8))}
-    assert len(verdicts) == 5 and all(verdicts.values()), verdicts
+TARGETS = Path(__file__).resolve().parents[1] / "docs" / "targets.toml"
+
+
+def targets(results: dict) -> list[dict]:
+    return verdicts(results, load_targets(TARGETS))
+
+
+def test_every_target_of_the_targets_file_gets_a_verdict():
+    verdicts_ = {t["target"]: t["met"] for t in targets(_results(41.0, 0, 0.8))}
+    assert len(verdicts_) == 7 and all(verdicts_.values()), verdicts_
     missed = [t for t in targets(_results(43.0, 0, 1.2)) if not t["met"]]
-    assert [t["target"] for t in missed] == [
-        "end-to-end p50 at 15 fps real-time, no frame dropped (FP16)",
-        "transport p95, small messages (at 15 fps)",
+    assert [t["figure"] for t in missed] == [
+        "realtime.FP16.e2e_over_face_alone_ms",
+        "realtime.FP16.small_hop_p95_max_ms",
     ]
-    assert "eyes 1.20" in missed[1]["measured"]
-    dropped = targets(_results(41.0, 3, 0.8))[2]
-    assert not dropped["met"] and "3 dropped" in dropped["measured"]
+    assert missed[1]["measured"] == "1.2" and missed[1]["limit"] == "<= 1"
+    dropped = next(t for t in targets(_results(41.0, 3, 0.8)) if t["figure"] == "realtime.FP16.dropped")
+    assert not dropped["met"] and dropped["measured"] == "3"
     # face detection alone was measured slow (a noisy moment): the per-frame figure still has to hold
-    slow_alone = targets(_results(41.0, 0, 0.8, added=11.0))[2]
-    assert not slow_alone["met"] and "11.0 ms more than its own face-detection inference" in slow_alone["measured"]
+    slow = next(t for t in targets(_results(41.0, 0, 0.8, added=11.0)) if "added" in t["figure"])
+    assert not slow["met"]
+
+
+def test_a_figure_the_run_did_not_measure_gets_no_verdict_and_a_bad_file_is_one_line(tmp_path):
+    results = _results(41.0, 0, 0.8)
+    del results["realtime"]
+    assert {t["figure"] for t in targets(results)} == {"pipeline.FP16.cpu_ratio", "int8_all_vs_fp16_sync"}
+    bad = tmp_path / "t.toml"
+    bad.write_text('[[target]]\nfigure = "fps"\n')
+    with pytest.raises(GazeflowError, match="needs a figure and one of at_most"):
+        load_targets(bad)
+    with pytest.raises(GazeflowError, match="targets file not found"):
+        load_targets(tmp_path / "none.toml")
 
 
 def test_markdown_has_the_targets_and_the_hops():
     text = to_markdown({**_results(43.0, 0, 0.8), "targets": targets(_results(43.0, 0, 0.8))})
-    assert "| end-to-end p50 at 15 fps real-time, no frame dropped (FP16) | 43.0 ms, 0 dropped; per frame" in text
-    assert "| <= 42.0 ms (face detection alone 32.0 + 10); <= 10 ms per frame |" in text
-    assert "| MISSED |" in text and text.count("| met |") == 4
+    assert "(`realtime.FP16.e2e_over_face_alone_ms`) | 11 | <= 10 | MISSED |" in text
+    assert text.count("| met |") == 6
     assert "| eyes (landmarks_headpose -> gaze) | 0.40 / 0.80 | 0.40 / 0.80 |" in text
 
 

@@ -1,0 +1,169 @@
+"""The bench's results as Markdown, and verdicts against a targets file.
+
+A targets file (TOML) lists ``[[target]]`` tables: ``what`` (a label),
+``figure`` (a path into the results, dots between keys, ``*`` for every key at
+that level), and ``at_most``, ``at_least`` or ``equals``; optionally ``issue``
+and ``unit``. A figure the run did not measure gets no verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from gazeflow.shared import registry
+from gazeflow.shared.errors import GazeflowError, read_document
+
+# the stage a message arrives at -> the link it came over, for the default chain
+HOPS = {link.down: f"{link.name} ({link.up} -> {link.down})" for link in registry.links(registry.default_chain())}
+CHECKS = {"at_most": lambda v, x: v <= x, "at_least": lambda v, x: v >= x, "equals": lambda v, x: v == x}
+WORDS = {"at_most": "<=", "at_least": ">=", "equals": "="}
+
+
+def load_targets(path: Path) -> list[dict[str, Any]]:
+    out = read_document(path, "targets file").get("target", [])
+    for t in out:
+        if not isinstance(t.get("figure"), str) or sum(k in t for k in CHECKS) != 1:
+            raise GazeflowError(f"targets file {path}: {t!r} needs a figure and one of {', '.join(CHECKS)}")
+    return out
+
+
+def _figures(r: Any, path: list[str], prefix: str = "") -> list[tuple[str, float]]:
+    """Every value at ``path`` in the results, with the path it was found at."""
+    if not path:
+        return [(prefix, r)] if isinstance(r, int | float) and not isinstance(r, bool) else []
+    if not isinstance(r, dict):
+        return []
+    keys = list(r) if path[0] == "*" else [path[0]] if path[0] in r else []
+    return [f for k in keys for f in _figures(r[k], path[1:], f"{prefix}.{k}" if prefix else k)]
+
+
+def verdicts(results: dict[str, Any], targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for t in targets:
+        check = next(k for k in CHECKS if k in t)
+        unit = t.get("unit", "")
+        for where, value in _figures(results, t["figure"].split(".")):
+            out.append({"target": t.get("what", t["figure"]), "figure": where, "issue": t.get("issue"),
+                        "measured": f"{value:g}{unit}", "limit": f"{WORDS[check]} {t[check]:g}{unit}",
+                        "met": CHECKS[check](value, t[check])})  # fmt: skip
+    return out
+
+
+def default_realtime(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The real-time runs at the default precision (FP16), else the first benched."""
+    runs = r.get("realtime", {})
+    return runs.get("FP16") or next(iter(runs.values()), None)
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    lines = [f"Machine: {r['machine']}; input {r['input']}; {time.strftime('%Y-%m-%d')}.", ""]
+    if "models" in r:
+        fps = r.get("models_paced_fps") or 0
+        paced = f"median ms at {fps:g} fps" if fps else "paced ms"
+        lines += [
+            "Models (CPU; LATENCY: one request at a time, back to back"
+            + (f" and started {fps:g} times a second" if fps else "")
+            + "; THROUGHPUT: the optimal number in flight):",
+            "",
+            f"| model | precision/hint | load ms | first ms | median ms | {paced} | fps | requests |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for model, entry in r["models"].items():
+            for key, m in entry["runs"].items():
+                at_pace = f"{m['paced_ms']:.2f}" if "paced_ms" in m else "-"
+                lines.append(
+                    f"| {model} | {key} | {m['load_ms']:.0f} | {m['first_ms']:.1f} | {m['median_ms']:.2f} "
+                    f"| {at_pace} | {m['fps']:.1f} | {m['requests']} |"
+                )
+        lines += ["", "| model | GFLOPs | M params | top layers (FP16, share of inference time) |", "|---|---|---|---|"]
+        for model, entry in r["models"].items():
+            c = entry["complexity"]
+            top = ", ".join(f"{h['layer']} ({h['type']}, {h['share']:.0%})" for h in entry["hot_layers_fp16"][:3])
+            lines.append(f"| {model} | {c['gflops']:.3f} | {c['mparams']:.3f} | {top} |")
+        lines.append("")
+    lines += [
+        f"Pipeline on the whole video, median of {r['repeat']} alternating runs:",
+        "",
+        "| precision | run-sync fps | run-all fps | fps ratio | run-sync CPU ms/frame | run-all CPU ms/frame "
+        "| CPU ratio | same results |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for precision, e in r["pipeline"].items():
+        s, a = e["run-sync"], e["run-all"]
+        same = {True: "yes", False: "NO"}.get(e.get("same_results"), "-")
+        lines.append(
+            f"| {precision} | {s['fps']:.1f} | {a['fps']:.1f} | {e['fps_ratio']:.2f}x | "
+            f"{s['cpu_ms_per_frame']:.1f} | {a['cpu_ms_per_frame']:.1f} | {e['cpu_ratio']:.2f}x | {same} |"
+        )
+    lines += ["", "Same results: every run of that precision, run-sync and run-all, wrote the same per-frame "
+              "results (face, landmarks, head pose, gaze, pointer) as the first run-sync."]  # fmt: skip
+    if "int8_all_vs_fp16_sync" in r:
+        lines += ["", f"run-all FP16-INT8 vs run-sync FP16: {r['int8_all_vs_fp16_sync']:.2f}x fps"]
+    for precision, b in r.get("bound", {}).items():
+        lines.append(
+            f"{precision}: face detection alone {b['face_detection_fps']:.1f} fps at best; run-all reaches "
+            f"{b['run_all_fraction']:.0%} of it, run-sync {b['run_sync_fraction']:.0%}"
+        )
+    if "scaling" in r:
+        lines += ["", "Face-detection workers (FP16 run-all --max-speed, ratio to the first row):", "",
+                  "| workers | fps | ratio | CPU ms/frame |", "|---|---|---|---|"]  # fmt: skip
+        for n, e in r["scaling"].items():
+            lines.append(f"| {n} | {e['fps']:.1f} | {e['fps_ratio']:.2f}x | {e['cpu_ms_per_frame']:.1f} |")
+    if "agreement" in r:
+        ag = r["agreement"]
+        lines += ["", f"What a lower precision changes, frame by frame against {ag['reference']} (run-sync, "
+                  "whole video; p50 / p95):", "",
+                  "| precision | frames | face found in one only | face box px | head pose deg | gaze deg "
+                  "| pointer px |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for label, a in ag["runs"].items():
+            cells = " | ".join(f"{a[k]['p50']:.2f} / {a[k]['p95']:.2f}"
+                               for k in ("face_px", "head_pose_deg", "gaze_deg"))  # fmt: skip
+            lines.append(f"| {label} | {a['frames']} | {a['face_found_in_one_only']} | {cells} "
+                         f"| {a['pointer_px']['p50']:.0f} / {a['pointer_px']['p95']:.0f} |")  # fmt: skip
+    for precision, rt in r.get("realtime", {}).items():
+        e2e = rt["e2e_ms"]
+        lines += ["", f"{precision} run-all --realtime --fps {rt['fps']:g} (the middle of {len(rt['rounds'])} runs): "
+                  f"end-to-end p50 {e2e['p50']:.1f} ms, p95 {e2e['p95']:.1f} ms, {rt['frames']} frames, "
+                  f"{rt['dropped']} dropped; face detection alone ({precision}, LATENCY, measured before and after "
+                  f"the run) {rt['face_detection_alone_ms']:.1f} ms back to back, "
+                  f"{rt.get('face_detection_alone_paced_ms', 0):.1f} ms started {rt['fps']:g} times a second, "
+                  "inside the pipeline "
+                  f"{rt['face_detection_infer_in_pipeline_ms']['p50']:.1f} ms; the rest of the pipeline adds "
+                  f"{rt['rest_of_pipeline_ms']['p50']:.1f} ms per frame (p50 of end to end minus the frame's own "
+                  f"face-detection service time), {rt['added_to_face_inference_ms']['p50']:.1f} ms counting face "
+                  "detection's pre- and post-processing"]  # fmt: skip
+        rounds = rt["rounds"]
+        if len(rounds) > 1:
+            lines.append(
+                f"(all {len(rounds)} runs, in order: end-to-end p50 "
+                + " / ".join(f"{x['e2e_ms']['p50']:.1f}" for x in rounds)
+                + " ms; face detection alone "
+                + " / ".join(f"{x['face_detection_alone_ms']:.1f}" for x in rounds)
+                + " ms; added per frame "
+                + " / ".join(f"{x['added_to_face_inference_ms']['p50']:.1f}" for x in rounds)
+                + " ms; dropped "
+                + " / ".join(str(x["dropped"]) for x in rounds)
+                + ")"
+            )
+    rt = default_realtime(r)
+    if rt:
+        lines += [
+            "",
+            "Transport per hop, p50 / p95 ms:",
+            "",
+            f"| link | real-time ({rt['precision']}) | max-speed (FP16) |",
+            "|---|---|---|",
+        ]
+        fast = r.get("transport_max_speed", {})
+        for stage, name in HOPS.items():
+            hop, ms = rt["transport"][stage], fast.get(stage)
+            cell = f"{ms['p50']:.2f} / {ms['p95']:.2f}" if ms else "-"
+            lines.append(f"| {name} | {hop['p50']:.2f} / {hop['p95']:.2f} | {cell} |")
+    if r.get("targets"):
+        lines += ["", "| target | measured | limit | verdict |", "|---|---|---|---|"]
+        for t in r["targets"]:
+            what = f"{t['target']} (`{t['figure']}`)"
+            lines.append(f"| {what} | {t['measured']} | {t['limit']} | {'met' if t['met'] else 'MISSED'} |")
+    return "\n".join(lines) + "\n"
