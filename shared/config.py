@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .endpoint import Endpoint
 from .errors import GazeflowError, read_document
 from .registry import Link
-from .transport import Endpoint
 
 PRECISIONS = ("FP32", "FP16", "FP16-INT8")
 HINTS = ("", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
@@ -135,31 +135,22 @@ class Config:
         workers connect to)."""
         return link.down if self.workers(link.up) > 1 else link.up
 
-    def endpoint(self, stage: str, direction: str) -> str:
-        """The endpoint spec of a stage's input or output socket.
-
-        A link into a scaled stage is ROUTER -> DEALER instead of PUSH -> PULL: the
-        workers send credits back and the sender gives each frame to a worker with
-        room (see transport.Distributor). That choice follows from ``workers``; a
-        topology file still writes push/pull.
-        """
+    def endpoint(self, stage: str, direction: str) -> Endpoint:
+        """Where a stage's input or output binds or connects: the topology's, else an ipc socket named
+        after the link in the run directory (which socket it is follows from the link: links.py)."""
         link = self.link(stage, direction)
         spec = getattr(self.stages[stage], direction)
         if spec:
-            spec = spec.format(run_dir=self.run_dir)
-        else:
-            pattern = "push" if direction == "output" else "pull"
-            mode = "bind" if self.binder(link) == stage else "connect"
-            spec = f"{pattern}+{mode}:ipc://{self.run_dir}/{link.name}"
-        if self.workers(link.down) > 1:
-            spec = spec.replace("push+", "router+", 1).replace("pull+", "dealer+", 1)
-        return spec
+            return Endpoint.parse(spec.format(run_dir=self.run_dir))
+        pattern = "push" if direction == "output" else "pull"
+        mode = "bind" if self.binder(link) == stage else "connect"
+        return Endpoint(pattern, mode, f"ipc://{self.run_dir}/{link.name}")
 
     def shares_frames(self, stage: str) -> bool:
         """Whether a stage's output stays on this host and may carry frames as shared-memory slots."""
         if not self.shared_frames or stage == self.sink:
             return False
-        return Endpoint.parse(self.endpoint(stage, "output")).ipc_path is not None
+        return self.endpoint(stage, "output").ipc_path is not None
 
     def curve(self) -> Any:
         """The CURVE keys for tcp links, or None."""

@@ -29,6 +29,7 @@ import numpy as np
 import zmq
 
 from . import transport
+from .endpoint import Endpoint
 from .errors import GazeflowError
 from .messages import ITEMSIZE, MalformedMessage, array_nbytes, dtype_name
 
@@ -95,9 +96,9 @@ class RingProducer:
 
     def __init__(self, ctx: zmq.Context, run_dir: str, shape: tuple[int, ...], slots: int = SLOTS) -> None:
         self.ring = FrameRing(Path(run_dir) / "frames.ring", slots, shape, create=True)
-        self.release = transport.Endpoint.parse(f"pull+bind:ipc://{run_dir}/release")
+        self.release = Endpoint.parse(f"pull+bind:ipc://{run_dir}/release")
         self.release_address = self.release.address
-        self.sock = transport.open_socket(ctx, self.release, RELEASE_HWM)
+        self.sock = transport.attach(transport.open_socket(ctx, zmq.PULL, self.release, RELEASE_HWM), self.release)
         self.free: deque[int] = deque(range(slots))
         self.in_use: dict[int, tuple[int, float]] = {}  # slot -> (generation, taken at)
         self.generation = 0

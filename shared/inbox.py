@@ -17,9 +17,9 @@ from collections import deque
 
 import zmq
 
-from . import transport
 from .config import Config
 from .frames import Frames
+from .links import LinkEnd
 from .messages import MalformedMessage, Message
 from .metrics import Counters
 from .reorder import REPLAY_WAIT_S, Entry, Reorder
@@ -41,12 +41,12 @@ class Inbox:
         self.size = LIVE_INBOX if self.live else LOSSLESS_INBOX
         self.stale_ns = int(cfg.stale_ms * 1e6)
         self.waiting: deque[Entry] = deque()
-        self.endpoint = transport.Endpoint.parse(cfg.endpoint(stage, "input"))
-        self.sock = transport.open_socket(ctx, self.endpoint, 4 if entry else 16, cfg.curve())
-        self.credits = self.endpoint.pattern == "dealer"  # one of several workers
+        self.receiver = LinkEnd.of(cfg, stage, "input").receiver(ctx)
+        self.endpoint, self.sock = self.receiver.endpoint, self.receiver.sock
+        self.credits = self.receiver.worker  # one of several workers: it tells the distributor what it takes
         self._owed = 0  # credits not yet told to the distributor (its queue was full)
         if self.credits:
-            transport.give_credit(self.sock, self.size)
+            self.receiver.give_credit(self.size)
         self.reorder: Reorder | None = None  # after several upstream workers: capture's order
         if cfg.workers(link.up) > 1:
             self.reorder = Reorder(link.up, cfg.stale_ms / 1e3 if cfg.live else REPLAY_WAIT_S)
@@ -63,7 +63,7 @@ class Inbox:
         """Take one message off the socket (one per turn of the loop: the poll says when there is
         another; trying for a second would raise zmq.Again, which costs on a cold CPU)."""
         try:
-            msg = transport.recv(self.sock, block=False)
+            msg = self.receiver.recv()
             if msg is None:
                 return
             self.frames.attach(msg)
@@ -126,7 +126,7 @@ class Inbox:
         could not be told before."""
         if self.credits:
             self._owed += n
-            if self._owed and transport.give_credit(self.sock, self._owed):
+            if self._owed and self.receiver.give_credit(self._owed):
                 self._owed = 0
 
     def report(self) -> None:
@@ -137,4 +137,4 @@ class Inbox:
             )  # fmt: skip
 
     def close(self) -> None:
-        transport.close_socket(self.sock, self.endpoint)
+        self.receiver.close()

@@ -12,13 +12,14 @@ from typing import Any
 
 import zmq
 
-from . import transport
 from .config import Config
 from .engine import Item
 from .frames import Frames
+from .links import LinkEnd
 from .messages import Message
 from .metrics import T_SEND, Counters, trace_row
 from .process import StopFlag
+from .transport import Sender
 
 log = logging.getLogger("gazeflow.stage")
 WAIT_S = 0.1  # how often a blocked send looks at the stop flag
@@ -36,10 +37,7 @@ class Outbox:
         self.frames = frames
         self.counters = counters
         self.stop = stop
-        self.sender: transport.PushSender | None = None
-        if stage != cfg.sink:
-            self.sender = transport.open_sender(ctx, transport.Endpoint.parse(cfg.endpoint(stage, "output")), 16,
-                                                cfg.curve())  # fmt: skip
+        self.sender: Sender | None = None if stage == cfg.sink else LinkEnd.of(cfg, stage, "output").sender(ctx)
 
     def emit(self, item: Item, msg: Message, t_post: int, worker: str, in_flight: int) -> None:
         """Send a finished message on, its trace row complete; its slot goes back after the send."""
@@ -73,7 +71,7 @@ class Outbox:
     def end(self, eos: Message) -> None:
         """Send the end of the stream and wait until the next stage has taken everything."""
         if self.sender is not None and self.sender.send_end(eos, lambda: bool(self.stop)):
-            self.sender.wait_end(self.stage, self.stop)
+            self.sender.wait_end(self.stage, lambda: bool(self.stop))
 
     def close(self) -> None:
         if self.sender is not None:

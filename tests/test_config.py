@@ -5,6 +5,7 @@ import pytest
 from gazeflow.services.cli import build_parser, overrides
 from gazeflow.shared import config
 from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.links import LinkEnd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,14 +59,15 @@ def test_bad_config_is_one_clear_line(tmp_path, text, error):
 
 def test_default_links_bind_upstream_or_on_the_side_that_stays_single():
     cfg = config.Config(run_dir="/r")
-    assert cfg.endpoint("capture", "output") == "push+bind:ipc:///r/frames"
-    assert cfg.endpoint("face_detection", "input") == "pull+connect:ipc:///r/frames"
-    assert cfg.endpoint("face_detection", "output") == "push+bind:ipc:///r/faces"
-    assert cfg.endpoint("landmarks_headpose", "input") == "pull+connect:ipc:///r/faces"
+    assert str(cfg.endpoint("capture", "output")) == "push+bind:ipc:///r/frames"
+    assert str(cfg.endpoint("face_detection", "input")) == "pull+connect:ipc:///r/frames"
+    assert str(cfg.endpoint("face_detection", "output")) == "push+bind:ipc:///r/faces"
+    assert str(cfg.endpoint("landmarks_headpose", "input")) == "pull+connect:ipc:///r/faces"
     cfg.stages["face_detection"].workers = 2  # its workers connect to the single processes on both sides
-    assert cfg.endpoint("face_detection", "input") == "dealer+connect:ipc:///r/frames"
-    assert cfg.endpoint("face_detection", "output") == "push+connect:ipc:///r/faces"
-    assert cfg.endpoint("landmarks_headpose", "input") == "pull+bind:ipc:///r/faces"
+    assert str(cfg.endpoint("face_detection", "input")) == "pull+connect:ipc:///r/frames"
+    assert LinkEnd.of(cfg, "face_detection", "input").into_workers  # credits go back to the distributor
+    assert str(cfg.endpoint("face_detection", "output")) == "push+connect:ipc:///r/faces"
+    assert str(cfg.endpoint("landmarks_headpose", "input")) == "pull+bind:ipc:///r/faces"
 
 
 def test_endpoint_specs():
@@ -89,12 +91,13 @@ def test_workers_flag_and_links_next_to_a_scaled_stage(tmp_path):
     cfg = config.load(None, overrides(args))
     assert cfg.workers("landmarks_headpose") == 3 and cfg.scaled
     # the single neighbours bind; the link into the workers carries credits (ROUTER -> DEALER)
-    assert cfg.endpoint("face_detection", "output").startswith("router+bind:ipc://")
-    assert cfg.endpoint("landmarks_headpose", "input").startswith("dealer+connect:ipc://")
-    assert cfg.endpoint("landmarks_headpose", "output").startswith("push+connect:ipc://")
-    assert cfg.endpoint("gaze", "input").startswith("pull+bind:ipc://")
+    assert str(cfg.endpoint("face_detection", "output")).startswith("push+bind:ipc://")
+    assert LinkEnd.of(cfg, "face_detection", "output").into_workers  # distributed by credit
+    assert str(cfg.endpoint("landmarks_headpose", "input")).startswith("pull+connect:ipc://")
+    assert str(cfg.endpoint("landmarks_headpose", "output")).startswith("push+connect:ipc://")
+    assert str(cfg.endpoint("gaze", "input")).startswith("pull+bind:ipc://")
     plain = config.load(None)
-    assert plain.endpoint("face_detection", "output").startswith("push+bind:")  # upstream binds by default
+    assert str(plain.endpoint("face_detection", "output")).startswith("push+bind:")  # upstream binds by default
 
 
 @pytest.mark.parametrize(
@@ -140,4 +143,4 @@ def test_a_bind_on_every_interface_is_reached_by_a_host_name(tmp_path):
         "[stages.gaze]\noutput = 'push+bind:tcp://0.0.0.0:5557'\n"
         "[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'",
     )
-    assert cfg.endpoint("pointer", "input") == "pull+connect:tcp://gaze.example:5557"
+    assert str(cfg.endpoint("pointer", "input")) == "pull+connect:tcp://gaze.example:5557"

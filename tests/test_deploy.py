@@ -39,7 +39,7 @@ def links(cfg: config.Config) -> list[tuple[str, Endpoint, str, Endpoint]]:
     out = []
     for link in cfg.links:
         up, down = link.up, link.down
-        a, b = Endpoint.parse(cfg.endpoint(up, "output")), Endpoint.parse(cfg.endpoint(down, "input"))
+        a, b = cfg.endpoint(up, "output"), cfg.endpoint(down, "input")
         out.append((up, a, down, b) if a.mode == "bind" else (down, b, up, a))
     return out
 

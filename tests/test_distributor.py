@@ -8,6 +8,7 @@ import pytest
 import zmq
 
 from gazeflow.shared import transport
+from gazeflow.shared.endpoint import Endpoint
 from gazeflow.shared.messages import Message
 
 
@@ -15,22 +16,22 @@ from gazeflow.shared.messages import Message
 def router():
     """A distributor bound on loopback, its context and address; closed afterwards."""
     ctx = zmq.Context()
-    dist = transport.Distributor(ctx, transport.Endpoint.parse("router+bind:tcp://127.0.0.1:0"), 4)
+    dist = transport.Distributor(ctx, Endpoint.parse("push+bind:tcp://127.0.0.1:0"), 4)
     yield ctx, dist, dist.sock.getsockopt_string(zmq.LAST_ENDPOINT)
     dist.close()
     ctx.destroy(0)
 
 
-def _worker(ctx: zmq.Context, address: str, credits: int) -> zmq.Socket:
-    sock = transport.open_socket(ctx, transport.Endpoint.parse(f"dealer+connect:{address}"), 16)
-    transport.give_credit(sock, credits)
-    return sock
+def _worker(ctx: zmq.Context, address: str, credits: int) -> transport.Receiver:
+    worker = transport.Receiver(ctx, Endpoint.parse(f"pull+connect:{address}"), 16, None, worker=True)
+    worker.give_credit(credits)
+    return worker
 
 
-def _drain(sock: zmq.Socket) -> list[Message]:
+def _drain(worker: transport.Receiver) -> list[Message]:
     out = []
-    while sock.poll(200):
-        out.append(transport.recv(sock))
+    while worker.sock.poll(200):
+        out.append(worker.recv())
     return out
 
 
@@ -56,13 +57,14 @@ def test_frames_follow_credit_and_the_end_reaches_every_worker_even_a_late_one(r
     assert [m.kind for m in _drain(fast)] == ["eos"] and [m.kind for m in _drain(slow)] == ["eos"]
     late = _worker(ctx, address, 1)  # e.g. a worker restarted after the end
     deadline = time.monotonic() + 5
-    while not late.poll(0) and time.monotonic() < deadline:
+    while not late.sock.poll(0) and time.monotonic() < deadline:
         dist._take_credits(50)
         dist._end_to_new_workers()
-    end = transport.recv(late)
+    end = late.recv()
     assert end.kind == "eos" and end.header["copies"] == 2
-    for sock in (fast, slow, late):
-        sock.close(0)
+    assert dist.wait_end("test", lambda: False)  # every worker acknowledged its copy of the end
+    for worker in (fast, slow, late):
+        worker.close()
 
 
 def test_a_worker_that_has_gone_is_skipped(router):
@@ -70,10 +72,10 @@ def test_a_worker_that_has_gone_is_skipped(router):
     gone, alive = _worker(ctx, address, 4), _worker(ctx, address, 4)
     dist.wait(0.2)
     dist._take_credits(200)
-    gone.close(0)
+    gone.close()
     time.sleep(0.3)  # the disconnect reaches the router
     for i in range(4):
         assert _send(dist, Message.frame(i, 0.0, {}))
     got = _drain(alive)
     assert len(got) == 4 and len(dist.credits) == 1
-    alive.close(0)
+    alive.close()

@@ -9,9 +9,14 @@ import pytest
 import zmq
 
 from gazeflow.shared import transport
+from gazeflow.shared.endpoint import Endpoint
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.messages import Message
 from gazeflow.shared.security import Curve, make_keys, stop_authenticators
+
+
+def _socket(ctx, kind, spec, curve):
+    return transport.attach(transport.open_socket(ctx, kind, Endpoint.parse(spec), 16, curve), Endpoint.parse(spec))
 
 
 def test_wrong_key_is_refused_and_logged_and_the_server_goes_on(tmp_path, caplog):
@@ -20,10 +25,10 @@ def test_wrong_key_is_refused_and_logged_and_the_server_goes_on(tmp_path, caplog
     shutil.copyfile(good / "server.key_secret", other / "server.key_secret")
     ctx = zmq.Context()
     try:
-        server = transport.open_socket(ctx, transport.Endpoint.parse("pull+bind:tcp://127.0.0.1:0"), 16, Curve(good))
+        server = _socket(ctx, zmq.PULL, "pull+bind:tcp://127.0.0.1:0", Curve(good))
         address = server.getsockopt_string(zmq.LAST_ENDPOINT)
-        intruder = transport.open_socket(ctx, transport.Endpoint.parse(f"push+connect:{address}"), 16, Curve(other))
-        friend = transport.open_socket(ctx, transport.Endpoint.parse(f"push+connect:{address}"), 16, Curve(good))
+        intruder = _socket(ctx, zmq.PUSH, f"push+connect:{address}", Curve(other))
+        friend = _socket(ctx, zmq.PUSH, f"push+connect:{address}", Curve(good))
         with caplog.at_level(logging.WARNING, logger="gazeflow.auth"):
             transport.send(intruder, Message.frame(1, 0.0, {}), block=False)
             transport.send(friend, Message.frame(2, 0.0, {}))

@@ -8,6 +8,7 @@ import zmq
 
 from gazeflow.shared import registry, transport
 from gazeflow.shared.config import Config
+from gazeflow.shared.endpoint import Endpoint
 from gazeflow.shared.framering import SCRATCH, RingConsumer, RingProducer
 from gazeflow.shared.messages import Message
 from gazeflow.shared.process import Control, StopFlag
@@ -61,25 +62,26 @@ def run_stage(tmp_path, messages, proc=Doubler):
     cfg.chain = ["capture", name, "pointer"]
     cfg.stages[name].requests = 4
     ctx = zmq.Context()
-    feed = transport.open_socket(ctx, transport.Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/frames"), 100)
+    feed = transport.PushSender(ctx, Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/frames"), 100)
     runtime = StageRuntime(name, cfg, ctx, Control(ctx, name), StopFlag(), "0")
     out = []
 
     def feeder():
         for m in messages:
             if isinstance(m, Message):
-                transport.send(feed, m)
+                while not feed.send(m):
+                    feed.wait(0.1)
             else:
-                feed.send_multipart(m)
+                feed.sock.send_multipart(m)
 
     def reader():
         # the next stage: it hangs up after the end of the stream, which lets the stage under test exit
-        sink = transport.open_socket(ctx, transport.Endpoint.parse(f"pull+connect:ipc://{cfg.run_dir}/doubled"), 100)
+        sink = transport.Receiver(ctx, Endpoint.parse(f"pull+connect:ipc://{cfg.run_dir}/doubled"), 100, None, False)
         while True:
-            msg = transport.recv(sink)
+            msg = sink.recv(block=True)
             out.append(msg)
-            if msg.kind == "eos":
-                sink.close(0)
+            if msg.kind == "eos":  # acknowledged: the stage under test may end
+                sink.close()
                 return
 
     threads = [threading.Thread(target=feeder), threading.Thread(target=reader)]
@@ -88,7 +90,7 @@ def run_stage(tmp_path, messages, proc=Doubler):
     runtime.run()
     for t in threads:
         t.join(10)
-    feed.close(0)
+    feed.close()
     ctx.term()
     return runtime, out
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import zmq
 
-from gazeflow.shared import transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.framering import RingProducer
+from gazeflow.shared.links import LinkEnd
 from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, Counters, trace_row
 from gazeflow.shared.process import Control, StopFlag
@@ -88,9 +88,8 @@ def frames(
 def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     lossless = not cfg.live
-    endpoint = transport.Endpoint.parse(cfg.endpoint(cfg.source, "output"))
     # with the ring, free slots bound what is in flight; into scaled workers, their credits do
-    sender = transport.open_sender(ctx, endpoint, 4, cfg.curve())
+    sender = LinkEnd.of(cfg, cfg.source, "output").sender(ctx)
     counters = Counters()
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
     ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if cfg.shares_frames(cfg.source) else None
@@ -102,7 +101,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
         cfg.fps or source.fps,
         "max-speed" if cfg.pace == "max-speed" else "realtime",
         ", lossless" if lossless else ", drops stale frames",
-        endpoint,
+        sender.endpoint,
     )
     control.send("ready")
     if not lossless and not sender.watch.wait_connected(stop):  # a live send before that would be a needless drop

@@ -1,0 +1,51 @@
+"""One stage's end of a link, resolved once from the config, opening its own socket.
+
+The topology names only where each end binds or connects (``endpoint.py``); the
+socket follows from the link: into the workers of a scaled stage the sending
+end distributes by credit (``Distributor``) and each worker's receiving end
+sends credits; otherwise a ``PushSender`` and a ``Receiver``. Full frames leave
+the source: those links keep a short queue (6 MB a frame over tcp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from .config import Config
+from .endpoint import Endpoint
+from .registry import Link
+from .transport import Distributor, PushSender, Receiver, Sender
+
+FRAMES_HWM = 4  # messages queued on a link that carries full frames
+HWM = 16  # on the others
+
+
+@dataclass(frozen=True)
+class LinkEnd:
+    link: Link
+    stage: str
+    endpoint: Endpoint
+    into_workers: bool  # the receiving stage is scaled
+    hwm: int
+    curve: Any
+
+    @classmethod
+    def of(cls, cfg: Config, stage: str, direction: str) -> LinkEnd:
+        link = cfg.link(stage, direction)
+        hwm = FRAMES_HWM if link.up == cfg.source else HWM
+        return cls(link, stage, cfg.endpoint(stage, direction), cfg.workers(link.down) > 1, hwm, cfg.curve())
+
+    @property
+    def local(self) -> bool:
+        """Whether it stays on this host (ipc)."""
+        return self.endpoint.ipc_path is not None
+
+    def sender(self, ctx: zmq.Context) -> Sender:
+        cls = Distributor if self.into_workers else PushSender
+        return cls(ctx, self.endpoint, self.hwm, self.curve)
+
+    def receiver(self, ctx: zmq.Context) -> Receiver:
+        return Receiver(ctx, self.endpoint, self.hwm, self.curve, worker=self.into_workers)
