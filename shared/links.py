@@ -17,7 +17,8 @@ import zmq
 from .config import Config
 from .endpoint import Endpoint
 from .registry import Link
-from .transport import Distributor, PushSender, Receiver, Sender
+from .senders import Distributor, PushSender, Sender
+from .transport import Receiver
 
 FRAMES_HWM = 4  # messages queued on a link that carries full frames
 HWM = 16  # on the others

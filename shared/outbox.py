@@ -19,7 +19,7 @@ from .links import LinkEnd
 from .messages import Message
 from .metrics import T_SEND, Counters, trace_row
 from .process import StopFlag
-from .transport import Sender
+from .senders import Sender
 
 log = logging.getLogger("gazeflow.stage")
 WAIT_S = 0.1  # how often a blocked send looks at the stop flag

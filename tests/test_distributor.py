@@ -7,7 +7,7 @@ import time
 import pytest
 import zmq
 
-from gazeflow.shared import transport
+from gazeflow.shared import senders, transport
 from gazeflow.shared.endpoint import Endpoint
 from gazeflow.shared.messages import Message
 
@@ -16,7 +16,7 @@ from gazeflow.shared.messages import Message
 def router():
     """A distributor bound on loopback, its context and address; closed afterwards."""
     ctx = zmq.Context()
-    dist = transport.Distributor(ctx, Endpoint.parse("push+bind:tcp://127.0.0.1:0"), 4)
+    dist = senders.Distributor(ctx, Endpoint.parse("push+bind:tcp://127.0.0.1:0"), 4)
     yield ctx, dist, dist.sock.getsockopt_string(zmq.LAST_ENDPOINT)
     dist.close()
     ctx.destroy(0)
@@ -35,7 +35,7 @@ def _drain(worker: transport.Receiver) -> list[Message]:
     return out
 
 
-def _send(dist: transport.Distributor, msg: Message, timeout_s: float = 5) -> bool:
+def _send(dist: senders.Distributor, msg: Message, timeout_s: float = 5) -> bool:
     deadline = time.monotonic() + timeout_s
     while not dist.send(msg):
         if time.monotonic() > deadline:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zmq
 
-from gazeflow.shared import registry, transport
+from gazeflow.shared import registry, senders, transport
 from gazeflow.shared.config import Config
 from gazeflow.shared.endpoint import Endpoint
 from gazeflow.shared.framering import SCRATCH, RingConsumer, RingProducer
@@ -62,7 +62,7 @@ def run_stage(tmp_path, messages, proc=Doubler):
     cfg.chain = ["capture", name, "pointer"]
     cfg.stages[name].requests = 4
     ctx = zmq.Context()
-    feed = transport.PushSender(ctx, Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/frames"), 100)
+    feed = senders.PushSender(ctx, Endpoint.parse(f"push+bind:ipc://{cfg.run_dir}/frames"), 100)
     runtime = StageRuntime(name, cfg, ctx, Control(ctx, name), StopFlag(), "0")
     out = []
 
