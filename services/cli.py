@@ -50,7 +50,7 @@ def _counts(text: str) -> tuple[int, ...]:
 
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (flags override it); see deploy/local.toml")
-    p.add_argument("--input", "-i", help="video file, 'demo' (the fetched demo video) or cam:N (default: demo.mp4)")
+    p.add_argument("--input", "-i", help="video file, 'demo' (the fetched demo video) or cam:N (default: demo)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
         "--realtime",

@@ -72,7 +72,7 @@ class PointerConfig:
 
 @dataclass
 class Config:
-    input: str = "demo.mp4"
+    input: str = "demo"  # the fetched demo video
     pace: str = "realtime"
     fps: float = 0.0  # 0 = the recorded rate
     loop: bool = False
@@ -273,4 +273,6 @@ def load(path: str | None = None, overrides: dict[str, Any] | None = None) -> Co
         _merge(cfg, data, Path(path).name)
     if overrides:
         _merge(cfg, overrides, "flags")
+    cfg.assets_dir = cfg.assets_dir or default_assets_dir()  # "" in a file: the default
+    cfg.run_dir = cfg.run_dir or default_run_dir()
     return validate(cfg)

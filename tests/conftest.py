@@ -81,11 +81,12 @@ def _no_run_outlives_its_test():
             proc.wait(10)
 
 
-def start_run(*args: str) -> subprocess.Popen[str]:
+def start_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start gazeflow run-all in the background; return once capture is running (frames flow)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "gazeflow.services.cli", "run-all", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     RUNNING.append(proc)
     parent = psutil.Process(proc.pid)
@@ -102,13 +103,28 @@ def stage_process(proc: subprocess.Popen[str], name: str) -> psutil.Process:
     return next(c for c in psutil.Process(proc.pid).children() if title(c) == f"gazeflow-stage {name}")
 
 
-def kill_in_replay(tmp_path: Path, victim: str, *args: str) -> tuple[str, dict, list[int]]:
-    """kill -9 one stage process 3 s into a 300-frame lossless replay; check run-all restarted it and
-    finished in frame order. Returns stdout, the metrics report and the frame numbers of the results."""
+KILL_FRAMES = 150  # frames of a replay in which a stage is killed
+
+
+def wait_for(condition, what: str, timeout_s: float = 120) -> None:
+    """Wait for an event (a condition polled), not for a time: fail naming it if it never comes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def kill_in_replay(tmp_path: Path, env: dict[str, str], victim: str, *args: str) -> tuple[str, dict, list[int]]:
+    """kill -9 one stage process in the middle of a lossless replay of KILL_FRAMES frames: once results
+    are being written, while a slow stage before the sink (50 ms a frame) keeps frames in flight in
+    every stage before it. Check that run-all restarted it and finished in frame order. Returns stdout,
+    the metrics report and the frame numbers of the results."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "300", "--pointer", "null",
-                     "--results", str(results), "--metrics", str(metrics), "--log-interval", "0", *args)  # fmt: skip
-    time.sleep(3)  # frames are flowing
+    proc = start_run("--config", str(chain_with(tmp_path / "slow.toml", "slow")), "--input", "demo", "--max-speed",
+                     "--max-frames", str(KILL_FRAMES), "--pointer", "null", "--results", str(results),
+                     "--metrics", str(metrics), "--log-interval", "0", *args, env=env)  # fmt: skip
+    wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")  # mid-stream
     stage_process(proc, victim).kill()
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err[-2000:]
@@ -117,6 +133,62 @@ def kill_in_replay(tmp_path: Path, victim: str, *args: str) -> tuple[str, dict, 
     frames = [r["frame"] for r in read_results(results)]
     assert frames == sorted(set(frames)) and len(frames) == report["frames"]
     return out, report, frames
+
+
+TEST_STAGES = '''
+"""Stages for the tests, declared as any package declares one (entry points in gazeflow.stages)."""
+import os
+import time
+
+from gazeflow.shared.registry import Stage
+from gazeflow.shared.stage import Processor
+
+
+class PassThrough(Processor):
+    """Passes every message on as it came."""
+
+    keeps_pixels = False
+
+
+class Slow(PassThrough):
+    """Takes GAZEFLOW_TEST_SLOW_MS per frame: slowness injected, whatever the machine's speed."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.delay_s = float(os.environ.get("GAZEFLOW_TEST_SLOW_MS", "50")) / 1e3
+
+    def finish(self, msg, outputs):
+        time.sleep(self.delay_s)
+        return msg
+
+
+PASSTHROUGH = Stage("passthrough", "inference", "gazeflow_test_stages:PassThrough", output="checked",
+                    restartable=True, optional=True)
+SLOW = Stage("slow", "inference", "gazeflow_test_stages:Slow", output="slowed", restartable=True, optional=True)
+'''
+
+
+@pytest.fixture(scope="session")
+def test_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A package with two test stages (passthrough, slow) on PYTHONPATH: the environment for gazeflow."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "gazeflow_test_stages.py").write_text(TEST_STAGES)
+    dist = site / "gazeflow_test_stages-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gazeflow-test-stages\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[gazeflow.stages]\npassthrough = gazeflow_test_stages:PASSTHROUGH\nslow = gazeflow_test_stages:SLOW\n"
+    )
+    return {"PYTHONPATH": str(site)}
+
+
+def chain_with(path: Path, stage: str) -> Path:
+    """A topology file whose chain has ``stage`` just before the sink."""
+    from gazeflow.shared.registry import default_chain
+
+    chain = [*default_chain()[:-1], stage, default_chain()[-1]]
+    path.write_text(f"chain = {json.dumps(chain)}\n")
+    return path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,9 +10,25 @@ from gazeflow.shared.links import LinkEnd
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_shipped_config_file_loads():
+def test_the_shipped_config_file_lists_every_key_with_its_default():
+    import dataclasses
+    import tomllib
+
+    text = tomllib.loads((REPO / "deploy/local.toml").read_text())
+    defaults = dataclasses.asdict(config.Config())
+    defaults["assets_dir"] = defaults["run_dir"] = ""  # "" stands for the default, which depends on the host
+
+    def same(file, default, where):
+        if isinstance(default, dict):
+            assert set(file) == set(default), (where, set(default) ^ set(file))
+            for key in default:
+                same(file[key], default[key], f"{where}.{key}")
+        else:
+            assert file == (list(default) if isinstance(default, tuple) else default), where
+
+    same(text, defaults, "local.toml")
     cfg = config.load(str(REPO / "deploy/local.toml"))
-    assert cfg.pace == "realtime" and cfg.stages["face_detection"].precision == "FP16"
+    assert cfg.assets_dir == config.default_assets_dir() and cfg.chain == list(config.registry.default_chain())
 
 
 def test_flags_override_the_file(tmp_path):

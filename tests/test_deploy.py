@@ -137,7 +137,11 @@ def test_the_dockerfile_installs_the_package_and_fetches_verified_models():
     assert "!deploy/mirror/" in ignored and "*" in ignored  # a small context: no .venv, no .assets
 
 
-def test_stage_names_with_a_worker_label_are_accepted(topology):
+def test_stage_names_with_a_worker_label_are_checked(topology, caplog):
+    from gazeflow.services.cli import build_parser
+
+    assert build_parser().parse_args(["stage", "face_detection:1"]).name == "face_detection:1"  # accepted
     from gazeflow.services.cli import main
 
-    assert main(["stage", "nope:1", "--config", str(DEPLOY / "cluster.toml")]) == 2
+    assert main(["stage", "nope:1", "--config", str(DEPLOY / "cluster.toml")]) == 2  # an unknown stage is not
+    assert "unknown stage 'nope'" in caplog.text

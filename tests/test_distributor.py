@@ -73,7 +73,9 @@ def test_a_worker_that_has_gone_is_skipped(router):
     dist.wait(0.2)
     dist._take_credits(200)
     gone.close()
-    time.sleep(0.3)  # the disconnect reaches the router
+    deadline = time.monotonic() + 10
+    while dist.watch.connected() and dist.watch.peers > 1 and time.monotonic() < deadline:
+        dist.watch._update(50)  # until the router has seen the disconnect
     for i in range(4):
         assert _send(dist, Message.frame(i, 0.0, {}))
     got = _drain(alive)

@@ -16,7 +16,7 @@ import pytest
 
 from gazeflow.shared.config import runtime_root
 
-from conftest import gazeflow, kill_in_replay, start_run, title
+from conftest import KILL_FRAMES, gazeflow, kill_in_replay, start_run, title
 
 pytestmark = pytest.mark.integration
 
@@ -122,10 +122,10 @@ def test_a_stage_that_cannot_be_restarted_is_named_and_the_rest_stop(assets):
     assert not alive
 
 
-def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, tmp_path):
+def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, tmp_path, test_stages):
     """kill -9 of face detection in the middle of a lossless replay: restarted, finished, losses counted."""
-    out, report, _ = kill_in_replay(tmp_path, "face_detection")
-    assert report["lost"] > 0 and report["frames"] + report["lost"] == 300
+    out, report, _ = kill_in_replay(tmp_path, test_stages, "face_detection")
+    assert report["lost"] > 0 and report["frames"] + report["lost"] == KILL_FRAMES
     assert f"lost {report['lost']}" in out
 
 

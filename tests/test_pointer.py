@@ -68,12 +68,15 @@ def xvfb(tmp_path, monkeypatch):
     server.wait(5)
 
 
-def test_pyautogui_moves_the_real_pointer_without_blocking(xvfb):
+def test_pyautogui_moves_the_real_pointer_without_blocking(xvfb, monkeypatch):
     backend = make_backend(PointerConfig(backend="auto"))
     assert backend.name == "pyautogui" and backend.size == (1280, 720)
-    t0 = time.perf_counter()
-    for x in range(100, 400, 3):
-        backend.move(x, 200)
-    assert (time.perf_counter() - t0) / 100 < 0.02  # no tween, no PAUSE sleeps
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+    with monkeypatch.context() as m:
+        m.setattr(time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+        for x in range(100, 400, 3):
+            backend.move(x, 200)
+    assert not [s for s in sleeps if s > 0]  # no tween, no PAUSE: a move never waits
     out = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True, env=os.environ).stdout
     assert out.startswith("x:397 y:200")
