@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -101,6 +102,30 @@ def start_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 
 def stage_process(proc: subprocess.Popen[str], name: str) -> psutil.Process:
     return next(c for c in psutil.Process(proc.pid).children() if title(c) == f"gazeflow-stage {name}")
+
+
+def start_xvfb(*screens: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A virtual X display on a free number (Xvfb picks it: -displayfd), one screen per size given
+    (several: a xinerama desktop), ready for clients; skip where Xvfb or xdotool is missing."""
+    if not shutil.which("Xvfb") or not shutil.which("xdotool"):
+        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
+    read, write = os.pipe()
+    args = [arg for i, size in enumerate(screens) for arg in ("-screen", str(i), size)]
+    extra = ["+xinerama"] if len(screens) > 1 else []
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), *args, *extra, "-noreset", "-nolisten", "tcp"],
+                              stderr=subprocess.DEVNULL, pass_fds=(write,))  # fmt: skip
+    os.close(write)
+    with os.fdopen(read) as fh:
+        number = fh.readline().strip()
+    if not number:
+        server.kill()
+        pytest.fail("Xvfb did not start")
+    display = f":{number}"
+    Path.home().joinpath(".Xauthority").touch()
+    env = {**os.environ, "DISPLAY": display}
+    wait_for(lambda: subprocess.run(["xdotool", "getmouselocation"], capture_output=True, env=env).returncode == 0,
+             "the X display", 10)  # fmt: skip
+    return server, display
 
 
 KILL_FRAMES = 150  # frames of a replay in which a stage is killed

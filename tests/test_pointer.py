@@ -1,8 +1,6 @@
 import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -10,6 +8,8 @@ from gazeflow.services.pointer.backends import NullBackend, make_backend
 from gazeflow.services.pointer.controller import PointerController
 from gazeflow.shared.config import PointerConfig
 from gazeflow.shared.errors import GazeflowError
+
+from conftest import start_xvfb
 
 
 def controller(**kw):
@@ -51,18 +51,9 @@ def test_auto_falls_back_to_null_without_a_display(monkeypatch, caplog):
 
 
 @pytest.fixture
-def xvfb(tmp_path, monkeypatch):
-    if not shutil.which("Xvfb") or not shutil.which("xdotool"):
-        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
-    display = ":97"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-noreset", "-nolisten", "tcp"],
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    Path.home().joinpath(".Xauthority").touch()
+def xvfb(monkeypatch):
+    server, display = start_xvfb("1280x720x24")
     monkeypatch.setenv("DISPLAY", display)
-    for _ in range(50):
-        if subprocess.run(["xdotool", "getmouselocation"], capture_output=True).returncode == 0:
-            break
-        time.sleep(0.1)
     yield display
     server.terminate()
     server.wait(5)
