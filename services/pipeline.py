@@ -6,7 +6,7 @@ import zmq
 
 from gazeflow.shared import registry
 from gazeflow.shared.config import Config
-from gazeflow.shared.process import Control, StopFlag
+from gazeflow.shared.process import Control, StopFlag, private_dir
 from gazeflow.shared.stage import StageRuntime
 
 
@@ -19,6 +19,7 @@ def stage_body(name: str, cfg: Config, worker: str = "0"):
     """The function run_stage runs for stage `name` (worker `worker` of a scaled stage)."""
 
     def body(ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
+        private_dir(cfg.run_dir)  # before any socket or the frame ring is made there
         spec = registry.get(name)
         if spec.role == "source":
             spec.load().run(cfg, ctx, control, stop)

@@ -53,9 +53,18 @@ class FrameRing:
         self.scratch = scratch
         self.stride = -(-(self.frame_bytes + scratch) // _ALIGN) * _ALIGN
         size = slots * self.stride
-        flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
-        fd = os.open(self.path, flags, 0o600)
+        if create:  # a file left by a run that was killed goes; a link there is removed, never followed
+            self.path.unlink(missing_ok=True)
+        flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT | os.O_EXCL if create else 0)
         try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            if not create:
+                raise  # a consumer: a bad reference, which attach counts
+            raise GazeflowError(f"frame ring {self.path}: {exc.strerror}") from None
+        try:
+            if not create and os.fstat(fd).st_size != size:
+                raise ValueError(f"{self.path} is not a ring of {slots} frames of {list(self.shape)}")
             if create:
                 os.posix_fallocate(fd, 0, size)  # reserve now: a full tmpfs must fail here, not SIGBUS later
             self._map = mmap.mmap(fd, size)
@@ -162,12 +171,36 @@ def _end(specs: Any) -> int:
 
 
 class RingConsumer:
-    """The consumer side: resolves frame_ref headers to arrays, passes small arrays on in a slot, sends slots back."""
+    """The consumer side: resolves frame_ref headers to arrays, passes small arrays on in a slot, sends slots back.
 
-    def __init__(self, ctx: zmq.Context) -> None:
+    A ``frame_ref`` is honoured only from a link on this host (``local``) and only for this run's own
+    ring (``run_dir``/frames.ring); slots go back to this run's release socket. Nothing in a message
+    names a file to map or an address to connect to.
+    """
+
+    def __init__(self, ctx: zmq.Context, run_dir: str = "", local: bool = False) -> None:
         self.ctx = ctx
+        self.path = Path(run_dir) / "frames.ring"
+        self.release_address = f"ipc://{Path(run_dir) / 'release'}"
+        self.local = local and bool(run_dir)
         self.ring: FrameRing | None = None
         self.sock: zmq.Socket | None = None
+
+    def _open(self, ref: dict[str, Any]) -> FrameRing:
+        """This run's ring, as the reference describes it (checked against the file's size)."""
+        slots, shape, scratch = ref["slots"], tuple(ref["shape"]), ref["scratch"]
+        if not (isinstance(slots, int) and 0 < slots <= 64 and isinstance(scratch, int) and 0 <= scratch <= SCRATCH):
+            raise ValueError(f"{slots!r} slots of scratch {scratch!r}")
+        if len(shape) != 3 or not all(isinstance(n, int) and 0 < n <= 8192 for n in shape) or shape[2] > 4:
+            raise ValueError(f"frame shape {list(shape)}")
+        if self.ring is not None and (self.ring.slots, self.ring.shape, self.ring.scratch) == (slots, shape, scratch):
+            return self.ring
+        ring = FrameRing(self.path, slots, shape, scratch)
+        if self.sock is None:
+            self.sock = self.ctx.socket(zmq.PUSH)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.connect(self.release_address)
+        return ring
 
     def attach(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Put the frame (and what rides in its scratch) into ``arrays``; MalformedMessage for a bad ref."""
@@ -175,14 +208,14 @@ class RingConsumer:
         if ref is None:
             return
         try:
-            if self.ring is None or str(self.ring.path) != ref["ring"]:
-                self.ring = FrameRing(Path(ref["ring"]), ref["slots"], tuple(ref["shape"]), ref["scratch"])
-                if self.sock is not None:
-                    self.sock.close(0)
-                self.sock = self.ctx.socket(zmq.PUSH)
-                self.sock.setsockopt(zmq.LINGER, 0)
-                self.sock.connect(ref["release"])
+            if not self.local:
+                raise ValueError("a frame_ref came over a link from another host")
+            if not isinstance(ref, dict) or ref.get("ring") != str(self.path):
+                raise ValueError("not this run's frame ring")
+            self.ring = self._open(ref)
             slot = ref["slot"]
+            if not isinstance(ref.get("gen"), int):
+                raise ValueError(f"generation {ref.get('gen')!r}")
             if not (isinstance(slot, int) and 0 <= slot < self.ring.slots):
                 raise ValueError(f"no slot {slot!r}")
             arrays["frame"] = self.ring.view(slot)

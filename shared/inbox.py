@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 import zmq
 
@@ -22,6 +23,7 @@ from .frames import Frames
 from .links import LinkEnd
 from .messages import MalformedMessage, Message
 from .metrics import Counters
+from .process import Throttled
 from .reorder import REPLAY_WAIT_S, Entry, Reorder
 
 log = logging.getLogger("gazeflow.stage")
@@ -30,10 +32,15 @@ LOSSLESS_INBOX = 8  # replay: at most this many messages wait; then the socket's
 
 
 class Inbox:
-    def __init__(self, cfg: Config, stage: str, ctx: zmq.Context, frames: Frames, counters: Counters) -> None:
+    def __init__(
+        self, cfg: Config, stage: str, ctx: zmq.Context, frames: Frames, counters: Counters,
+        check: Callable[[Message], None] = lambda msg: None,
+    ) -> None:  # fmt: skip
         self.stage = stage
         self.frames = frames
         self.counters = counters
+        self.check = check  # what this stage needs of a frame, beyond the schema (Processor.check)
+        self.log_malformed = Throttled(log, logging.WARNING)
         link = cfg.link(stage, "input")
         entry = link.up == cfg.source  # full frames: a short socket queue (6 MB each over tcp)
         self.live = cfg.live and entry  # only the stage after the source drops
@@ -62,14 +69,22 @@ class Inbox:
     def receive(self) -> None:
         """Take one message off the socket (one per turn of the loop: the poll says when there is
         another; trying for a second would raise zmq.Again, which costs on a cold CPU)."""
+        msg = None
         try:
             msg = self.receiver.recv()
             if msg is None:
                 return
             self.frames.attach(msg)
+            if msg.kind == "frame":
+                self.check(msg)
+            if self.reorder is not None:
+                self.reorder.check(msg)
         except MalformedMessage as exc:
+            if msg is not None:
+                self.frames.drop(msg)
             self.counters.malformed += 1
-            log.warning("%s: dropped a malformed message: %s", self.stage, exc)
+            self.credit(1)  # it took the place of one
+            self.log_malformed("%s: dropped a malformed message: %s", self.stage, exc)
             return
         now = time.time_ns()
         if msg.kind == "frame":

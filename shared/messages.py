@@ -89,7 +89,9 @@ def array_nbytes(dtype: Any, shape: Any, spec: Any = None) -> int:
     """Bytes of an array as a message describes it (on the wire or in a frame slot's scratch);
     MalformedMessage naming ``spec`` (default: dtype and shape) for a dtype or shape it cannot
     have. math.prod: np.prod costs ~0.15 ms on a cold CPU."""
-    if dtype not in ITEMSIZE or not all(isinstance(n, int) and n >= 0 for n in shape):
+    if not isinstance(dtype, str) or dtype not in ITEMSIZE or not isinstance(shape, list | tuple) or len(shape) > 8:
+        raise MalformedMessage(f"bad array spec {spec if spec is not None else [dtype, shape]!r}")
+    if not all(isinstance(n, int) and 0 <= n < 1 << 31 for n in shape):
         raise MalformedMessage(f"bad array spec {spec if spec is not None else [dtype, list(shape)]!r}")
     return math.prod(shape) * ITEMSIZE[dtype]
 
@@ -134,19 +136,87 @@ def decode(frames: list[Any]) -> Message:
     specs = header.pop("arrays", [])
     if not isinstance(specs, list) or len(specs) != len(frames) - 1:
         raise MalformedMessage(f"{len(frames) - 1} buffers for {specs!r}")
-    if kind == "frame":
-        for key in ("frame", "t_capture", "trace"):
-            if key not in header:
-                raise MalformedMessage(f"frame without {key!r}")
-        if not isinstance(header["frame"], int) or header["frame"] < 0:
-            raise MalformedMessage(f"bad frame index {header['frame']!r}")
-    seq = header.get("seq", 0 if kind != "drop" else None)
-    if not isinstance(seq, int) or seq < 0:
-        raise MalformedMessage(f"bad sequence number {seq!r}")
+    check_header(kind, header)
     arrays: dict[str, np.ndarray] = {}
     for spec, part in zip(specs, frames[1:], strict=True):
-        arrays[_spec_name(spec)] = _array(spec, part)
+        name = _spec_name(spec)  # first: the value of ``arrays[k] = v`` is evaluated before k
+        arrays[name] = _array(spec, part)
     return Message(kind, header, arrays)
+
+
+# -- the header's fields: what each may hold (every message is checked once, as it is received) ---------
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _count(x: Any, limit: int = 1 << 40) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < limit
+
+
+def _numbers(n: int) -> Any:
+    return lambda x: isinstance(x, list) and len(x) == n and all(_number(v) for v in x)
+
+
+def _ints(n: int) -> Any:
+    return lambda x: isinstance(x, list) and len(x) == n and all(isinstance(v, int) and abs(v) < 1 << 31 for v in x)
+
+
+def _optional(check: Any) -> Any:
+    return lambda x: x is None or check(x)
+
+
+def _row(r: Any) -> bool:  # a trace row: [stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]
+    return (isinstance(r, list) and len(r) == 10 and isinstance(r[0], str) and isinstance(r[8], str)
+            and all(isinstance(v, int) and abs(v) < 1 << 63 for v in (*r[1:8], r[9])))  # fmt: skip
+
+
+POINT = _numbers(2)
+FIELDS: dict[str, Any] = {  # a frame's fields; (required) marks those every frame has
+    "frame": _count,  # (required)
+    "t_capture": _number,  # (required)
+    "trace": lambda x: isinstance(x, list) and len(x) <= 64 and all(_row(r) for r in x),  # (required)
+    "source": lambda x: isinstance(x, dict) and all(_number(v) for v in x.values()),  # width, height, fps
+    "face": _optional(_numbers(4)),
+    "landmarks": _optional(lambda x: isinstance(x, list) and len(x) == 5 and all(POINT(p) for p in x)),
+    "head_pose": _optional(lambda x: isinstance(x, dict) and all(_number(x.get(k)) for k in ("yaw", "pitch", "roll"))),
+    "gaze": _optional(lambda x: _numbers(3)(x) and any(x)),
+    "pointer": _optional(lambda x: isinstance(x, dict)),
+    "crop": lambda x: _ints(3)(x) and x[2] > 0,
+    "region": lambda x: _ints(4)(x) and x[0] < x[2] and x[1] < x[3],
+    "seq": _count,
+    "frame_ref": lambda x: isinstance(x, dict),
+}
+REQUIRED = ("frame", "t_capture", "trace")
+OTHER_KINDS: dict[str, dict[str, Any]] = {
+    "eos": {"stats": lambda x: isinstance(x, dict) and all(isinstance(v, dict) for v in x.values()),
+            "total": _count, "copies": lambda x: _count(x, 1 << 10)},
+    "drop": {"seq": _count, "frame": _optional(_count)},
+}  # fmt: skip
+
+
+def check_header(kind: str, header: dict[str, Any]) -> None:
+    """Every field the header has holds what the schema says (a frame has the required ones, a drop its
+    seq); MalformedMessage naming the first that does not. Fields the schema does not know are kept."""
+    fields = FIELDS if kind == "frame" else OTHER_KINDS[kind]
+    for key in REQUIRED if kind == "frame" else ("seq",) if kind == "drop" else ():
+        if key not in header:
+            raise MalformedMessage(f"{kind} without {key!r}")
+    for key, value in header.items():
+        check = fields.get(key)
+        if check is not None and not check(value):
+            raise MalformedMessage(f"bad {key!r}: {str(value)[:80]}")
+    for key in RESULT_KEYS if kind == "frame" else ():
+        header.setdefault(key, None)
+
+
+def check_array(msg: Message, name: str, shape: tuple[int | None, ...], dtype: str = "uint8") -> np.ndarray:
+    """The message's array ``name``, of this dtype and shape (None: any length there); MalformedMessage if not."""
+    a = msg.arrays.get(name)
+    if a is None or dtype_name(a) != dtype or len(a.shape) != len(shape):
+        raise MalformedMessage(f"array {name!r}: expected {dtype}{list(shape)}")
+    if any(want is not None and have != want for have, want in zip(a.shape, shape, strict=True)):
+        raise MalformedMessage(f"array {name!r} of shape {list(a.shape)}, expected {list(shape)}")
+    return a
 
 
 def _spec_name(spec: Any) -> str:

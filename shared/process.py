@@ -7,13 +7,17 @@ and ``error`` events there. A stage started on its own just logs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -73,6 +77,41 @@ class Control:
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
+
+
+class Throttled:
+    """Log a recurring problem at most once per ``every_s`` seconds, with how often it happened since."""
+
+    def __init__(self, logger: logging.Logger, level: int, every_s: float = 1.0) -> None:
+        self.logger, self.level, self.every_s = logger, level, every_s
+        self.next_at = 0.0
+        self.count = 0
+
+    def __call__(self, msg: str, *args: Any, exc_info: bool = False) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        more = f" ({self.count - 1} more like it in the last {self.every_s:g} s)" if self.count > 1 else ""
+        self.logger.log(self.level, msg + more, *args, exc_info=exc_info)
+        self.next_at, self.count = now + self.every_s, 0
+
+
+def private_dir(path: str | Path) -> Path:
+    """The run directory (ipc sockets, the frame ring), usable by this user alone: made 0700 when missing;
+    one line and nothing started when it is a link, another user's, or open to others (someone could
+    otherwise put a link where the ring is written, or a socket where a stage connects)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        p.mkdir(mode=0o700)
+    st = os.lstat(p)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise GazeflowError(f"run directory {p} is not a directory of its own (a link?): remove it or set run_dir")
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise GazeflowError(f"run directory {p} is not private (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o}): "
+                            "remove it or set run_dir")  # fmt: skip
+    return p
 
 
 def _die_with_parent() -> None:

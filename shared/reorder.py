@@ -20,9 +20,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .messages import Message
+from .messages import MalformedMessage, Message
 
 Entry = tuple[Message, int, int]  # message, wall ns at arrival, monotonic ns at arrival
+WINDOW = 4096  # how far ahead of the next number a message may be: more than any stage holds in flight
 REPLAY_WAIT_S = 5.0  # replay: how long a gap is waited for before its frame is counted lost
 END_GRACE_S = 1.0  # how long to wait for the end-of-stream copies of workers that may have died
 SUMMED = ("in", "out", "dropped", "malformed", "cpu_s")
@@ -61,6 +62,16 @@ class Reorder:
         self.finished = False
         self.late = 0  # arrived after their gap was given up: dropped
         self.given_up = 0  # never arrived in time: lost upstream
+
+    def check(self, msg: Message) -> None:
+        """MalformedMessage for a sequence number or total no stream could have here: far beyond what
+        is held (a wait for it would hold every frame, and memory, for nothing)."""
+        limit = self.next + WINDOW
+        if msg.kind != "eos" and msg.header.get("seq", 0) >= limit:
+            raise MalformedMessage(f"seq {msg.header.get('seq')} beyond the window (next {self.next})")
+        total = msg.header.get("total") if msg.kind == "eos" else None
+        if total is not None and not (self.next <= total < limit + len(self.held)):
+            raise MalformedMessage(f"total {total} does not fit the stream (next {self.next})")
 
     def push(self, entry: Entry) -> tuple[list[Entry], bool]:
         """Take one arrival; return what can go on now, in order, and whether it came too late."""

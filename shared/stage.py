@@ -29,7 +29,7 @@ from .inbox import Inbox
 from .messages import Message
 from .metrics import Counters
 from .outbox import Outbox, Stopped, stats
-from .process import Control, StopFlag
+from .process import Control, StopFlag, Throttled
 
 __all__ = ["Inputs", "Outputs", "Processor", "StageRuntime", "build"]
 log = logging.getLogger("gazeflow.stage")
@@ -49,6 +49,10 @@ class Processor:
         self.frames = Frames()  # replaced by the runtime: where pixels are, how they go on
         # set by the runtime: (model key, input) -> that input's memory in the next frame's request
         self.staging: Callable[[str, Any], np.ndarray | None] | None = None
+
+    def check(self, msg: Message) -> None:
+        """Raise MalformedMessage when a frame lacks what this stage needs, beyond the schema that every
+        message was checked against (messages.check_header): its arrays, fields that go together."""
 
     def prepare(self, msg: Message) -> Inputs:
         """Model inputs for this message; an empty dict means nothing to infer."""
@@ -92,9 +96,11 @@ class StageRuntime:
         self.counters = Counters()
         self.engine = Engine(cfg, name, registry.get(name).models)
         self.proc.staging = self.engine.staging
-        self.frames = Frames(RingConsumer(ctx), cfg.shares_frames(name), self.proc.keeps_pixels)
+        local = cfg.endpoint(name, "input").ipc_path is not None  # only then may a message name a frame slot
+        self.frames = Frames(RingConsumer(ctx, cfg.run_dir, local), cfg.shares_frames(name), self.proc.keeps_pixels)
         self.proc.frames = self.frames
-        self.inbox = Inbox(cfg, name, ctx, self.frames, self.counters)
+        self.inbox = Inbox(cfg, name, ctx, self.frames, self.counters, self.proc.check)
+        self.log_failure = Throttled(log, logging.ERROR)
         self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop)
         self.pending: deque[Item] = deque()  # in frame order, waiting for their inferences
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
@@ -111,12 +117,29 @@ class StageRuntime:
             if msg.kind == "eos":
                 return True
             if msg.kind == "frame":
-                inputs = self.proc.prepare(msg)
+                try:
+                    inputs = self.proc.prepare(msg)
+                except Exception:
+                    self._failed(item, "prepare")
+                    continue
                 self.engine.submit(item, inputs)
                 self.frames.submitted(msg)
                 if inputs:
                     self.counters.submitted(self.engine.in_flight)
         return False
+
+    def _failed(self, item: Item, where: str) -> None:
+        """A frame the processor failed on is dropped and counted (with a notice in its place after scaled
+        workers), never the stage's end; the error is logged with its traceback, at most once a second."""
+        self.log_failure("%s: %s failed on frame %s: dropped", self.name, where, item.msg.header.get("frame"),
+                         exc_info=True)  # fmt: skip
+        self.counters.dropped += 1
+        self.frames.drop(item.msg)
+        if self.inbox.drop_notices and "seq" in item.msg.header:
+            item.msg = Message.drop(item.msg.header["seq"], item.msg.header["frame"])
+            item.keys = ()
+        else:
+            self.pending.remove(item)
 
     def _collect(self) -> None:
         """Finish and send what is done, from the head, in frame order."""
@@ -129,7 +152,12 @@ class StageRuntime:
                 self.outbox.send(item.msg)
                 continue
             t_post = time.perf_counter_ns()
-            msg = self.proc.finish(item.msg, self.engine.outputs(item))
+            try:
+                msg = self.proc.finish(item.msg, self.engine.outputs(item))
+            except Exception:
+                self.pending.appendleft(item)
+                self._failed(item, "finish")
+                continue
             self.outbox.emit(item, msg, t_post, self.worker, self.engine.in_flight)
             self.proc.sent(msg)
 

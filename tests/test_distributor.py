@@ -70,12 +70,21 @@ def test_frames_follow_credit_and_the_end_reaches_every_worker_even_a_late_one(r
 def test_a_worker_that_has_gone_is_skipped(router):
     ctx, dist, address = router
     gone, alive = _worker(ctx, address, 4), _worker(ctx, address, 4)
-    dist.wait(0.2)
-    dist._take_credits(200)
+
+    def peers(n: int) -> None:  # wait until the router has seen n workers connected (events, not time)
+        deadline = time.monotonic() + 10
+        while dist.watch.peers != n and time.monotonic() < deadline:
+            dist.watch._update(50)
+        assert dist.watch.peers == n
+
+    peers(2)
+    while len(dist.credits) < 2:
+        dist._take_credits(50)
     gone.close()
-    deadline = time.monotonic() + 10
-    while dist.watch.connected() and dist.watch.peers > 1 and time.monotonic() < deadline:
-        dist.watch._update(50)  # until the router has seen the disconnect
+    peers(1)  # the router's I/O thread has seen the disconnect; the socket forgets the peer once it
+    for _ in range(200):  # processes its commands, which reading ZMQ_EVENTS makes it do
+        dist.sock.getsockopt(zmq.EVENTS)
+        time.sleep(0.001)
     for i in range(4):
         assert _send(dist, Message.frame(i, 0.0, {}))
     got = _drain(alive)

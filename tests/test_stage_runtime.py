@@ -27,7 +27,7 @@ class Doubler(Processor):
 
     def finish(self, msg, outputs):
         msg.arrays.clear()
-        msg.header["gaze"] = float(outputs["m"]["y"].item()) if outputs else None
+        msg.header["value"] = float(outputs["m"]["y"].item()) if outputs else None  # a field of its own
         return msg
 
 
@@ -106,7 +106,7 @@ def test_results_leave_in_frame_order_with_several_requests_in_flight(tmp_path):
     frames = [m for m in out if m.kind == "frame"]
     assert [m.index for m in frames] == list(range(60))
     for m in frames:
-        assert m.header["gaze"] == (None if m.index % 5 == 0 else 2.0 * (m.index % 100))
+        assert m.header["value"] == (None if m.index % 5 == 0 else 2.0 * (m.index % 100))
         assert m.header["trace"][-1][0] == "doubler"
     assert out[-1].kind == "eos"
     assert out[-1].header["stats"]["doubler"]["in"] == 60 and out[-1].header["stats"]["doubler"]["out"] == 60
@@ -118,7 +118,7 @@ def test_inputs_written_in_their_infer_request_with_several_in_flight(tmp_path):
     while in flight (4 requests, max speed), results as when copied in."""
     _, out = run_stage(tmp_path, [frame(i) for i in range(60)] + [Message.eos()], proc=StagedDoubler)
     frames = [m for m in out if m.kind == "frame"]
-    assert [m.header["gaze"] for m in frames] == [None if i % 5 == 0 else 2.0 * i for i in range(60)]
+    assert [m.header["value"] for m in frames] == [None if i % 5 == 0 else 2.0 * i for i in range(60)]
     assert StagedDoubler.staged == 48
 
 
@@ -133,11 +133,13 @@ def test_malformed_messages_are_counted_and_the_stream_goes_on(tmp_path):
 def ring(tmp_path):
     """A frame ring of 8 tiny frames (what capture makes) and a way to open consumers of it."""
     ctx = zmq.Context()
-    producer = RingProducer(ctx, str(tmp_path), (4, 4, 3), slots=8)
+    run_dir = tmp_path / "run"  # the run directory run_stage's stage uses
+    run_dir.mkdir(mode=0o700)
+    producer = RingProducer(ctx, str(run_dir), (4, 4, 3), slots=8)
     consumers = []
 
     def consumer():
-        consumers.append(RingConsumer(ctx))
+        consumers.append(RingConsumer(ctx, str(run_dir), local=True))
         return consumers[-1]
 
     def new_slot():
@@ -170,7 +172,7 @@ def test_arrays_in_a_frame_slot_are_read_in_place_and_every_slot_comes_back(tmp_
     bad.header["frame_ref"] = {**producer.ref(0), "slot": 99}
     bad.arrays.clear()
     _, out = run_stage(tmp_path, [*messages[:3], bad, *messages[3:], Message.eos()])
-    assert [(m.index, m.header["gaze"]) for m in out if m.kind == "frame"] == [(i, 2.0 * i) for i in indices]
+    assert [(m.index, m.header["value"]) for m in out if m.kind == "frame"] == [(i, 2.0 * i) for i in indices]
     assert out[-1].header["stats"]["doubler"]["malformed"] == 1
     deadline = 50
     while len(producer.free) < 8 and deadline:

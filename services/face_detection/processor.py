@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gazeflow.shared import geometry
 from gazeflow.shared.config import Config
-from gazeflow.shared.messages import Message
+from gazeflow.shared.messages import Message, check_array
 from gazeflow.shared.stage import Inputs, Outputs, Processor
 
 INPUT_W, INPUT_H = 672, 384
@@ -15,6 +15,10 @@ class FaceDetection(Processor):
         super().__init__(cfg)
         self.previous: geometry.Box | None = None
         self.partial_dropped = 0
+
+    def check(self, msg: Message) -> None:
+        source = msg.header.get("source") or {}
+        check_array(msg, "frame", (source.get("height"), source.get("width"), 3))
 
     def prepare(self, msg: Message) -> Inputs:
         place = self.input("face", 0, (1, INPUT_H, INPUT_W, 3))  # resized straight into the request

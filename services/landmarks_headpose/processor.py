@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from gazeflow.shared import geometry
-from gazeflow.shared.messages import Message
+from gazeflow.shared.messages import MalformedMessage, Message, check_array
 from gazeflow.shared.stage import Inputs, Outputs, Processor
 
 EYE_INPUT = 60
@@ -15,6 +15,17 @@ EYE_INPUT = 60
 
 class LandmarksHeadPose(Processor):
     """Both models run on every frame (compiled as one by the runtime)."""
+
+    def check(self, msg: Message) -> None:
+        if msg.header["face"] is None:
+            return
+        if "crop" not in msg.header or "region" not in msg.header:
+            raise MalformedMessage("a face without its crop and region")
+        x0, y0, x1, y1 = msg.header["region"]
+        if "region" in msg.arrays:
+            check_array(msg, "region", (y1 - y0, x1 - x0, 3))
+        else:
+            check_array(msg, "frame", (None, None, 3))
 
     def prepare(self, msg: Message) -> Inputs:
         if msg.header["face"] is None:
