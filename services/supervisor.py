@@ -42,6 +42,7 @@ READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 4.0
 MAX_RESTARTS = 5
 DRAIN_S = 15.0  # replay: how long a drain may take before the stages are stopped
+LIVE_DRAIN_S = 3.0  # live input: the same, shorter
 END_GRACE_S = 5.0  # after the sink has finished, how long the others have to exit on their own
 
 
@@ -156,7 +157,7 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise GazeflowError(f"stages not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(sorted(waiting))}")
 
-    def wait_done(self, deadline: float = float("inf")) -> None:
+    def wait_done(self, deadline: float = float("inf"), grace_s: float = END_GRACE_S) -> None:
         ended: float | None = None
         while self.restart_at or any(p.poll() is None for p in self.procs.values()):
             self.events(0.2)
@@ -164,11 +165,11 @@ class Supervisor:
             if reason:
                 raise GazeflowError(reason)
             if time.monotonic() > deadline:
-                log.warning("run-all: the drain took over %.0f s: stopping every stage", DRAIN_S)
+                log.warning("run-all: the end of the stream took too long: stopping every stage")
                 return
             if ended is None and self.procs[self.cfg.sink].poll() == 0:
                 ended = time.monotonic()  # the stream is over; a worker restarted after its end never hears of it
-            if ended is not None and time.monotonic() - ended > END_GRACE_S:
+            if ended is not None and time.monotonic() - ended > grace_s:
                 idle = [n for n, p in self.procs.items() if p.poll() is None]
                 log.info("run-all: the stream has ended; stopping %s", ", ".join(idle))
                 return
@@ -177,12 +178,13 @@ class Supervisor:
             raise GazeflowError(reason)
 
     def drain(self) -> None:
-        """Replay: capture stops reading and ends the stream; the frames in flight finish."""
+        """The source stops reading and ends the stream; the frames in flight finish (live: within
+        LIVE_DRAIN_S, the frames are fresh ones) and the sink writes the results and the metrics."""
         source = self.procs.get(self.cfg.source)
         if source is None or source.poll() is not None:
             return
         source.send_signal(signal.SIGTERM)
-        self.wait_done(time.monotonic() + DRAIN_S)
+        self.wait_done(time.monotonic() + (LIVE_DRAIN_S if self.cfg.live else DRAIN_S), grace_s=1.0)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -238,10 +240,11 @@ def run_all(cfg: Config) -> int:
         return 0
     except _Signalled as sig:
         name = signal.Signals(sig.signum).name
-        if cfg.live or sup is None or cfg.source not in sup.procs:
+        if sup is None or cfg.source not in sup.procs:
             log.info("run-all: %s, stopping all stages", name)
         else:
-            log.info("run-all: %s, draining: no new frames, those in flight finish (again to stop at once)", name)
+            log.info("run-all: %s, ending the stream: no new frames, those in flight finish, results and metrics "
+                     "are written (again to stop at once)", name)  # fmt: skip
             try:
                 sup.drain()
             except _Signalled:

@@ -16,7 +16,7 @@ import pytest
 
 from gazeflow.shared.config import runtime_root
 
-from conftest import KILL_FRAMES, gazeflow, kill_in_replay, start_run, title
+from conftest import KILL_FRAMES, gazeflow, kill_in_replay, start_run, title, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -94,13 +94,18 @@ def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
     return proc, children
 
 
+def _pid_of(run_dir: Path) -> str:
+    try:
+        return (run_dir / "run-all.pid").read_text()
+    except OSError:
+        return ""
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_every_stage_within_5s_and_cleans_up(assets, signum):
-    root = Path(runtime_root())
-    before = set(root.glob("gazeflow-*"))
     proc, children = _start_live_run()
-    started = set(root.glob("gazeflow-*")) - before
-    assert started and all(any(d.iterdir()) for d in started)  # ipc sockets were there
+    started = [d for d in Path(runtime_root()).glob("gazeflow-*") if _pid_of(d) == str(proc.pid)]  # its own
+    assert len(started) == 1 and any(started[0].iterdir())  # ipc sockets were there
     t0 = time.monotonic()
     proc.send_signal(signum)
     proc.communicate(timeout=10)
@@ -154,12 +159,34 @@ def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - t0 < 10
-    assert proc.returncode == 130 and "draining" in err
+    assert proc.returncode == 130 and "ending the stream" in err
     report = json.loads(metrics.read_text())
     frames = [json.loads(line)["frame"] for line in results.read_text().splitlines()]
     assert 0 < len(frames) < 595 and frames == list(range(len(frames)))  # nothing in flight was lost
     assert report["frames"] == len(frames) and report["lost"] == 0 and report["dropped"] == 0
     assert f"frames {len(frames)}," in out
+    _, alive = psutil.wait_procs(children, timeout=2)
+    assert not alive
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_on_live_input_keeps_the_work_results_metrics_and_summary(assets, tmp_path, signum):
+    """A looped real-time replay (live: it can only end by a signal): the first signal ends the stream,
+    the frames in flight finish, and the results, the metrics and the summary line are all written."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--results", str(results),
+                     "--metrics", str(metrics), "--log-interval", "0")  # fmt: skip
+    children = psutil.Process(proc.pid).children()
+    wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
+    t0 = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 5  # within a few seconds
+    assert proc.returncode == 128 + signum and "ending the stream" in err, err[-2000:]
+    report = json.loads(metrics.read_text())
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert report["frames"] == len(rows) > 0 and f"frames {len(rows)}," in out
+    assert report["frames"] + report["dropped"] + report["lost"] == report["stages"]["capture"]["in"]
     _, alive = psutil.wait_procs(children, timeout=2)
     assert not alive
 

@@ -18,6 +18,7 @@ from gazeflow.shared.process import Control, StopFlag
 from .source import DecodeLead, Pacer, Source, resolve_input
 
 log = logging.getLogger("gazeflow.capture")
+LIVE_DRAIN_S = 2.0  # live input stopped by a signal: at most this long (frames in flight are fresh ones)
 DRAIN_S = 10.0  # replay stopped by a signal: at most this long for the frames in flight to finish
 
 
@@ -112,14 +113,15 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     drain_deadline = 0.0
 
     def aborted() -> bool:
-        """Replay drains on the first signal (no more frames, the rest finish); a second one aborts, and so
-        does a next stage that has gone (nothing left to drain into) or a drain longer than DRAIN_S."""
-        if stop.count >= (2 if lossless else 1):
+        """The first signal ends the stream (no more frames; those in flight finish, so that results and
+        metrics are written); a second one aborts, and so does a next stage that has gone (nothing left
+        to drain into) or a drain longer than DRAIN_S (live: LIVE_DRAIN_S)."""
+        if stop.count >= 2:
             return True
         if not stop:
             return False
         nonlocal drain_deadline
-        drain_deadline = drain_deadline or time.monotonic() + DRAIN_S
+        drain_deadline = drain_deadline or time.monotonic() + (DRAIN_S if lossless else LIVE_DRAIN_S)
         return not sender.watch.connected() or time.monotonic() > drain_deadline
 
     cpu0 = time.process_time()
