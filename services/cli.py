@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="only check what is in the cache")
     p = sub.add_parser("keys", help="make CURVE key pairs for encrypted, authenticated tcp links")
     p.add_argument("dir", help="folder for server/client keys and authorized/ (copy it to every host)")
+    p.add_argument("--force", action="store_true", help="replace keys that are already in DIR")
     p = sub.add_parser("report", help="print a metrics report as a table and plot it (PNG)")
     p.add_argument("metrics", metavar="FILE.json", help="a report written by --metrics")
     p.add_argument("--out", metavar="PREFIX", help="plots go to PREFIX-latency.png and PREFIX-e2e.png")
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "keys":
             from gazeflow.shared.security import make_keys
 
-            d = make_keys(args.dir)
+            d = make_keys(args.dir, force=args.force)
             print(f'CURVE keys in {d}: copy the folder to every host and set curve_keys = "{d}" in the config')
             return 0
         if args.command == "report":

@@ -60,6 +60,12 @@ class StageConfig:
 
 
 @dataclass
+class LinkConfig:
+    insecure: bool = False  # tcp across the network without CURVE (only for a network you trust)
+    bind_all: bool = False  # may bind every interface (0.0.0.0, ::), as in a container
+
+
+@dataclass
 class PointerConfig:
     backend: str = "auto"  # auto | pyautogui | null
     screen: tuple[int, int] = (1920, 1080)  # used by the null backend
@@ -68,6 +74,7 @@ class PointerConfig:
     smoothing: float = 0.5  # exponential smoothing factor per frame, 0 = none
     dead_zone_px: int = 8  # moves smaller than this are not made
     fail_safe: bool = True  # pyautogui's corner fail-safe
+    max_age_ms: float = 500.0  # live input: gaze older than this (since capture) never moves the pointer
 
 
 @dataclass
@@ -91,6 +98,9 @@ class Config:
     # the stages a run uses, in order (shared/registry.py): a source, inference stages, a sink
     chain: list[str] = field(default_factory=lambda: list(registry.default_chain()))
     stages: dict[str, StageConfig] = field(default_factory=lambda: {name: StageConfig() for name in registry.stages()})
+    links: dict[str, LinkConfig] = field(
+        default_factory=lambda: {s.output: LinkConfig() for s in registry.stages().values() if s.output}
+    )
 
     @property
     def live(self) -> bool:
@@ -112,12 +122,12 @@ class Config:
         return any(s.workers > 1 for s in self.stages.values())
 
     @property
-    def links(self) -> tuple[Link, ...]:
+    def chain_links(self) -> tuple[Link, ...]:
         return registry.links(tuple(self.chain))
 
     def link(self, stage: str, direction: str) -> Link:
         """The link a stage sends on (``output``) or receives from (``input``)."""
-        for link in self.links:
+        for link in self.chain_links:
             if (direction == "output" and link.up == stage) or (direction == "input" and link.down == stage):
                 return link
         raise GazeflowError(f"stage {stage} has no {direction} in the chain {self.chain}")
@@ -174,14 +184,15 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise GazeflowError(f"{where}.{key}: expected a table")
             _merge(current, value, f"{where}.{key}")
-        elif key == "stages":
+        elif key in ("stages", "links"):  # tables of tables, one per stage or link
             if not isinstance(value, dict):
-                raise GazeflowError(f"{where}.stages: expected a table")
-            for stage, stage_values in value.items():
-                if stage not in current:
-                    known = ", ".join(current)
-                    raise GazeflowError(f"{where}.stages: unknown stage {stage!r} (stages: {known})")
-                _merge(current[stage], stage_values, f"{where}.stages.{stage}")
+                raise GazeflowError(f"{where}.{key}: expected a table")
+            for name, values in value.items():
+                if name not in current:
+                    raise GazeflowError(f"{where}.{key}: unknown {key[:-1]} {name!r} ({key}: {', '.join(current)})")
+                if not isinstance(values, dict):
+                    raise GazeflowError(f"{where}.{key}.{name}: expected a table")
+                _merge(current[name], values, f"{where}.{key}.{name}")
         else:
             if isinstance(current, tuple):
                 value = tuple(value) if isinstance(value, list) else value
@@ -216,7 +227,7 @@ def validate(cfg: Config) -> Config:
         if stage.workers < 1 or (stage.workers > 1 and not scalable):
             why = " or more" if scalable else " (one process holds its state)"
             raise GazeflowError(f"stages.{name}.workers {stage.workers}: must be 1{why}")
-    for link in cfg.links:
+    for link in cfg.chain_links:
         if cfg.workers(link.up) > 1 and cfg.workers(link.down) > 1:
             both = f"stages {link.up} and {link.down} are both scaled"
             raise GazeflowError(f"{both}: scale one of two neighbours ({link.name} link)")
@@ -247,6 +258,29 @@ def _check_link(cfg: Config, link: Link) -> None:
     bound, connected = (out_ep, in_ep) if out_ep.mode == "bind" else (in_ep, out_ep)
     if not _same_address(bound.address, connected.address):
         raise GazeflowError(f"{where}: {connected.address} does not reach {bound.address}")
+    for ep, key in ((out_ep, f"stages.{up}.output"), (in_ep, f"stages.{down}.input")):
+        _check_exposure(cfg, link, ep, f"{where}: {key}")
+
+
+EVERY_INTERFACE = ("0.0.0.0", "::", "[::]", "0", "*")
+
+
+def _check_exposure(cfg: Config, link: Link, ep: Endpoint, where: str) -> None:
+    """Secure by default: binding every interface must be asked for, and a tcp link beyond this host needs
+    CURVE unless the topology says that link may go in plaintext."""
+    if not ep.address.startswith("tcp://"):
+        return
+    host = ep.address[len("tcp://") :].rpartition(":")[0]
+    table = f"[links.{link.name}]"
+    if host in EVERY_INTERFACE:
+        if ep.mode == "bind" and not cfg.links[link.name].bind_all:
+            raise GazeflowError(f"{where} binds every interface ({host}): name one address, or set {table} "
+                                "bind_all = true")  # fmt: skip
+        return
+    loopback = host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+    if not loopback and not cfg.curve_keys and not cfg.links[link.name].insecure:
+        fix = f"set curve_keys (make them with 'gazeflow keys DIR'), or {table} insecure = true on a trusted network"
+        raise GazeflowError(f"{where} crosses the network ({ep.address}) unencrypted: {fix}")
 
 
 def _same_address(bound: str, connected: str) -> bool:

@@ -11,6 +11,7 @@ stage goes on. ipc links stay on the host and are not encrypted.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,37 @@ log = logging.getLogger("gazeflow.auth")
 _authenticators: list[ThreadAuthenticator] = []
 
 
-def make_keys(directory: str | Path) -> Path:
+def make_keys(directory: str | Path, force: bool = False) -> Path:
+    """A server and a client key pair and authorized/ in a folder only its owner can enter (0700), the
+    secret keys readable by their owner alone (0600); existing keys are replaced only with ``force``."""
     d = Path(directory)
+    if not force and any((d / f"{name}.key_secret").exists() for name in ("server", "client")):
+        raise GazeflowError(f"{d} already holds keys: use another folder, or --force to replace them")
     d.mkdir(parents=True, exist_ok=True)
-    for name in ("server", "client"):
-        zmq.auth.create_certificates(d, name)
-    authorized = d / "authorized"
-    authorized.mkdir(exist_ok=True)
-    shutil.copyfile(d / "client.key", authorized / "client.key")
+    d.chmod(0o700)
+    old = os.umask(0o077)
+    try:
+        for name in ("server", "client"):
+            zmq.auth.create_certificates(d, name)
+            (d / f"{name}.key_secret").chmod(0o600)
+        authorized = d / "authorized"
+        authorized.mkdir(exist_ok=True)
+        shutil.copyfile(d / "client.key", authorized / "client.key")
+    finally:
+        os.umask(old)
     return d
+
+
+def _private(path: Path) -> Path:
+    """A secret key file that no other user can read (group access is left to the deployment: a
+    Kubernetes secret with fsGroup), else one line saying so."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path  # load_certificate names a missing file
+    if mode & 0o007:
+        raise GazeflowError(f"secret key {path} can be read by other users (mode {mode & 0o777:o}): chmod 600 it")
+    return path
 
 
 class _RefusalsAsWarnings(logging.LoggerAdapter):
@@ -61,8 +84,8 @@ class Curve:
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         try:
-            self.server_public, self.server_secret = zmq.auth.load_certificate(self.dir / "server.key_secret")
-            self.client_public, self.client_secret = zmq.auth.load_certificate(self.dir / "client.key_secret")
+            self.server_public, self.server_secret = zmq.auth.load_certificate(_private(self.dir / "server.key_secret"))
+            self.client_public, self.client_secret = zmq.auth.load_certificate(_private(self.dir / "client.key_secret"))
         except (OSError, ValueError) as exc:
             raise GazeflowError(
                 f"CURVE keys in {self.dir}: {exc} (make them with 'gazeflow keys {self.dir}')"

@@ -22,6 +22,7 @@ from .endpoint import Endpoint
 from .messages import MalformedMessage, Message, decode, encode
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K BGR frame is 25 MB; anything bigger is refused
+HEARTBEAT_MS = 1000  # tcp links: ZeroMQ pings its peer this often and drops the connection after 3 missed
 ACK = b"end"  # the receiver's answer to an end-of-stream message
 log = logging.getLogger("gazeflow.transport")
 
@@ -33,6 +34,10 @@ def open_socket(ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    if endpoint.address.startswith("tcp://"):  # a peer that vanishes (host down, cable out) is noticed
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * HEARTBEAT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, 6 * HEARTBEAT_MS)
     if curve is not None:
         curve.apply(ctx, sock, endpoint.address, endpoint.mode == "bind")
     return sock

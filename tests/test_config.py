@@ -157,6 +157,27 @@ def test_a_bind_on_every_interface_is_reached_by_a_host_name(tmp_path):
     cfg = _cfg(
         tmp_path,
         "[stages.gaze]\noutput = 'push+bind:tcp://0.0.0.0:5557'\n"
-        "[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'",
+        "[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'\n"
+        "[links.gaze]\nbind_all = true\ninsecure = true",
     )
     assert str(cfg.endpoint("pointer", "input")) == "pull+connect:tcp://gaze.example:5557"
+
+
+@pytest.mark.parametrize(
+    "links, error",
+    [
+        ("", "link gaze (gaze -> pointer): stages.gaze.output binds every interface (0.0.0.0): name one address"),
+        (
+            "[links.gaze]\nbind_all = true",
+            "stages.pointer.input crosses the network (tcp://gaze.example:5557) unencrypted: set curve_keys",
+        ),
+    ],
+)
+def test_secure_by_default_across_hosts_one_line_naming_the_link(tmp_path, links, error):
+    with pytest.raises(GazeflowError) as exc:
+        _cfg(tmp_path, "[stages.gaze]\noutput = 'push+bind:tcp://0.0.0.0:5557'\n"
+                       f"[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'\n{links}")  # fmt: skip
+    assert error in str(exc.value) and "\n" not in str(exc.value)
+    loopback = "[stages.gaze]\noutput = 'push+bind:tcp://127.0.0.1:5557'\n[stages.pointer]\ninput = " \
+               "'pull+connect:tcp://127.0.0.1:5557'"  # fmt: skip
+    assert _cfg(tmp_path, loopback).curve_keys == ""  # on this host plaintext is fine

@@ -37,7 +37,7 @@ def topology() -> config.Config:
 def links(cfg: config.Config) -> list[tuple[str, Endpoint, str, Endpoint]]:
     """(binding stage, its endpoint, connecting stage, its endpoint) for every link."""
     out = []
-    for link in cfg.links:
+    for link in cfg.chain_links:
         up, down = link.up, link.down
         a, b = cfg.endpoint(up, "output"), cfg.endpoint(down, "input")
         out.append((up, a, down, b) if a.mode == "bind" else (down, b, up, a))
@@ -112,6 +112,12 @@ def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topolo
             p["containerPort"] for p in deployments[host(binder)]["spec"]["template"]["spec"]["containers"][0]["ports"]
         ]
     assert set(services) == {host(b) for b, _, _, _ in links(topology)}  # no Service without an endpoint
+    for d in deployments.values():  # no privileged container (the camera comes from a device plugin), keys private
+        spec = d["spec"]["template"]["spec"]
+        assert not spec["containers"][0].get("securityContext", {}).get("privileged")
+        assert spec["securityContext"]["fsGroup"] == 10001
+        keys = next(v for v in spec["volumes"] if v["name"] == "keys")
+        assert keys["secret"]["defaultMode"] & 0o007 == 0
 
 
 def test_systemd_template_runs_a_stage_with_the_topology():

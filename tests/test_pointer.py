@@ -71,3 +71,21 @@ def test_pyautogui_moves_the_real_pointer_without_blocking(xvfb, monkeypatch):
     assert not [s for s in sleeps if s > 0]  # no tween, no PAUSE: a move never waits
     out = subprocess.run(["xdotool", "getmouselocation"], capture_output=True, text=True, env=os.environ).stdout
     assert out.startswith("x:397 y:200")
+
+
+def test_stale_gaze_never_moves_the_pointer_on_live_input(tmp_path):
+    """After a stall upstream, gaze older than pointer.max_age_ms (since capture) does not move the pointer."""
+    from gazeflow.services.pointer.processor import Pointer
+    from gazeflow.shared.config import Config
+    from gazeflow.shared.messages import Message
+
+    cfg = Config(input="cam:0", pointer=PointerConfig(backend="null", smoothing=0.0))  # live
+    pointer = Pointer(cfg)
+    pointer.name = "pointer"
+    fresh, stale = Message.frame(1, time.time(), {}), Message.frame(2, time.time() - 5.0, {})
+    for msg in (fresh, stale):
+        msg.header["gaze"] = [0.1, 0.0, -0.99]
+    assert pointer.finish(fresh, {}).header["pointer"]["moved"]
+    assert pointer.finish(stale, {}).header["pointer"] is None and pointer.stale == 1
+    replay = Pointer(Config(pace="max-speed", pointer=PointerConfig(backend="null")))  # a replay is never stale
+    assert replay.finish(stale, {}).header["pointer"] is not None and replay.stale == 0

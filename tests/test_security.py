@@ -23,6 +23,7 @@ def test_wrong_key_is_refused_and_logged_and_the_server_goes_on(tmp_path, caplog
     good, other = make_keys(tmp_path / "good"), make_keys(tmp_path / "other")
     shutil.copyfile(good / "server.key", other / "server.key")  # it knows the server, but is not authorized
     shutil.copyfile(good / "server.key_secret", other / "server.key_secret")
+    (other / "server.key_secret").chmod(0o600)
     ctx = zmq.Context()
     try:
         server = _socket(ctx, zmq.PULL, "pull+bind:tcp://127.0.0.1:0", Curve(good))
@@ -47,3 +48,18 @@ def test_wrong_key_is_refused_and_logged_and_the_server_goes_on(tmp_path, caplog
 def test_missing_keys_are_one_line(tmp_path):
     with pytest.raises(GazeflowError, match="gazeflow keys"):
         Curve(tmp_path / "nothing")
+
+
+def test_keys_are_private_and_never_replaced_without_force(tmp_path):
+    from gazeflow.services.cli import main
+
+    keys = make_keys(tmp_path / "keys")
+    assert keys.stat().st_mode & 0o777 == 0o700
+    for name in ("server", "client"):
+        assert (keys / f"{name}.key_secret").stat().st_mode & 0o777 == 0o600
+    before = (keys / "server.key_secret").read_bytes()
+    assert main(["keys", str(keys)]) == 2 and (keys / "server.key_secret").read_bytes() == before
+    assert main(["keys", str(keys), "--force"]) == 0 and (keys / "server.key_secret").read_bytes() != before
+    (keys / "client.key_secret").chmod(0o644)  # readable by everyone: refused
+    with pytest.raises(GazeflowError, match="can be read by other users"):
+        Curve(keys)

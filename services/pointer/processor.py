@@ -37,13 +37,19 @@ class Pointer(Processor):
         self.metrics = metrics.PipelineMetrics(cfg.chain)
         self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
         self._next_live = time.monotonic() + cfg.log_interval
+        self.max_age_s = cfg.pointer.max_age_ms / 1e3
+        self.stale = 0  # live frames whose gaze was too old to move the pointer
         log.info("pointer backend %s, screen %dx%d", self.backend.name, *self.backend.size)
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.kind == "eos":
             self._end(msg.header.get("stats", {}))
             return msg
-        decision = self.controller.update(msg.header["gaze"])
+        gaze = msg.header["gaze"]
+        if gaze is not None and self.cfg.live and time.time() - msg.header["t_capture"] > self.max_age_s:
+            self.stale += 1  # after a stall upstream: where the user looked then is not where they look now
+            gaze = None
+        decision = self.controller.update(gaze)
         if decision is not None and decision["moved"]:
             self.backend.move(decision["x"], decision["y"])
         msg.header["pointer"] = decision
@@ -77,6 +83,7 @@ class Pointer(Processor):
         stats[self.name] = stats.get(self.name, {})
         report = self.metrics.report(stats)
         report["pointer_moves"] = self.controller.moves
+        report["pointer_stale"] = self.stale
         report["pointer_backend"] = self.backend.name
         if self.results is not None:
             self.results.close()
