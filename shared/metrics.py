@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
 from . import registry
 from .messages import Message
 
-KEEP = 100_000  # samples kept per series: percentiles cover the last KEEP frames
+RECENT = 512  # the most recent values kept per series, for the live line's medians
+TIMELINE = 4096  # at most this many points per series of the per-frame timeline
 T_RECV, T_SEND, QUEUE, PRE, INFER, HOLD, POST, WORKER, IN_FLIGHT = range(1, 10)
 SILENT_S = 2.0  # a stage (worker) that has passed no frame for this long is reported silent
 SERIES = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "hold_ms", "post_ms", "service_ms")
@@ -81,6 +83,62 @@ def percentiles(values: Any) -> dict[str, float]:
     }
 
 
+class Series:
+    """One timing's distribution in bounded memory: an HDR histogram (1 µs to 1 h, two significant digits,
+    26 KB whatever the run's length), the exact maximum, and the most recent values for the live line."""
+
+    HIGHEST_US = 3_600_000_000
+
+    def __init__(self) -> None:
+        self.histogram = HdrHistogram(1, self.HIGHEST_US, 2)
+        self.max = 0.0
+        self.recent: deque[float] = deque(maxlen=RECENT)
+
+    def add(self, ms: float) -> None:
+        # below 1 µs (or negative: clocks of two hosts apart) counts as 1 µs
+        self.histogram.record_value(min(max(int(ms * 1e3), 1), self.HIGHEST_US))
+        self.max = max(self.max, ms)
+        self.recent.append(ms)
+
+    def __len__(self) -> int:
+        return self.histogram.get_total_count()
+
+    def quantiles(self) -> dict[str, float]:
+        if not len(self):
+            return percentiles([])
+        top = round(self.max, 3)  # a bucket's upper edge can be above the largest value seen: never report that
+        p = self.histogram.get_percentile_to_value_dict([50, 95, 99])
+        return {"p50": min(p[50] / 1e3, top), "p95": min(p[95] / 1e3, top), "p99": min(p[99] / 1e3, top), "max": top}
+
+
+class Timeline:
+    """Per-frame values for the plots, in bounded memory: at most TIMELINE points per series; once full,
+    every other point goes and only every second frame is kept from then on (the whole run, coarser)."""
+
+    def __init__(self) -> None:
+        self.series: dict[str, list[float]] = defaultdict(list)
+        self.stride = 1
+        self.seen = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        self.seen += 1
+        if (self.seen - 1) % self.stride:
+            return
+        for key, value in values.items():
+            self.series[key].append(value)
+        if len(self.series["frame"]) >= TIMELINE:
+            for key in self.series:
+                self.series[key] = self.series[key][::2]
+            self.stride *= 2
+
+    def as_dict(self, stages: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {k: self.series[k] for k in ("frame", "t", "e2e_ms")}
+        for kind in ("service_ms", "infer_ms"):
+            out[kind] = {name: self.series[f"{kind}:{name}"] for name in stages if f"{kind}:{name}" in self.series}
+        out["every"] = self.stride  # one point per this many frames
+        return out
+
+
 class PipelineMetrics:
     def __init__(self, chain: tuple[str, ...] | list[str] | None = None) -> None:
         self.chain = tuple(chain or registry.default_chain())  # the stages, in order, for the reports
@@ -89,20 +147,11 @@ class PipelineMetrics:
         self.gazes = 0
         self.first_capture: float | None = None
         self.last_send = 0.0
-        self.e2e: deque[float] = deque(maxlen=KEEP)
-        self.stage: dict[str, dict[str, deque[float]]] = defaultdict(
-            lambda: {name: deque(maxlen=KEEP) for name in SERIES}
-        )
-        self.timeline: dict[str, Any] = {
-            "frame": deque(maxlen=KEEP),
-            "t": deque(maxlen=KEEP),
-            "e2e_ms": deque(maxlen=KEEP),
-        }
-        self.timeline_stages: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=KEEP))
-        self.timeline_infer: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=KEEP))
+        self.e2e = Series()
+        self.stage: dict[str, dict[str, Series]] = defaultdict(lambda: {name: Series() for name in SERIES})
+        self.timeline = Timeline()
         self._interval_start = time.monotonic()
         self._interval_frames = 0
-        self._interval_e2e: list[float] = []
         # health: (stage, worker) -> [last frame, wall time it left that stage, requests in flight]
         self.health: dict[tuple[str, str], list[Any]] = {}
 
@@ -120,29 +169,27 @@ class PipelineMetrics:
         end_ns = trace[-1][T_SEND] if trace else time.time_ns()
         self.last_send = end_ns / 1e9
         e2e = (end_ns / 1e9 - t_capture) * 1e3
-        self.e2e.append(e2e)
+        self.e2e.add(e2e)
         self._interval_frames += 1
-        self._interval_e2e.append(e2e)
-        self.timeline["frame"].append(h["frame"])
-        self.timeline["t"].append(round(end_ns / 1e9 - self.first_capture, 4))
-        self.timeline["e2e_ms"].append(round(e2e, 3))
+        point = {"frame": h["frame"], "t": round(end_ns / 1e9 - self.first_capture, 4), "e2e_ms": round(e2e, 3)}
         previous_send = None
         for row in trace:
             if len(row) > IN_FLIGHT:
                 self.health[(row[0], str(row[WORKER]))] = [h["frame"], row[T_SEND], row[IN_FLIGHT]]
             s = self.stage[row[0]]
             if previous_send is not None:
-                s["transport_ms"].append((row[T_RECV] - previous_send) / 1e6)
+                s["transport_ms"].add((row[T_RECV] - previous_send) / 1e6)
             previous_send = row[T_SEND]
-            s["queue_ms"].append(row[QUEUE] / 1e6)
-            s["pre_ms"].append(row[PRE] / 1e6)
-            s["infer_ms"].append(row[INFER] / 1e6)
-            s["hold_ms"].append(row[HOLD] / 1e6)
-            s["post_ms"].append(row[POST] / 1e6)
+            s["queue_ms"].add(row[QUEUE] / 1e6)
+            s["pre_ms"].add(row[PRE] / 1e6)
+            s["infer_ms"].add(row[INFER] / 1e6)
+            s["hold_ms"].add(row[HOLD] / 1e6)
+            s["post_ms"].add(row[POST] / 1e6)
             service = (row[PRE] + row[INFER] + row[POST]) / 1e6
-            s["service_ms"].append(service)
-            self.timeline_stages[row[0]].append(round(service, 3))
-            self.timeline_infer[row[0]].append(round(row[INFER] / 1e6, 3))
+            s["service_ms"].add(service)
+            point[f"service_ms:{row[0]}"] = round(service, 3)
+            point[f"infer_ms:{row[0]}"] = round(row[INFER] / 1e6, 3)
+        self.timeline.add(point)
 
     def live_line(self) -> str | None:
         """One compact line for the interval since the last call; None if called too soon."""
@@ -151,14 +198,14 @@ class PipelineMetrics:
         if span <= 0:
             return None
         fps = self._interval_frames / span
-        e2e = float(np.median(self._interval_e2e)) if self._interval_e2e else 0.0
+        n = max(1, self._interval_frames)  # the interval's frames (the most recent RECENT at most)
+        e2e = float(np.median(list(itertools.islice(reversed(self.e2e.recent), n)))) if self._interval_frames else 0.0
         parts = [f"fps {fps:5.1f}", f"e2e p50 {e2e:6.1f} ms"]
         for name in self.chain:
-            if name in self.stage and self.stage[name]["service_ms"]:
-                n = max(1, self._interval_frames)
-                recent = list(itertools.islice(reversed(self.stage[name]["service_ms"]), n))
+            if name in self.stage and len(self.stage[name]["service_ms"]):
+                recent = list(itertools.islice(reversed(self.stage[name]["service_ms"].recent), n))
                 parts.append(f"{name} {float(np.median(recent)):.1f}")
-        self._interval_start, self._interval_frames, self._interval_e2e = now, 0, []
+        self._interval_start, self._interval_frames = now, 0
         return " | ".join(parts)
 
     def health_line(self, workers: dict[str, int] | None = None) -> str:
@@ -196,7 +243,7 @@ class PipelineMetrics:
         stages: dict[str, Any] = {}
         for name in self.chain:
             series = self.stage.get(name)
-            entry: dict[str, Any] = {key: percentiles(series[key]) if series else percentiles([]) for key in SERIES}
+            entry: dict[str, Any] = {key: series[key].quantiles() if series else percentiles([]) for key in SERIES}
             entry.update({"in": 0, "out": 0, "dropped": 0, "malformed": 0})
             entry.update(stats.get(name, {}))
             stages[name] = entry
@@ -217,13 +264,9 @@ class PipelineMetrics:
             "cpu_ms_per_frame": round(
                 1e3 * sum(float(s.get("cpu_s", 0)) for s in stats.values()) / max(self.frames, 1), 3
             ),
-            "e2e_ms": percentiles(self.e2e),
+            "e2e_ms": self.e2e.quantiles(),
             "stages": stages,
-            "timeline": {
-                **{k: list(v) for k, v in self.timeline.items()},
-                "service_ms": {k: list(v) for k, v in self.timeline_stages.items()},
-                "infer_ms": {k: list(v) for k, v in self.timeline_infer.items()},
-            },
+            "timeline": self.timeline.as_dict(self.chain),
         }
 
 
