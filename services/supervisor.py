@@ -12,6 +12,7 @@ and metrics are written) and a second Ctrl-C stops at once. The run directory
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from gazeflow.models.fetch import verify_files
 from gazeflow.shared import registry
 from gazeflow.shared.config import Config, runtime_root
 from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.framering import DIED
 from gazeflow.shared.process import CONTROL_ENV
 
 from .capture.source import Source, resolve_input
@@ -134,6 +136,7 @@ class Supervisor:
             if not restartable or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
                 return reason if n < MAX_RESTARTS else f"{reason} (after {n} restarts)"
             self.restarts[name] = n + 1
+            self._tell_source_a_stage_died()
             delay = min(0.5 * 2**n, 8.0)
             log.warning("%s; restarting it in %.1f s (restart %d of %d)", reason, delay, n + 1, MAX_RESTARTS)
             self.restart_at[name] = time.monotonic() + delay
@@ -143,6 +146,18 @@ class Supervisor:
                 del self.restart_at[name]
                 self.start(name)
         return None
+
+    def _tell_source_a_stage_died(self) -> None:
+        """The frame slots on their way to the dead stage are lost with it: capture takes them back (it never
+        takes back a slot from a stage that is only slow)."""
+        if not self.cfg.shares_frames(self.cfg.source):
+            return
+        sock = self.ctx.socket(zmq.PUSH)
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.connect(f"ipc://{self.run_dir}/release")
+        with contextlib.suppress(zmq.Again):
+            sock.send(DIED, zmq.NOBLOCK)
+        sock.close()
 
     def wait_ready(self, names: list[str]) -> None:
         waiting = set(names)

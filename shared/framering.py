@@ -35,7 +35,10 @@ from .messages import ITEMSIZE, MalformedMessage, array_nbytes, dtype_name
 
 SLOTS = 8
 RELEASE_HWM = 1000  # slot numbers coming back: tiny, never worth blocking on
-SLOT_TIMEOUT_S = 5.0  # a slot not released for this long is taken back (its consumer died)
+HOLDER_BYTES = 16  # per slot: the pid of the process that has it, and whether it holds it or sent it on
+HELD, SENT = 1, 2
+DIED = b"died"  # on the release socket, from run-all: a stage process died (its slots in transit are lost)
+DEAD_GRACE_S = 2.0  # after a death, how long slots sent before it may still arrive somewhere alive
 SCRATCH = 64 << 10  # bytes after each frame for small arrays that go on with it
 _ALIGN = 64
 
@@ -51,7 +54,8 @@ class FrameRing:
         self.shape = tuple(shape)
         self.frame_bytes = int(np.prod(self.shape))
         self.scratch = scratch
-        self.stride = -(-(self.frame_bytes + scratch) // _ALIGN) * _ALIGN
+        self.holder_at = -(-self.frame_bytes // 8) * 8  # after the pixels: who has the slot (see Holder)
+        self.stride = -(-(self.holder_at + HOLDER_BYTES + scratch) // _ALIGN) * _ALIGN
         size = slots * self.stride
         if create:  # a file left by a run that was killed goes; a link there is removed, never followed
             self.path.unlink(missing_ok=True)
@@ -79,6 +83,15 @@ class FrameRing:
             for i in range(slots)
         ]
         self._scratch_views: dict[tuple[Any, ...], np.ndarray] = {}  # made once: np.frombuffer is slow on a cold CPU
+        self._holders = [np.frombuffer(self._map, np.int64, 2, i * self.stride + self.holder_at) for i in range(slots)]
+
+    def hold(self, slot: int, state: int) -> None:
+        """Say in the slot who has it now: this process, holding it (HELD) or sending it on (SENT)."""
+        self._holders[slot][:] = (os.getpid(), state)
+
+    def holder(self, slot: int) -> tuple[int, int]:
+        pid, state = self._holders[slot]
+        return int(pid), int(state)
 
     def view(self, slot: int) -> np.ndarray:
         return self._views[slot]
@@ -92,12 +105,21 @@ class FrameRing:
             count = nbytes // ITEMSIZE[dtype]
             if not (0 <= slot < self.slots and offset >= 0 and offset + nbytes <= self.scratch):
                 raise ValueError(f"{dtype}{list(shape)} at {offset} is not inside slot {slot}'s scratch")
-            start = slot * self.stride + self.frame_bytes + offset
+            start = slot * self.stride + self.holder_at + HOLDER_BYTES + offset
             view = self._scratch_views[key] = np.frombuffer(self._map, dtype, count, start).reshape(shape)
         return view
 
     def unlink(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (a stage that died before run-all reaped it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 class RingProducer:
@@ -112,6 +134,7 @@ class RingProducer:
         self.in_use: dict[int, tuple[int, float]] = {}  # slot -> (generation, taken at)
         self.generation = 0
         self.expired = 0
+        self.died_at: float | None = None  # when run-all last said a stage died
 
     def reclaim(self, timeout_ms: int = 0) -> None:
         """Take back released slots; wait up to timeout_ms for the first one."""
@@ -119,7 +142,11 @@ class RingProducer:
             return
         while True:
             try:
-                slot, gen = (int(v) for v in self.sock.recv(zmq.NOBLOCK).split(b":"))
+                message = self.sock.recv(zmq.NOBLOCK)
+                if message == DIED:
+                    self.died_at = time.monotonic()
+                    continue
+                slot, gen = (int(v) for v in message.split(b":"))
             except zmq.Again:
                 return
             except ValueError:
@@ -132,9 +159,14 @@ class RingProducer:
         self.free.append(slot)
 
     def _expire(self) -> None:
+        """Take back the slots of stages that died, never of slow ones: a slot whose holder's process is
+        gone; or, after run-all said a stage died, one that was on its way (sent on before the death, not
+        taken up since) once DEAD_GRACE_S has passed: it was in the dead stage's queue."""
         now = time.monotonic()
         for slot, (_, taken) in list(self.in_use.items()):
-            if now - taken > SLOT_TIMEOUT_S:
+            pid, state = self.ring.holder(slot)
+            lost = self.died_at is not None and taken < self.died_at and now - self.died_at > DEAD_GRACE_S
+            if (pid != os.getpid() and not _alive(pid)) or (state == SENT and lost):
                 self.expired += 1
                 self.give_back(slot)
 
@@ -147,6 +179,7 @@ class RingProducer:
         slot = self.free.popleft()
         self.generation += 1
         self.in_use[slot] = (self.generation, time.monotonic())
+        self.ring.hold(slot, SENT)  # capture decodes into it and sends it on
         return slot
 
     def ref(self, slot: int) -> dict[str, Any]:
@@ -221,6 +254,7 @@ class RingConsumer:
             arrays["frame"] = self.ring.view(slot)
             for name, dtype, shape, offset in ref.get("arrays", ()):
                 arrays[name] = self.ring.scratch_view(slot, offset, dtype, tuple(shape))
+            self.ring.hold(slot, HELD)
         except (KeyError, TypeError, ValueError, IndexError, OSError, GazeflowError) as exc:
             header.pop("frame_ref", None)  # nothing to give back: it may not even name a slot
             raise MalformedMessage(f"bad frame_ref: {exc}") from None
@@ -269,6 +303,11 @@ class RingConsumer:
             ref.pop("arrays", None)
         arrays.clear()
         return True
+
+    def send_on(self, ref: dict[str, Any]) -> None:
+        """The slot goes on with the message to the next stage."""
+        if self.ring is not None:
+            self.ring.hold(ref["slot"], SENT)
 
     def release(self, header: dict[str, Any]) -> None:
         self.give_back(header.pop("frame_ref", None))

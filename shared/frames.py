@@ -76,7 +76,10 @@ class Frames:
         """After ``finish``: the slot to give back once the message is sent, or None when it goes on
         by reference with the arrays the message carries in its scratch (the next stage releases it)."""
         ref = msg.header.get("frame_ref")
-        if ref is None or (self.share and msg.arrays and self.ring is not None and self.ring.stash(ref, msg.arrays)):
+        if ref is None:
+            return None
+        if self.share and msg.arrays and self.ring is not None and self.ring.stash(ref, msg.arrays):
+            self.ring.send_on(ref)
             return None
         return msg.header.pop("frame_ref")
 

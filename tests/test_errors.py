@@ -16,7 +16,7 @@ import pytest
 
 from gazeflow.shared.config import runtime_root
 
-from conftest import KILL_FRAMES, gazeflow, kill_in_replay, start_run, title, wait_for
+from conftest import KILL_FRAMES, gazeflow, kill_in_replay, stage_process, start_run, title, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +132,23 @@ def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, 
     out, report, _ = kill_in_replay(tmp_path, test_stages, "face_detection")
     assert report["lost"] > 0 and report["frames"] + report["lost"] == KILL_FRAMES
     assert f"lost {report['lost']}" in out
+
+
+def test_a_stalled_stage_is_waited_for_and_a_replay_stays_byte_identical(demo_runs, tmp_path):
+    """gaze stopped (SIGSTOP) for 6 s in a max-speed replay: no frame slot is taken back from it (it is
+    slow, not dead), the replay waits, and the results are those of a clean run, byte for byte."""
+    results = tmp_path / "r.jsonl"
+    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "200", "--pointer", "null",
+                     "--results", str(results), "--log-interval", "0")  # fmt: skip
+    wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
+    gaze = stage_process(proc, "gaze")
+    gaze.suspend()
+    time.sleep(6)  # the stall, injected: longer than the 5 s after which slots used to be taken back
+    gaze.resume()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "taken back" not in err and "died" not in err
+    assert results.read_text().splitlines() == demo_runs["run-all"].read_text().splitlines()[:200]
 
 
 def test_run_dirs_of_a_killed_run_all_are_removed_by_the_next(tmp_path):
