@@ -43,6 +43,7 @@ log = logging.getLogger("gazeflow.run_all")
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 4.0
 MAX_RESTARTS = 5
+QUIET_S = 3.0  # a stage with no heartbeat for this long is named in the log
 DRAIN_S = 15.0  # replay: how long a drain may take before the stages are stopped
 LIVE_DRAIN_S = 3.0  # live input: the same, shorter
 END_GRACE_S = 5.0  # after the sink has finished, how long the others have to exit on their own
@@ -87,6 +88,8 @@ class Supervisor:
         self.ready_pids: set[int] = set()
         self.restarts: dict[str, int] = {}
         self.restart_at: dict[str, float] = {}
+        self.beats: dict[int, float] = {}  # pid -> when its last heartbeat came
+        self.quiet: set[int] = set()  # pids already reported as quiet
         self.config_file = run_dir / "config.json"
         self.config_file.write_text(cfg.to_json())
 
@@ -112,6 +115,9 @@ class Supervisor:
                 self.errors[event["stage"]] = event.get("message", "")
             elif event.get("event") == "ready":
                 self.ready_pids.add(event.get("pid", 0))
+                self.beats[event.get("pid", 0)] = time.monotonic()
+            elif event.get("event") == "alive":
+                self.beats[event.get("pid", 0)] = time.monotonic()
         return out
 
     def _reason(self, name: str, code: int) -> str:
@@ -122,8 +128,31 @@ class Supervisor:
             return f"stage {name} died: killed by {signal.Signals(-code).name}"
         return f"stage {name} exited with code {code}"
 
+    def _watch_heartbeats(self) -> None:
+        """Name a stage whose heartbeats have stopped (stopped, or hung); after hang_s, kill it: a
+        restartable stage is then restarted like one that died, another stops the run with that reason."""
+        now = time.monotonic()
+        for name, proc in self.procs.items():
+            last = self.beats.get(proc.pid)
+            if last is None or proc.poll() is not None:
+                continue
+            quiet = now - last
+            if quiet > QUIET_S and proc.pid not in self.quiet:
+                self.quiet.add(proc.pid)
+                log.warning("stage %s: no heartbeat for %.0f s (stopped or hung)", name, quiet)
+            elif quiet <= QUIET_S and proc.pid in self.quiet:
+                self.quiet.discard(proc.pid)
+                log.info("stage %s: heartbeats again", name)
+            if self.cfg.hang_s and quiet > self.cfg.hang_s:
+                log.warning("stage %s: no heartbeat for %.0f s: hung; killing it", name, quiet)
+                self.errors[name] = f"hung (no heartbeat for {quiet:.0f} s)"
+                self.beats.pop(proc.pid)
+                proc.kill()
+                proc.wait()
+
     def failed(self) -> str | None:
         """A one-line reason if some stage has exited with an error it cannot be restarted from."""
+        self._watch_heartbeats()
         for name, proc in self.procs.items():
             code = proc.poll()
             if code in (None, 0) or name in self.restart_at:

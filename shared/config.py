@@ -88,6 +88,7 @@ class Config:
     curve_keys: str = ""  # folder made by 'gazeflow keys': encrypt and authenticate every tcp link
     shared_frames: bool = True  # a same-host frames link passes shared-memory slots, not pixels
     stale_ms: float = 100.0  # live input: a waiting frame this old is dropped once a newer one arrives
+    hang_s: float = 15.0  # run-all: a stage with no heartbeat for this long is hung: restarted as if it died (0: never)
     results: str = ""
     metrics: str = ""
     log_interval: float = 1.0  # seconds between live metric lines, 0 = off
@@ -210,6 +211,8 @@ def validate(cfg: Config) -> Config:
         raise GazeflowError(f"pace {cfg.pace!r}: expected one of {', '.join(PACES)}")
     if cfg.fps < 0:
         raise GazeflowError(f"fps {cfg.fps}: must be positive")
+    if cfg.hang_s != 0 and cfg.hang_s < 3:
+        raise GazeflowError(f"hang_s {cfg.hang_s}: 0 (never) or at least 3 s (stages beat once a second)")
     if cfg.pointer.backend not in ("auto", "pyautogui", "null"):
         raise GazeflowError(f"pointer backend {cfg.pointer.backend!r}: expected auto, pyautogui or null")
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -31,9 +32,11 @@ class Stopped(Exception):
 
 class Outbox:
     def __init__(
-        self, cfg: Config, stage: str, ctx: zmq.Context, frames: Frames, counters: Counters, stop: StopFlag
-    ) -> None:
+        self, cfg: Config, stage: str, ctx: zmq.Context, frames: Frames, counters: Counters, stop: StopFlag,
+        beat: Callable[[], None] = lambda: None,
+    ) -> None:  # fmt: skip
         self.stage = stage
+        self.beat = beat  # while it waits for the next stage, the stage is alive
         self.frames = frames
         self.counters = counters
         self.stop = stop
@@ -66,12 +69,18 @@ class Outbox:
         while not self.sender.send(msg):
             if self.stop:
                 raise Stopped
+            self.beat()
             self.sender.wait(WAIT_S)
 
     def end(self, eos: Message) -> None:
         """Send the end of the stream and wait until the next stage has taken everything."""
-        if self.sender is not None and self.sender.send_end(eos, lambda: bool(self.stop)):
-            self.sender.wait_end(self.stage, lambda: bool(self.stop))
+
+        def abort() -> bool:  # checked while it waits: the stage is alive meanwhile
+            self.beat()
+            return bool(self.stop)
+
+        if self.sender is not None and self.sender.send_end(eos, abort):
+            self.sender.wait_end(self.stage, abort)
 
     def close(self) -> None:
         if self.sender is not None:

@@ -28,6 +28,7 @@ from .security import stop_authenticators
 
 log = logging.getLogger("gazeflow")
 CONTROL_ENV = "GAZEFLOW_CONTROL"
+BEAT_S = 1.0  # a stage's heartbeat to run-all
 _PR_SET_PDEATHSIG = 1
 
 
@@ -63,11 +64,22 @@ class Control:
     def __init__(self, ctx: zmq.Context, stage: str) -> None:
         self.stage = stage
         self.sock: zmq.Socket | None = None
+        self._next_beat = 0.0
         endpoint = os.environ.get(CONTROL_ENV)
         if endpoint:
             self.sock = ctx.socket(zmq.PUSH)
             self.sock.setsockopt(zmq.LINGER, 2000)
             self.sock.connect(endpoint)
+
+    def beat(self) -> None:
+        """The stage's loop is alive (at most one heartbeat a second goes out): run-all restarts a stage
+        whose heartbeats stop (hung, or stopped) as if it had died. Called from the loop itself, never from
+        a thread of its own, so that a loop that hangs stops beating."""
+        now = time.monotonic()
+        if self.sock is not None and now >= self._next_beat:
+            self._next_beat = now + BEAT_S
+            with contextlib.suppress(zmq.Again):
+                self.sock.send(msgpack.packb({"event": "alive", "stage": self.stage, "pid": os.getpid()}), zmq.NOBLOCK)
 
     def send(self, event: str, **fields: Any) -> None:
         if self.sock is not None:

@@ -101,7 +101,7 @@ class StageRuntime:
         self.proc.frames = self.frames
         self.inbox = Inbox(cfg, name, ctx, self.frames, self.counters, self.proc.check)
         self.log_failure = Throttled(log, logging.ERROR)
-        self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop)
+        self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop, control.beat)
         self.pending: deque[Item] = deque()  # in frame order, waiting for their inferences
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
         label = f"{name}[{worker}]" if cfg.workers(name) > 1 else name
@@ -182,6 +182,7 @@ class StageRuntime:
                 self._collect()
                 self.inbox.credit(0)
                 self.proc.tick()
+                self.control.beat()
                 if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
                     self._end(self.pending.popleft().msg, time.process_time() - cpu0)
                     return

@@ -151,6 +151,26 @@ def test_a_stalled_stage_is_waited_for_and_a_replay_stays_byte_identical(demo_ru
     assert results.read_text().splitlines() == demo_runs["run-all"].read_text().splitlines()[:200]
 
 
+def test_a_hung_stage_is_named_killed_and_restarted_and_the_stream_goes_on(assets, tmp_path):
+    """landmarks_headpose stopped (SIGSTOP) in a live run with hang_s = 3: run-all names it when its
+    heartbeats stop, kills it as hung after 3 s, restarts it, and frames flow again."""
+    results = tmp_path / "r.jsonl"
+    config = tmp_path / "hang.toml"
+    config.write_text("hang_s = 3.0\n")
+    proc = start_run("--config", str(config), "--input", "demo", "--loop", "--pointer", "null",
+                     "--results", str(results), "--log-interval", "0")  # fmt: skip
+    wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
+    victim = stage_process(proc, "landmarks_headpose")
+    victim.suspend()
+    wait_for(lambda: not victim.is_running() or victim.status() == psutil.STATUS_ZOMBIE, "the hung stage killed")
+    size = results.stat().st_size
+    wait_for(lambda: results.stat().st_size > size, "frames again after the restart")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert "stage landmarks_headpose: no heartbeat for 3 s (stopped or hung)" in err, err[-2000:]
+    assert "stage landmarks_headpose failed: hung (no heartbeat for" in err and "restarting it" in err
+
+
 def test_run_dirs_of_a_killed_run_all_are_removed_by_the_next(tmp_path):
     from gazeflow.services.supervisor import remove_stale_run_dirs
 

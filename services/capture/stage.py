@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import zmq
 
@@ -28,6 +28,7 @@ def frames(
     stop: StopFlag | None = None,
     ring: RingProducer | None = None,
     counters: Counters | None = None,
+    beat: Callable[[], None] = lambda: None,
 ) -> Iterator[Message]:
     """Yield paced frame messages with their capture trace row (run-sync uses this too).
 
@@ -52,6 +53,7 @@ def frames(
         if ring is not None:
             slot = ring.take()
             while slot is None and lossless and not stop:
+                beat()  # waiting for the pipeline is not hanging
                 ring.reclaim(100)
                 slot = ring.take()
             if slot is None and not stop:  # live: a slot may still come back before the release time
@@ -116,6 +118,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
         """The first signal ends the stream (no more frames; those in flight finish, so that results and
         metrics are written); a second one aborts, and so does a next stage that has gone (nothing left
         to drain into) or a drain longer than DRAIN_S (live: LIVE_DRAIN_S)."""
+        control.beat()  # it is asked while capture waits: capture is alive
         if stop.count >= 2:
             return True
         if not stop:
@@ -126,13 +129,15 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
 
     cpu0 = time.process_time()
     try:
-        for msg in frames(cfg, source, stop, ring, counters):
+        for msg in frames(cfg, source, stop, ring, counters, control.beat):
+            control.beat()
             msg.header["trace"][0][T_SEND] = time.time_ns()
             msg.header["seq"] = counters.sent  # no gaps: a stage after scaled workers restores this order
             if lossless:
                 while not sender.send(msg):
                     if aborted():
                         return
+                    control.beat()
                     sender.wait(0.1)
             elif not sender.send(msg):
                 counters.dropped += 1  # the pipeline is busy: drop, never queue, on live input
