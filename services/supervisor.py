@@ -42,7 +42,8 @@ from .pipeline import process_name
 log = logging.getLogger("gazeflow.run_all")
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 4.0
-MAX_RESTARTS = 5
+MAX_RESTARTS = 5  # in a row: a stage that stayed up UP_RESETS_S since its last start has its count reset
+UP_RESETS_S = 20.0
 QUIET_S = 3.0  # a stage with no heartbeat for this long is named in the log
 DRAIN_S = 15.0  # replay: how long a drain may take before the stages are stopped
 LIVE_DRAIN_S = 3.0  # live input: the same, shorter
@@ -87,6 +88,7 @@ class Supervisor:
         self.errors: dict[str, str] = {}
         self.ready_pids: set[int] = set()
         self.restarts: dict[str, int] = {}
+        self.started_at: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
         self.beats: dict[int, float] = {}  # pid -> when its last heartbeat came
         self.quiet: set[int] = set()  # pids already reported as quiet
@@ -101,6 +103,7 @@ class Supervisor:
                "--worker", worker, "--config", str(self.config_file)]  # fmt: skip
         # its own session: a Ctrl-C at the terminal reaches run-all only, which drains or stops the stages
         self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.started_at[name] = time.monotonic()
 
     def events(self, timeout_s: float) -> list[dict[str, Any]]:
         out = []
@@ -158,6 +161,8 @@ class Supervisor:
             if code in (None, 0) or name in self.restart_at:
                 continue
             reason = self._reason(name, code)
+            if time.monotonic() - self.started_at.get(name, 0.0) > UP_RESETS_S:
+                self.restarts[name] = 0  # it had been up a good while: a new fault, a new budget
             n = self.restarts.get(name, 0)
             # a stage that keeps no state between frames is restarted when it dies after it was ready;
             # the source (its position in the input) and the sink (the results file) are not

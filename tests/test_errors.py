@@ -245,3 +245,31 @@ def test_a_stage_started_alone_stops_on_sigterm_and_leaves_no_socket_file(assets
     _, err = proc.communicate(timeout=15)
     assert time.monotonic() - t0 < 3 and proc.returncode == 0, err[-1500:]
     assert list(run_dir.iterdir()) == []
+
+
+CHAOS_S = float(os.environ.get("GAZEFLOW_CHAOS_S", "180"))  # how long the chaos test goes on (the issue: 3 min)
+
+
+def test_chaos_an_inference_stage_killed_every_10_s_results_keep_coming_and_every_frame_is_counted(assets, tmp_path):
+    """kill -9 of an inference stage every 10 s (each in turn) in a looped lossless replay: after every kill
+    results keep coming, and at the end every frame capture sent is a result or counted lost."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    proc = start_run("--input", "demo", "--loop", "--lossless", "--pointer", "null", "--results", str(results),
+                     "--metrics", str(metrics), "--log-interval", "0")  # fmt: skip
+    wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
+    victims = ["face_detection", "landmarks_headpose", "gaze"]
+    kills = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < CHAOS_S:
+        time.sleep(10)  # the chaos schedule, injected
+        size = results.stat().st_size
+        stage_process(proc, victims[kills % 3]).kill()
+        kills += 1
+        wait_for(lambda size=size: results.stat().st_size > size, f"results after kill {kills}", 60)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    report = json.loads(metrics.read_text())
+    assert err.count("killed by SIGKILL; restarting it") == kills
+    assert report["dropped"] == 0
+    assert report["frames"] + report["lost"] == report["stages"]["capture"]["out"]
