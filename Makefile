@@ -6,7 +6,7 @@ ASSETS_MIRROR ?=
 INPUT ?= demo
 ARGS ?=
 
-.PHONY: help setup fetch test container-test lint run-all run-sync bench clean
+.PHONY: help setup fetch test container-test soak lint run-all run-sync bench clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: ## ruff, then the unit and integration tests (real models, real processes,
 
 container-test: ## build the image (podman, else docker; offline from the fetched assets) and run the compose topology on the demo; removes all it made
 	$(BIN)/python -m pytest tests/test_containers.py --containers -s -p no:cacheprovider
+
+soak: ## the demo looped at real time for 30 minutes (MINUTES=N): memory, open files and latency each minute -> out/soak.{json,png}
+	$(BIN)/python tests/soak.py --minutes $(or $(MINUTES),30) --out out/soak
 
 lint: ## ruff check and format check
 	$(BIN)/ruff check .

@@ -199,8 +199,9 @@ class PipelineMetrics:
             return None
         fps = self._interval_frames / span
         n = max(1, self._interval_frames)  # the interval's frames (the most recent RECENT at most)
-        e2e = float(np.median(list(itertools.islice(reversed(self.e2e.recent), n)))) if self._interval_frames else 0.0
-        parts = [f"fps {fps:5.1f}", f"e2e p50 {e2e:6.1f} ms"]
+        recent = list(itertools.islice(reversed(self.e2e.recent), n)) if self._interval_frames else [0.0]
+        p50, p95 = np.percentile(recent, [50, 95])
+        parts = [f"fps {fps:5.1f}", f"e2e p50 {p50:6.1f} ms", f"p95 {p95:6.1f} ms"]
         for name in self.chain:
             if name in self.stage and len(self.stage[name]["service_ms"]):
                 recent = list(itertools.islice(reversed(self.stage[name]["service_ms"].recent), n))
