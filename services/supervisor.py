@@ -91,6 +91,8 @@ class Supervisor:
         self.started_at: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
         self.beats: dict[int, float] = {}  # pid -> when its last heartbeat came
+        self.passed: dict[int, tuple[int, int, float]] = {}  # pid -> frames in, out, when out last moved
+        self.next_health = time.monotonic() + cfg.log_interval
         self.quiet: set[int] = set()  # pids already reported as quiet
         self.config_file = run_dir / "config.json"
         self.config_file.write_text(cfg.to_json())
@@ -120,7 +122,12 @@ class Supervisor:
                 self.ready_pids.add(event.get("pid", 0))
                 self.beats[event.get("pid", 0)] = time.monotonic()
             elif event.get("event") == "alive":
-                self.beats[event.get("pid", 0)] = time.monotonic()
+                pid, now = event.get("pid", 0), time.monotonic()
+                self.beats[pid] = now
+                if "frames_out" in event:
+                    last = self.passed.get(pid)
+                    moved = last is None or last[1] != event["frames_out"]
+                    self.passed[pid] = (event.get("frames_in", 0), event["frames_out"], now if moved else last[2])
         return out
 
     def _reason(self, name: str, code: int) -> str:
@@ -153,9 +160,32 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
 
+    def health_line(self) -> str:
+        """Each stage process from its own heartbeats: up, STALLED (it has frames but passes none on) or
+        SILENT (no heartbeat), with the frames it has taken in and passed on."""
+        now = time.monotonic()
+        parts = []
+        for name, proc in self.procs.items():
+            beat, passed = self.beats.get(proc.pid), self.passed.get(proc.pid)
+            if beat is None or passed is None:
+                continue
+            frames_in, frames_out, moved = passed
+            state = "up"
+            if now - beat > QUIET_S:
+                state = f"SILENT {now - beat:.0f}s"
+            elif frames_in > frames_out and now - moved > QUIET_S:
+                state = f"STALLED {now - moved:.0f}s"
+            parts.append(f"{name} {state} {frames_in}/{frames_out}")
+        return "health (frames in/out) " + ", ".join(parts) if parts else ""
+
     def failed(self) -> str | None:
         """A one-line reason if some stage has exited with an error it cannot be restarted from."""
         self._watch_heartbeats()
+        if self.cfg.log_interval > 0 and time.monotonic() >= self.next_health:
+            self.next_health = time.monotonic() + self.cfg.log_interval
+            line = self.health_line()
+            if line:
+                log.info("%s", line)
         for name, proc in self.procs.items():
             code = proc.poll()
             if code in (None, 0) or name in self.restart_at:

@@ -65,6 +65,7 @@ class Control:
         self.stage = stage
         self.sock: zmq.Socket | None = None
         self._next_beat = 0.0
+        self.counters: Any = None  # the stage's Counters, once it has them
         endpoint = os.environ.get(CONTROL_ENV)
         if endpoint:
             self.sock = ctx.socket(zmq.PUSH)
@@ -78,8 +79,11 @@ class Control:
         now = time.monotonic()
         if self.sock is not None and now >= self._next_beat:
             self._next_beat = now + BEAT_S
+            beat = {"event": "alive", "stage": self.stage, "pid": os.getpid()}
+            if self.counters is not None:  # what it has taken in and passed on: the health line's figures
+                beat.update(frames_in=self.counters.received, frames_out=self.counters.sent)
             with contextlib.suppress(zmq.Again):
-                self.sock.send(msgpack.packb({"event": "alive", "stage": self.stage, "pid": os.getpid()}), zmq.NOBLOCK)
+                self.sock.send(msgpack.packb(beat), zmq.NOBLOCK)
 
     def send(self, event: str, **fields: Any) -> None:
         if self.sock is not None:

@@ -94,6 +94,7 @@ class StageRuntime:
         self.name, self.cfg, self.control, self.stop, self.worker = name, cfg, control, stop, worker
         self.proc = build(name, cfg)
         self.counters = Counters()
+        control.counters = self.counters
         self.engine = Engine(cfg, name, registry.get(name).models)
         self.proc.staging = self.engine.staging
         local = cfg.endpoint(name, "input").ipc_path is not None  # only then may a message name a frame slot

@@ -139,7 +139,7 @@ def test_a_stalled_stage_is_waited_for_and_a_replay_stays_byte_identical(demo_ru
     slow, not dead), the replay waits, and the results are those of a clean run, byte for byte."""
     results = tmp_path / "r.jsonl"
     proc = start_run("--input", "demo", "--max-speed", "--max-frames", "200", "--pointer", "null",
-                     "--results", str(results), "--log-interval", "0")  # fmt: skip
+                     "--results", str(results), "--log-interval", "1")  # fmt: skip
     wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
     gaze = stage_process(proc, "gaze")
     gaze.suspend()
@@ -149,6 +149,8 @@ def test_a_stalled_stage_is_waited_for_and_a_replay_stays_byte_identical(demo_ru
     assert proc.returncode == 0, err[-2000:]
     assert "taken back" not in err and "died" not in err
     assert results.read_text().splitlines() == demo_runs["run-all"].read_text().splitlines()[:200]
+    health = [line for line in err.splitlines() if "health (frames in/out)" in line]
+    assert any("gaze SILENT" in h for h in health), health  # named from its own (missing) heartbeats
 
 
 def test_a_hung_stage_is_named_killed_and_restarted_and_the_stream_goes_on(assets, tmp_path):

@@ -23,9 +23,9 @@ def test_two_face_detection_workers_give_the_same_results_file(demo_runs, tmp_pa
     fd = report["stages"]["face_detection"]
     assert len(fd["workers"]) == 2 and all(w["in"] > 100 for w in fd["workers"])  # both took a share
     assert fd["in"] == fd["out"] == 595 and report["lost"] == 0
-    # the live line reports each worker's health
+    # run-all's health line reports each worker, from its own heartbeats
     health = [line for line in proc.stderr.splitlines() if "health " in line]
-    assert health and any("face_detection[0] up" in h and "face_detection[1] up" in h for h in health)
+    assert health and any("face_detection/0 up" in h and "face_detection/1 up" in h for h in health)
 
 
 def test_live_input_with_workers_stays_ordered_and_counts_every_frame(assets, tmp_path, test_stages):

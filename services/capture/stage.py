@@ -96,6 +96,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     # with the ring, free slots bound what is in flight; into scaled workers, their credits do
     sender = LinkEnd.of(cfg, cfg.source, "output").sender(ctx)
     counters = Counters()
+    control.counters = counters
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
     ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if cfg.shares_frames(cfg.source) else None
     log.info(

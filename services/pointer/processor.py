@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import IO, Any
 
 from gazeflow.shared import metrics
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import RESULT_KEYS, Message
+from gazeflow.shared.process import CONTROL_ENV
 from gazeflow.shared.stage import Outputs, Processor
 
 from .backends import make_backend
@@ -75,8 +77,9 @@ class Pointer(Processor):
             last = self.controller.last_move
             where = f"pointer {self.backend.name} ({last[0]}, {last[1]})" if last else "pointer paused"
             workers = {name: stage.workers for name, stage in self.cfg.stages.items()}
-            health = self.metrics.health_line(workers)
-            log.info("%s | %s, %d moves | %s", line, where, self.controller.moves, health)
+            # under run-all the health line comes from each stage's own heartbeats (run-all prints it)
+            health = "" if os.environ.get(CONTROL_ENV) else " | " + self.metrics.health_line(workers)
+            log.info("%s | %s, %d moves%s", line, where, self.controller.moves, health)
 
     def _end(self, stats: dict[str, dict[str, int]]) -> None:
         stats = dict(stats)
