@@ -174,7 +174,7 @@ def _row(r: Any) -> bool:  # a trace row: [stage, t_recv, t_send, queue, pre, in
 POINT = _numbers(2)
 FIELDS: dict[str, Any] = {  # a frame's fields; (required) marks those every frame has
     "frame": _count,  # (required)
-    "t_capture": _number,  # (required)
+    "t_capture": lambda x: _number(x) and 0 <= x < 1e11,  # (required) seconds since the epoch
     "trace": lambda x: isinstance(x, list) and len(x) <= 64 and all(_row(r) for r in x),  # (required)
     "source": lambda x: isinstance(x, dict) and all(_number(v) for v in x.values()),  # width, height, fps
     "face": _optional(_numbers(4)),

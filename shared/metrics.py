@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ class Series:
         self.recent: deque[float] = deque(maxlen=RECENT)
 
     def add(self, ms: float) -> None:
+        if not math.isfinite(ms):
+            return
         # below 1 µs (or negative: clocks of two hosts apart) counts as 1 µs
         self.histogram.record_value(min(max(int(ms * 1e3), 1), self.HIGHEST_US))
         self.max = max(self.max, ms)

@@ -160,7 +160,11 @@ class StageRuntime:
                 self._failed(item, "finish")
                 continue
             self.outbox.emit(item, msg, t_post, self.worker, self.engine.in_flight)
-            self.proc.sent(msg)
+            try:
+                self.proc.sent(msg)
+            except Exception:  # it has left: the stage goes on, the error is said
+                self.log_failure("%s: after sending frame %s: failed", self.name, msg.header.get("frame"),
+                                 exc_info=True)  # fmt: skip
 
     def run(self) -> None:
         poller = zmq.Poller()
