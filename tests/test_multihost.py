@@ -91,6 +91,16 @@ def _start(hosts: dict[str, str], stage: str, topology: Path, run_dirs: dict[str
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
+def _wait_all_ok(procs, tmp_path: Path) -> dict[str, str]:
+    """Wait until every stage has exited (3 minutes at most); each must have ended well. Their logs."""
+    deadline = time.monotonic() + 180
+    while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    logs = {s: (tmp_path / f"{s}.log").read_text() for s in procs}
+    assert all(p.returncode == 0 for p in procs.values()), {s: logs[s][-1500:] for s in procs}
+    return logs
+
+
 def _stop(procs) -> None:
     for p in procs.values():
         if p.poll() is None:
@@ -119,11 +129,7 @@ def test_stages_in_two_namespaces_over_curve_match_the_local_run(hosts, demo_run
     try:
         for stage in ("pointer", "gaze", "landmarks_headpose", "face_detection", "capture"):  # downstream first
             procs[stage] = _start(hosts, stage, topology, run_dirs, tmp_path / f"{stage}.log")
-        deadline = time.monotonic() + 180
-        while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        logs = {s: (tmp_path / f"{s}.log").read_text() for s in procs}
-        assert all(p.returncode == 0 for p in procs.values()), {s: logs[s][-1500:] for s in procs}
+        logs = _wait_all_ok(procs, tmp_path)
     finally:
         _stop(procs)
     assert "tcp://10.77.0.2:5556" in logs["landmarks_headpose"]
@@ -182,11 +188,7 @@ def test_a_link_down_for_5_s_the_replay_recovers_by_itself_and_counts_every_loss
         _ip("-n", hosts["a"], "link", "set", veth["a"], "down")  # the outage, injected
         time.sleep(5)
         _ip("-n", hosts["a"], "link", "set", veth["a"], "up")
-        deadline = time.monotonic() + 180
-        while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        logs = {s: (tmp_path / f"{s}.log").read_text() for s in procs}
-        assert all(p.returncode == 0 for p in procs.values()), {s: logs[s][-1500:] for s in procs}
+        logs = _wait_all_ok(procs, tmp_path)
     finally:
         _stop(procs)
         _ip("-n", hosts["a"], "link", "set", veth["a"], "up")
