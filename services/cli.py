@@ -210,8 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--assets-dir", help="where to put them (default: .assets in the checkout)")
     p.add_argument("--verify", action="store_true", help="only check what is in the cache")
-    p = sub.add_parser("keys", help="make CURVE key pairs for encrypted, authenticated tcp links")
-    p.add_argument("dir", help="folder for server/client keys and authorized/ (copy it to every host)")
+    p = sub.add_parser(
+        "keys",
+        help="make a CURVE key pair per stage for encrypted, authenticated tcp links",
+        description="Make a key pair for every stage of the config's chain: DIR/STAGE/ holds the stage's secret "
+        "key (0600, folder 0700) and in peers/ the public keys of its neighbours, the only peers it admits. "
+        'Copy DIR/STAGE to the host that runs STAGE (and nothing else there), then set curve_keys = "DIR" '
+        "(the path on that host) in the config.",
+    )
+    p.add_argument("dir", help="folder for the keys: one subfolder per stage")
+    p.add_argument("--config", metavar="FILE", help="the topology whose chain gets keys (default: the standard chain)")
     p.add_argument("--force", action="store_true", help="replace keys that are already in DIR")
     p = sub.add_parser("report", help="print a metrics report as a table and plot it (PNG)")
     p.add_argument("metrics", metavar="FILE.json", help="a report written by --metrics")
@@ -258,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "keys":
             from gazeflow.shared.security import make_keys
 
-            d = make_keys(args.dir, force=args.force)
-            print(f'CURVE keys in {d}: copy the folder to every host and set curve_keys = "{d}" in the config')
+            cfg = config_mod.load(args.config)
+            d = make_keys(args.dir, cfg.chain_links, force=args.force)
+            print(f"CURVE keys in {d}, one folder per stage ({', '.join(cfg.chain)}): copy {d}/STAGE to the host "
+                  f'that runs STAGE only, and set curve_keys = "{d}" (its path there) in the config')  # fmt: skip
             return 0
         if args.command == "report":
             from .report import report_command

@@ -163,13 +163,13 @@ class Config:
             return False
         return self.endpoint(stage, "output").ipc_path is not None
 
-    def curve(self) -> Any:
-        """The CURVE keys for tcp links, or None."""
+    def curve(self, stage: str, peer: str) -> Any:
+        """A stage's CURVE keys for its link to the neighbour ``peer``, or None without keys."""
         if not self.curve_keys:
             return None
         from .security import Curve
 
-        return Curve(self.curve_keys)
+        return Curve(self.curve_keys, stage).end(peer)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)

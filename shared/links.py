@@ -37,7 +37,9 @@ class LinkEnd:
     def of(cls, cfg: Config, stage: str, direction: str) -> LinkEnd:
         link = cfg.link(stage, direction)
         hwm = FRAMES_HWM if link.up == cfg.source else HWM
-        return cls(link, stage, cfg.endpoint(stage, direction), cfg.workers(link.down) > 1, hwm, cfg.curve())
+        peer = link.down if direction == "output" else link.up
+        curve = cfg.curve(stage, peer)
+        return cls(link, stage, cfg.endpoint(stage, direction), cfg.workers(link.down) > 1, hwm, curve)
 
     @property
     def local(self) -> bool:

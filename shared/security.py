@@ -1,11 +1,14 @@
 """CURVE encryption and authentication for tcp links (ZeroMQ's CurveZMQ).
 
-``gazeflow keys DIR`` writes a server and a client key pair and an
-``authorized/`` folder holding the client public keys allowed to connect.
-Copy DIR to every host and set ``curve_keys = "DIR"``: then every tcp socket
-is encrypted, the binding side is the CURVE server and admits only authorized
-clients; a peer with a wrong key is refused by the handshake, logged, and the
-stage goes on. ipc links stay on the host and are not encrypted.
+``gazeflow keys DIR`` gives every stage of the chain its own key pair: ``DIR/STAGE/``
+holds ``STAGE.key_secret`` (0600, in a 0700 folder) and ``peers/``, the public keys of
+the stages it talks to (its neighbours in the chain). Copy ``DIR/STAGE`` to the host
+that runs STAGE, and only there: no host holds another's secret key. With
+``curve_keys = "DIR"`` every tcp socket is encrypted; a binding stage is the CURVE
+server and admits only its neighbours' keys, a connecting stage checks that the
+server is the neighbour it expects. A peer with any other key is refused by the
+handshake, logged with its address, and the stage goes on. ipc links stay on the
+host and are not encrypted.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +26,44 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from .errors import GazeflowError
+from .registry import Link
 
 log = logging.getLogger("gazeflow.auth")
 _authenticators: list[ThreadAuthenticator] = []
 
 
-def make_keys(directory: str | Path, force: bool = False) -> Path:
-    """A server and a client key pair and authorized/ in a folder only its owner can enter (0700), the
-    secret keys readable by their owner alone (0600); existing keys are replaced only with ``force``."""
+def neighbours(links: Iterable[Link]) -> dict[str, set[str]]:
+    """Each stage's neighbours: the stages at the other end of its links."""
+    out: dict[str, set[str]] = {}
+    for link in links:
+        out.setdefault(link.up, set()).add(link.down)
+        out.setdefault(link.down, set()).add(link.up)
+    return out
+
+
+def make_keys(directory: str | Path, links: Iterable[Link], force: bool = False) -> Path:
+    """A key pair per stage of the chain, each in its own folder only its owner can enter (0700) with the
+    secret key readable by its owner alone (0600), and each stage's neighbours' public keys in its
+    ``peers/``; existing keys are replaced only with ``force``."""
     d = Path(directory)
-    if not force and any((d / f"{name}.key_secret").exists() for name in ("server", "client")):
+    near = neighbours(links)
+    if not force and d.exists() and any(d.glob("*/*.key_secret")):
         raise GazeflowError(f"{d} already holds keys: use another folder, or --force to replace them")
-    d.mkdir(parents=True, exist_ok=True)
-    d.chmod(0o700)
     old = os.umask(0o077)
     try:
-        for name in ("server", "client"):
-            zmq.auth.create_certificates(d, name)
-            (d / f"{name}.key_secret").chmod(0o600)
-        authorized = d / "authorized"
-        authorized.mkdir(exist_ok=True)
-        shutil.copyfile(d / "client.key", authorized / "client.key")
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o700)
+        for stage in near:
+            own = d / stage
+            if own.exists():
+                shutil.rmtree(own)
+            own.mkdir(mode=0o700)
+            zmq.auth.create_certificates(own, stage)
+            (own / f"{stage}.key_secret").chmod(0o600)
+            (own / "peers").mkdir(mode=0o700)
+        for stage, others in near.items():
+            for other in others:
+                shutil.copyfile(d / other / f"{other}.key", d / stage / "peers" / f"{other}.key")
     finally:
         os.umask(old)
     return d
@@ -79,36 +101,58 @@ class _RefusalsAsWarnings(logging.LoggerAdapter):
 
 
 class Curve:
-    """The keys of one process, applied to its tcp sockets."""
+    """One stage's keys: its own pair and its neighbours' public keys."""
 
-    def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
+    def __init__(self, directory: str | Path, stage: str) -> None:
+        self.stage = stage
+        self.dir = Path(directory) / stage
+        hint = f"make them with 'gazeflow keys {directory}' and copy {self.dir} to this host"
         try:
-            self.server_public, self.server_secret = zmq.auth.load_certificate(_private(self.dir / "server.key_secret"))
-            self.client_public, self.client_secret = zmq.auth.load_certificate(_private(self.dir / "client.key_secret"))
+            self.public, self.secret = zmq.auth.load_certificate(_private(self.dir / f"{stage}.key_secret"))
         except (OSError, ValueError) as exc:
-            raise GazeflowError(
-                f"CURVE keys in {self.dir}: {exc} (make them with 'gazeflow keys {self.dir}')"
-            ) from None
-        if not (self.dir / "authorized").is_dir():
-            raise GazeflowError(f"CURVE keys in {self.dir}: no authorized/ folder of client public keys")
+            raise GazeflowError(f"CURVE keys of {stage}: {exc} ({hint})") from None
+        if self.secret is None:
+            raise GazeflowError(f"CURVE keys of {stage}: {self.dir / f'{stage}.key_secret'} holds no secret key")
+        if not (self.dir / "peers").is_dir():
+            raise GazeflowError(f"CURVE keys of {stage}: no peers/ folder of its neighbours' public keys ({hint})")
 
-    def apply(self, ctx: zmq.Context, sock: zmq.Socket, address: str, bind: bool) -> None:
+    def peer(self, name: str) -> bytes:
+        """The public key of the neighbour at the other end of a link."""
+        try:
+            public, _ = zmq.auth.load_certificate(self.dir / "peers" / f"{name}.key")
+        except (OSError, ValueError) as exc:
+            raise GazeflowError(f"CURVE keys of {self.stage}: no public key of {name}: {exc}") from None
+        return public
+
+    def end(self, peer: str) -> CurveEnd:
+        """These keys on the socket of one link, whose other end is the neighbour ``peer``."""
+        return CurveEnd(self, peer)
+
+    def apply(self, ctx: zmq.Context, sock: zmq.Socket, address: str, bind: bool, peer: str) -> None:
+        """A binding socket admits the neighbours' keys (one ZAP handler per context); a connecting one
+        accepts only the neighbour ``peer`` as its server."""
         if not address.startswith("tcp://"):
             return
-        if bind and not any(auth.context is ctx for auth in _authenticators):  # one ZAP handler per context
-            auth = ThreadAuthenticator(ctx, log=_RefusalsAsWarnings(log, {}))
-            auth.start()
-            auth.configure_curve(domain="*", location=str(self.dir / "authorized"))
-            _authenticators.append(auth)
+        sock.curve_secretkey = self.secret
+        sock.curve_publickey = self.public
         if bind:
-            sock.curve_secretkey = self.server_secret
-            sock.curve_publickey = self.server_public
+            if not any(auth.context is ctx for auth in _authenticators):
+                auth = ThreadAuthenticator(ctx, log=_RefusalsAsWarnings(log, {}))
+                auth.start()
+                auth.configure_curve(domain="*", location=str(self.dir / "peers"))
+                _authenticators.append(auth)
             sock.curve_server = True
         else:
-            sock.curve_secretkey = self.client_secret
-            sock.curve_publickey = self.client_public
-            sock.curve_serverkey = self.server_public
+            sock.curve_serverkey = self.peer(peer)
+
+
+@dataclass(frozen=True)
+class CurveEnd:
+    curve: Curve
+    peer: str
+
+    def apply(self, ctx: zmq.Context, sock: zmq.Socket, address: str, bind: bool) -> None:
+        self.curve.apply(ctx, sock, address, bind, self.peer)
 
 
 def stop_authenticators() -> None:

@@ -172,7 +172,9 @@ def compose_file(image: str, keys: Path, out: Path) -> dict:
         svc.pop("build", None)
         svc["image"] = image
         svc["restart"] = "no"
-        svc["volumes"] = [f"{DEPLOY / 'cluster.toml'}:/etc/gazeflow/cluster.toml:ro", f"{keys}:/etc/gazeflow/keys:ro"]
+        stage = svc["command"][1]  # each mounts only its own stage's keys, as deployed
+        svc["volumes"] = [f"{DEPLOY / 'cluster.toml'}:/etc/gazeflow/cluster.toml:ro",
+                          f"{keys / stage}:/etc/gazeflow/keys/{stage}:ro"]  # fmt: skip
         # every stage: a replay (cam:0 would make them drop like a live run), at max speed
         svc["command"] = [*svc["command"], "--input", "demo", "--max-speed", "--log-interval", "0"]
         if name == "capture":
@@ -189,9 +191,10 @@ def compose_file(image: str, keys: Path, out: Path) -> dict:
 def test_the_compose_topology_passes_every_frame_through_every_stage(engine, image, tmp_path):
     if engine.compose is None:
         pytest.skip(f"no compose for {engine.name} (podman-compose, or docker compose)")
+    from gazeflow.shared.config import Config
     from gazeflow.shared.security import make_keys
 
-    keys, out = make_keys(tmp_path / "keys"), tmp_path / "out"
+    keys, out = make_keys(tmp_path / "keys", Config().chain_links), tmp_path / "out"
     out.mkdir()
     for path in (keys, *keys.rglob("*"), out):  # the image's user reads the keys and writes the results
         os.chown(path, UID, UID)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from gazeflow.shared import config
-from gazeflow.shared.security import make_keys
+from gazeflow.shared.security import make_keys, neighbours
 from gazeflow.shared.transport import Endpoint
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -63,7 +63,8 @@ def test_compose_runs_every_stage_with_the_topology(topology):
         svc = services[host(stage)]
         assert svc["command"] == ["stage", stage, "--config", CONFIG_PATH]
         assert f"./cluster.toml:{CONFIG_PATH}:ro" in svc["volumes"]
-        assert any(v.endswith(f":{topology.curve_keys}:ro") for v in svc["volumes"])
+        # each container mounts only its own stage's keys
+        assert [v for v in svc["volumes"] if "keys" in v] == [f"./keys/{stage}:{topology.curve_keys}/{stage}:ro"]
         assert svc.get("deploy", {}).get("replicas", 1) == topology.workers(stage)
         assert svc["image"] == services["capture"]["image"]  # one image
     assert services["capture"]["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -73,13 +74,13 @@ def test_compose_runs_every_stage_with_the_topology(topology):
         assert host(binder) in services[host(connecter)].get("depends_on", []), (connecter, binder)
 
 
-def _kubernetes_objects(tmp_path: Path) -> list[dict]:
+def _kubernetes_objects(tmp_path: Path, topology) -> list[dict]:
     """Rendered by kustomize (kubectl) when it is installed, else the manifests as written."""
     kubectl = shutil.which("kubectl")
     if kubectl:
         copy = tmp_path / "deploy"
         shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns("keys"))
-        make_keys(copy / "keys")
+        make_keys(copy / "keys", topology.chain_links)
         rendered = subprocess.run([kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=60)
         assert rendered.returncode == 0, rendered.stderr
         return [d for d in yaml.safe_load_all(rendered.stdout) if d]
@@ -91,7 +92,7 @@ def _kubernetes_objects(tmp_path: Path) -> list[dict]:
 
 
 def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topology, tmp_path):
-    objects = _kubernetes_objects(tmp_path)
+    objects = _kubernetes_objects(tmp_path, topology)
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
     services = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Service"}
     assert set(deployments) == {host(s) for s in topology.chain}
@@ -101,7 +102,7 @@ def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topolo
         container = d["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == ["stage", stage, "--config", CONFIG_PATH]
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
-        assert {CONFIG_PATH, topology.curve_keys} <= mounts
+        assert {CONFIG_PATH, f"{topology.curve_keys}/{stage}"} <= mounts
         assert d["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
     for binder, bound, _, _ in links(topology):
         svc = services[host(binder)]  # the name the connecting side dials
@@ -118,6 +119,24 @@ def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topolo
         assert spec["securityContext"]["fsGroup"] == 10001
         keys = next(v for v in spec["volumes"] if v["name"] == "keys")
         assert keys["secret"]["defaultMode"] & 0o007 == 0
+
+
+def test_each_kubernetes_stage_gets_its_own_secret_with_only_its_key_pair_and_its_neighbours(topology, tmp_path):
+    near = neighbours(topology.chain_links)
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    generated = {g["name"]: g["files"] for g in kustomization["secretGenerator"]}
+    objects = _kubernetes_objects(tmp_path, topology)
+    deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
+    for stage in topology.chain:
+        volume = next(v for v in deployments[host(stage)]["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys")
+        name = volume["secret"]["secretName"]
+        expected = {f"{stage}.key": f"{stage}.key", f"{stage}.key_secret": f"{stage}.key_secret"}
+        expected |= {f"peer-{o}.key": f"peers/{o}.key" for o in near[stage]}
+        assert {i["key"]: i["path"] for i in volume["secret"]["items"]} == expected
+        base = name if name in generated else name.rsplit("-", 1)[0]  # kustomize appends a content hash
+        files = generated[base]
+        assert {f.split("=")[0].rsplit("/", 1)[-1] for f in files} == set(expected)
+        assert all(f.split("=")[-1].startswith(f"keys/{stage}/") for f in files)  # from the stage's own folder
 
 
 def test_systemd_template_runs_a_stage_with_the_topology():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from gazeflow.shared.config import Config
 from gazeflow.shared.security import make_keys
 
 from conftest import read_results
@@ -72,22 +73,35 @@ def hosts():
             _ip("netns", "del", ns)
 
 
-def _topology(path: Path, keys: Path, results: Path, frames: int = FRAMES, extra: str = "") -> Path:
-    path.write_text(
-        f'input = "demo"\npace = "max-speed"\nmax_frames = {frames}\ncurve_keys = "{keys}"\n{extra}'
-        f'results = "{results}"\nlog_interval = 0.0\n[pointer]\nbackend = "null"\n'
-        f'[stages.face_detection]\noutput = "push+connect:tcp://{B}:5556"\n'
-        f'[stages.landmarks_headpose]\ninput = "pull+bind:tcp://{B}:5556"\noutput = "push+bind:tcp://{B}:5557"\n'
-        f'[stages.gaze]\ninput = "pull+connect:tcp://{B}:5557"\noutput = "push+bind:tcp://{A}:5558"\n'
-        f'[stages.pointer]\ninput = "pull+connect:tcp://{A}:5558"\n'
-    )
-    return path
+def _keys(path: Path) -> Path:
+    return make_keys(path, Config().chain_links)
 
 
-def _start(hosts: dict[str, str], stage: str, topology: Path, run_dirs: dict[str, Path], log: Path):
+def _topology(path: Path, keys: Path, results: Path, frames: int = FRAMES, extra: str = "") -> dict[str, Path]:
+    """The topology as each host gets it: with only the keys of the stages it runs (no host holds
+    another's secret key)."""
+    files = {}
+    for host in ("a", "b"):
+        own = path.parent / f"{path.stem}-keys-{host}"
+        own.mkdir(mode=0o700)
+        for stage in (s for s, h in HOST_OF.items() if h == host):
+            shutil.copytree(keys / stage, own / stage)
+        files[host] = path.with_name(f"{path.stem}-{host}.toml")
+        files[host].write_text(
+            f'input = "demo"\npace = "max-speed"\nmax_frames = {frames}\ncurve_keys = "{own}"\n{extra}'
+            f'results = "{results}"\nlog_interval = 0.0\n[pointer]\nbackend = "null"\n'
+            f'[stages.face_detection]\noutput = "push+connect:tcp://{B}:5556"\n'
+            f'[stages.landmarks_headpose]\ninput = "pull+bind:tcp://{B}:5556"\noutput = "push+bind:tcp://{B}:5557"\n'
+            f'[stages.gaze]\ninput = "pull+connect:tcp://{B}:5557"\noutput = "push+bind:tcp://{A}:5558"\n'
+            f'[stages.pointer]\ninput = "pull+connect:tcp://{A}:5558"\n'
+        )
+    return files
+
+
+def _start(hosts: dict[str, str], stage: str, topology: dict[str, Path], run_dirs: dict[str, Path], log: Path):
     host = HOST_OF[stage]
     cmd = ["ip", "netns", "exec", hosts[host], sys.executable, "-m", "gazeflow.services.cli", "stage", stage,
-           "--config", str(topology), "--run-dir", str(run_dirs[host])]  # fmt: skip
+           "--config", str(topology[host]), "--run-dir", str(run_dirs[host])]  # fmt: skip
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
@@ -122,7 +136,7 @@ def run_dirs(tmp_path):
 
 
 def test_stages_in_two_namespaces_over_curve_match_the_local_run(hosts, demo_runs, tmp_path, run_dirs):
-    keys = make_keys(tmp_path / "keys")
+    keys = _keys(tmp_path / "keys")
     results = tmp_path / "r.jsonl"
     topology = _topology(tmp_path / "two-hosts.toml", keys, results)
     procs = {}
@@ -139,10 +153,10 @@ def test_stages_in_two_namespaces_over_curve_match_the_local_run(hosts, demo_run
 
 
 def test_a_wrong_key_is_refused_cleanly_across_hosts(hosts, tmp_path, run_dirs):
-    good = make_keys(tmp_path / "good")
-    wrong = make_keys(tmp_path / "wrong")
-    for name in ("server.key", "server.key_secret"):  # it knows the server, but its client key is not authorized
-        shutil.copyfile(good / name, wrong / name)
+    good = _keys(tmp_path / "good")
+    wrong = _keys(tmp_path / "wrong")  # keys of another installation: face detection knows the real
+    peer = "landmarks_headpose/landmarks_headpose.key"  # landmarks' public key, but its own is not authorized
+    shutil.copyfile(good / peer, wrong / "face_detection" / "peers" / "landmarks_headpose.key")
     results = tmp_path / "r.jsonl"
     good_topology = _topology(tmp_path / "good.toml", good, results)
     wrong_topology = _topology(tmp_path / "wrong.toml", wrong, results)
@@ -171,9 +185,8 @@ def test_a_wrong_key_is_refused_cleanly_across_hosts(hosts, tmp_path, run_dirs):
 def test_a_link_down_for_5_s_the_replay_recovers_by_itself_and_counts_every_loss(hosts, tmp_path, run_dirs):
     """The cable between the two hosts pulled for 5 s in the middle of a replay: ZeroMQ's heartbeats drop the
     dead connections, the stages reconnect when the link is back, the replay completes, and every frame is a
-    result or counted lost; nothing crashes. (Delay and loss need the kernel's netem, which these machines'
-    kernel lacks: CONFIG_NET_SCH_NETEM is not set.)"""
-    keys = make_keys(tmp_path / "keys")
+    result or counted lost; nothing crashes."""
+    keys = _keys(tmp_path / "keys")
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     frames = 400
     topology = _topology(tmp_path / "fault.toml", keys, results, frames, f'metrics = "{metrics}"\n')
@@ -195,3 +208,45 @@ def test_a_link_down_for_5_s_the_replay_recovers_by_itself_and_counts_every_loss
     report = json.loads(metrics.read_text())
     assert report["frames"] + report["lost"] + report["dropped"] == frames
     assert all("Traceback" not in text for text in logs.values())
+
+
+def test_100_ms_delay_and_10_percent_loss_slow_the_replay_but_change_no_result(hosts, demo_runs, tmp_path, run_dirs):
+    """Host B drops 10% of the packets it receives (iptables' statistic match) and the eyes link goes through a
+    proxy that delays every byte by 100 ms each way (the kernel here has no netem: CONFIG_NET_SCH_NETEM is
+    not set): tcp retransmits, heartbeats do not give up on a slow peer, and a max-speed replay gives the
+    same results, byte for byte, as the local run."""
+    if not shutil.which("iptables"):
+        pytest.skip("no iptables for the packet loss")
+    keys = _keys(tmp_path / "keys")
+    results = tmp_path / "r.jsonl"
+    topology = _topology(tmp_path / "slow.toml", keys, results)
+    # on host A the eyes link is served by the proxy there (as a port forward would be), which dials host B
+    topology["a"].write_text(topology["a"].read_text().replace(f"tcp://{B}:5557", f"tcp://{A}:6557"))
+    veth_b = f"{hosts['b'][:-1]}vb"
+    drop = ["-i", veth_b, "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP"]
+    iptables = ["ip", "netns", "exec", hosts["b"], "iptables"]
+    assert subprocess.run([*iptables, "-A", "INPUT", *drop], capture_output=True).returncode == 0
+    proxy = subprocess.Popen(
+        ["ip", "netns", "exec", hosts["a"], sys.executable, str(Path(__file__).with_name("delay_proxy.py")),
+         f"{A}:6557", f"{B}:5557", "100"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    procs = {}
+    t0 = time.monotonic()
+    try:
+        assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+        for stage in ("pointer", "gaze", "landmarks_headpose", "face_detection", "capture"):
+            procs[stage] = _start(hosts, stage, topology, run_dirs, tmp_path / f"{stage}.log")
+        logs = _wait_all_ok(procs, tmp_path)
+        counters = subprocess.run([*iptables, "-L", "INPUT", "-v", "-x", "-n"], capture_output=True, text=True)
+    finally:
+        _stop(procs)
+        proxy.terminate()
+        proxy.wait(10)
+        subprocess.run([*iptables, "-D", "INPUT", *drop], capture_output=True)
+    dropped, seen = (int(f) for f in next(ln for ln in counters.stdout.splitlines() if "DROP" in ln).split()[:2])
+    assert dropped > 0, counters.stdout  # packets were really lost
+    print(f"host B dropped {dropped} packets ({seen} bytes); the replay took {time.monotonic() - t0:.1f} s")
+    assert all("Traceback" not in text for text in logs.values())
+    local = demo_runs["run-all"].read_text().splitlines()[:FRAMES]
+    assert results.read_text().splitlines() == local
