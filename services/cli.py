@@ -81,6 +81,22 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         help="pointer backend: auto (pyautogui when a display exists, else null), pyautogui, null (log only)",
     )
     p.add_argument("--no-fail-safe", action="store_true", help="switch off pyautogui's screen-corner fail-safe")
+    p.add_argument(
+        "--profile",
+        metavar="NAME|PATH",
+        help="calibration profile (default: 'default' when it exists, else uncalibrated; '' = none)",
+    )
+    p.add_argument(
+        "--filter",
+        choices=config_mod.FILTERS,
+        help="pointer filter: one-euro (steady when still, quick on a jump; default), ema, none",
+    )
+    p.add_argument(
+        "--monitor",
+        type=int,
+        metavar="N",
+        help="the monitor to point on (0, 1, ...: 'gazeflow calibrate --list-monitors'; default primary)",
+    )
     p.add_argument("--results", metavar="FILE.jsonl", help="write one JSON line per frame")
     p.add_argument("--metrics", metavar="FILE.json", help="write the final metrics report")
     p.add_argument(
@@ -146,6 +162,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         pointer["backend"] = args.pointer
     if args.no_fail_safe:
         pointer["fail_safe"] = False
+    for flag in ("profile", "filter", "monitor"):
+        if getattr(args, flag, None) is not None:
+            pointer[flag] = getattr(args, flag)
     if pointer:
         o["pointer"] = pointer
     infer = registry.with_models()
@@ -186,6 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run-all", help="run all five stages as separate processes")
     _pipeline_args(p)
     p = sub.add_parser("run-sync", help="the synchronous one-process baseline (same options, same results)")
+    _pipeline_args(p)
+    p = sub.add_parser(
+        "calibrate",
+        help="calibrate the pointer: look at targets, get a profile with its accuracy in pixels and degrees",
+        description="Runs the pipeline with a calibration sink in place of the pointer and shows targets full "
+        "screen on the chosen monitor, one at a time: look at each red dot until it disappears. Then a few "
+        "validation targets elsewhere. The fit corrects the geometric gaze-to-screen model; the validation "
+        "error (median and p95, in pixels and degrees) is printed before and after, and the better of the two "
+        "is saved in the profile. Esc cancels and saves nothing. Without a display, fit from a recording: "
+        "--replay DIR (made by --record DIR), or --input VIDEO --targets FILE.json (README: the targets format).",
+    )
+    p.add_argument(
+        "--points",
+        type=int,
+        choices=config_mod.POINT_COUNTS,
+        help="targets to fit on (default 9; 1 recentres an existing profile: an offset only)",
+    )
+    p.add_argument("--record", metavar="DIR", help="also save the session: the camera's frames and targets.json")
+    p.add_argument("--replay", metavar="DIR", help="fit from a recording made with --record (no display needed)")
+    p.add_argument("--targets", metavar="FILE.json", help="fit from --input VIDEO and this targets file")
+    p.add_argument("--list-monitors", action="store_true", help="print the monitors and their numbers, then exit")
     _pipeline_args(p)
     p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")
     p.add_argument(
@@ -305,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise GazeflowError(f"stage {name!r} is not in the chain {cfg.chain} of this config")
             worker = args.worker or worker or (socket.gethostname() if cfg.workers(name) > 1 else "0")
             return run_stage(process_name(name, worker, cfg), stage_body(name, cfg, worker))
+        if args.command == "calibrate":
+            from .calibration.command import calibrate
+
+            return calibrate(cfg, args)
         if args.command == "run-sync":
             from .run_sync import run_sync
 

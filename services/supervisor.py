@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,11 @@ def preflight(cfg: Config) -> None:
         for model in registry.get(name).models.values():
             xml = require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
             verify_files([xml, xml.with_suffix(".bin")], cfg.assets_dir)
+    if cfg.sink == "pointer":  # a missing, damaged or foreign profile, or a monitor that is not there
+        from .pointer import profile, screen
+
+        found = screen.monitors() if cfg.pointer.backend != "null" else []
+        profile.for_run(cfg.pointer.profile, screen.choose(cfg.pointer, found))
 
 
 def processes(cfg: Config) -> dict[str, tuple[str, str]]:
@@ -295,18 +301,32 @@ def remove_stale_run_dirs(root: Path) -> None:
             log.debug("removed %s, left by run-all %d", d, pid)
 
 
-def run_all(cfg: Config) -> int:
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise _Signalled in the main thread while inside; handlers restored after."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise _Signalled(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def supervised(cfg: Config) -> Iterator[Supervisor]:
+    """The pipeline of ``cfg`` running (checked first, downstream stages ready before the source starts),
+    in a fresh run directory; every stage stopped and the directory removed on the way out, whatever happened.
+    Call it inside _signals_raise (a signal while starting then stops everything)."""
     preflight(cfg)
     root = Path(runtime_root())
     remove_stale_run_dirs(root)
     run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-", dir=root))
     (run_dir / "run-all.pid").write_text(str(os.getpid()))
     cfg = replace(cfg, run_dir=str(run_dir))
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise _Signalled(signum)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     sup: Supervisor | None = None
     try:
         sup = Supervisor(cfg, run_dir)
@@ -315,28 +335,37 @@ def run_all(cfg: Config) -> int:
             sup.start(name)
         sup.wait_ready(downstream)
         sup.start(cfg.source)
-        sup.wait_done()
-        return 0
-    except _Signalled as sig:
-        name = signal.Signals(sig.signum).name
-        if sup is None or cfg.source not in sup.procs:
-            log.info("run-all: %s, stopping all stages", name)
-        else:
-            log.info("run-all: %s, ending the stream: no new frames, those in flight finish, results and metrics "
-                     "are written (again to stop at once)", name)  # fmt: skip
-            try:
-                sup.drain()
-            except _Signalled:
-                log.info("run-all: stopping all stages at once")
-            except GazeflowError as exc:
-                log.error("%s", exc)
-        return 128 + sig.signum
+        yield sup
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if sup is not None:
-            sup.stop_all()
-            sup.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if sup is not None:
+                sup.stop_all()
+                sup.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+
+
+def run_all(cfg: Config) -> int:
+    with _signals_raise():
+        try:
+            with supervised(cfg) as sup:
+                try:
+                    sup.wait_done()
+                    return 0
+                except _Signalled as sig:
+                    name = signal.Signals(sig.signum).name
+                    log.info("run-all: %s, ending the stream: no new frames, those in flight finish, results and "
+                             "metrics are written (again to stop at once)", name)  # fmt: skip
+                    try:
+                        sup.drain()
+                    except _Signalled:
+                        log.info("run-all: stopping all stages at once")
+                    except GazeflowError as exc:
+                        log.error("%s", exc)
+                    return 128 + sig.signum
+        except _Signalled as sig:
+            log.info("run-all: %s, stopping all stages", signal.Signals(sig.signum).name)
+            return 128 + sig.signum

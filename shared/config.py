@@ -66,15 +66,43 @@ class LinkConfig:
 
 
 @dataclass
+class CameraConfig:
+    """Where the camera is and how it sees: the geometric gaze-to-screen model (services/pointer/gaze_model.py)."""
+
+    hfov_deg: float = 70.0  # horizontal field of view (laptop webcams: 60-80 degrees; 78 diagonal is 70)
+    offset_mm: tuple[float, float] = (0.0, 0.0)  # from the middle of the screen's top edge: x right, y up
+    ipd_mm: float = 63.0  # distance between the pupils (adult median, Dodgson 2004): gives the eyes' distance
+    mirror: bool = True  # the camera faces the user: the image's right is the user's left
+
+
+@dataclass
 class PointerConfig:
     backend: str = "auto"  # auto | pyautogui | null
-    screen: tuple[int, int] = (1920, 1080)  # used by the null backend
-    range_deg: tuple[float, float] = (25.0, 15.0)  # gaze angle that reaches the screen edge
-    mirror: bool = True  # camera faces the user: looking to your right = image left
-    smoothing: float = 0.5  # exponential smoothing factor per frame, 0 = none
+    screen: tuple[int, int] = (1920, 1080)  # the null backend's screen, in pixels
+    screen_mm: tuple[float, float] = (0.0, 0.0)  # the screen's size; 0 = what the display reports (null: 527 x 296)
+    monitor: int = -1  # which monitor (0, 1, ... as 'gazeflow calibrate --list-monitors' prints); -1 = the primary
+    profile: str = "default"  # calibration profile: a name (in the config dir) or a path; "" = uncalibrated
+    filter: str = "one-euro"  # one-euro | ema | none
+    min_cutoff: float = 0.5  # One Euro: cutoff (Hz) while the gaze is still: lower = steadier
+    beta: float = 0.001  # One Euro: how fast the cutoff rises with speed (per px/s): higher = less lag
+    d_cutoff: float = 1.0  # One Euro: cutoff (Hz) of the speed estimate
+    smoothing: float = 0.5  # ema: weight of the previous point per frame, 0 <= smoothing < 1
     dead_zone_px: int = 8  # moves smaller than this are not made
     fail_safe: bool = True  # pyautogui's corner fail-safe
     max_age_ms: float = 500.0  # live input: gaze older than this (since capture) never moves the pointer
+
+
+@dataclass
+class CalibrationConfig:
+    points: int = 9  # targets to fit on: 5, 9, 13 or 16 (1: recentre an existing profile)
+    checks: int = 4  # validation targets, elsewhere on the screen
+    target_s: float = 2.0  # how long each target is shown
+    settle_s: float = 0.6  # samples of a target count from this long after it appeared (the saccade, the settling)
+    outlier_mad: float = 3.0  # a sample this many median absolute deviations from its target's median is dropped
+
+
+FILTERS = ("one-euro", "ema", "none")
+POINT_COUNTS = (1, 5, 9, 13, 16)
 
 
 @dataclass
@@ -91,11 +119,14 @@ class Config:
     hang_s: float = 15.0  # run-all: a stage with no heartbeat for this long is hung: restarted as if it died (0: never)
     results: str = ""
     metrics: str = ""
+    record: str = ""  # capture also writes every frame it reads to this video file (MJPG .avi), to replay later
     log_interval: float = 1.0  # seconds between live metric lines, 0 = off
     confidence: float = 0.5
     assets_dir: str = field(default_factory=default_assets_dir)
     run_dir: str = field(default_factory=default_run_dir)
     pointer: PointerConfig = field(default_factory=PointerConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     # the stages a run uses, in order (shared/registry.py): a source, inference stages, a sink
     chain: list[str] = field(default_factory=lambda: list(registry.default_chain()))
     stages: dict[str, StageConfig] = field(default_factory=lambda: {name: StageConfig() for name in registry.stages()})
@@ -213,8 +244,7 @@ def validate(cfg: Config) -> Config:
         raise GazeflowError(f"fps {cfg.fps}: must be positive")
     if cfg.hang_s != 0 and cfg.hang_s < 3:
         raise GazeflowError(f"hang_s {cfg.hang_s}: 0 (never) or at least 3 s (stages beat once a second)")
-    if cfg.pointer.backend not in ("auto", "pyautogui", "null"):
-        raise GazeflowError(f"pointer backend {cfg.pointer.backend!r}: expected auto, pyautogui or null")
+    _check_pointer(cfg)
     try:
         registry.check_chain(cfg.chain)
     except GazeflowError as exc:
@@ -236,6 +266,33 @@ def validate(cfg: Config) -> Config:
             raise GazeflowError(f"{both}: scale one of two neighbours ({link.name} link)")
         _check_link(cfg, link)
     return cfg
+
+
+def _check_pointer(cfg: Config) -> None:
+    """What would make the pointer diverge or divide by zero after the start, refused before it."""
+    p, cam, cal = cfg.pointer, cfg.camera, cfg.calibration
+    checks = [
+        (
+            p.backend in ("auto", "pyautogui", "null"),
+            f"pointer.backend {p.backend!r}: expected auto, pyautogui or null",
+        ),
+        (p.filter in FILTERS, f"pointer.filter {p.filter!r}: expected one of {', '.join(FILTERS)}"),
+        (0 <= p.smoothing < 1, f"pointer.smoothing {p.smoothing}: 0 (none) up to, not including, 1"),
+        (p.min_cutoff > 0 and p.d_cutoff > 0 and p.beta >= 0, "pointer: min_cutoff and d_cutoff > 0, beta >= 0"),
+        (min(p.screen) > 0, f"pointer.screen {list(p.screen)}: a width and a height in pixels"),
+        (min(p.screen_mm) > 0 or p.screen_mm == (0.0, 0.0), f"pointer.screen_mm {list(p.screen_mm)}: mm, or 0, 0"),
+        (p.monitor >= -1, f"pointer.monitor {p.monitor}: -1 (the primary) or a monitor's number"),
+        (p.dead_zone_px >= 0 and p.max_age_ms > 0, "pointer: dead_zone_px >= 0 and max_age_ms > 0"),
+        (10 <= cam.hfov_deg <= 170, f"camera.hfov_deg {cam.hfov_deg}: a field of view between 10 and 170 degrees"),
+        (30 <= cam.ipd_mm <= 90, f"camera.ipd_mm {cam.ipd_mm}: a distance between pupils, 30 to 90 mm"),
+        (cal.points in POINT_COUNTS, f"calibration.points {cal.points}: one of {', '.join(map(str, POINT_COUNTS))}"),
+        (0 <= cal.checks <= 9, f"calibration.checks {cal.checks}: 0 to 9"),
+        (0 <= cal.settle_s < cal.target_s, f"calibration: settle_s {cal.settle_s} must be below target_s"),
+        (cal.outlier_mad > 0, f"calibration.outlier_mad {cal.outlier_mad}: must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GazeflowError(message)
 
 
 def _check_link(cfg: Config, link: Link) -> None:

@@ -66,6 +66,8 @@ BUILTIN: tuple[Stage, ...] = (
         output="gaze", models={"gaze": GAZE}, restartable=True, scalable=True,
     ),
     Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer"),
+    # in place of the pointer while 'gazeflow calibrate' runs: writes the samples it fits from
+    Stage("calibration", "sink", "gazeflow.services.calibration.sink:CalibrationSink", optional=True),
 )  # fmt: skip
 
 

@@ -2,43 +2,119 @@ import os
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from gazeflow.services.pointer.backends import NullBackend, make_backend
 from gazeflow.services.pointer.controller import PointerController
-from gazeflow.shared.config import PointerConfig
+from gazeflow.services.pointer.filters import make_filter
+from gazeflow.services.pointer.gaze_model import FEATURES, Correction, Monitor
+from gazeflow.shared.config import CameraConfig, Config, PointerConfig
 from gazeflow.shared.errors import GazeflowError
 
 from conftest import start_xvfb
 
-
-def controller(**kw):
-    cfg = PointerConfig(smoothing=0.0, **kw)
-    return PointerController(cfg, (1920, 1080))
-
-
-def test_looking_into_the_camera_is_the_screen_centre():
-    assert controller().update([0.0, 0.0, -1.0]) == {"x": 960, "y": 540, "moved": True}
+MONITOR = Monitor(0, "test", 0, 0, 1920, 1080, 527.0, 296.0, True)
+SOURCE = {"width": 1280, "height": 720, "fps": 30.0}
+# eyes 63 px apart in the middle of a 1280-wide frame: with a 70-degree camera (f = 914 px), 914 mm away
+EYES = [[608.5, 360.0], [671.5, 360.0], [640, 400], [615, 430], [665, 430]]
+POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
 
 
-def test_direction_mapping_with_and_without_mirror():
-    right_in_image, up = [0.3, 0.0, -0.95], [0.0, 0.3, -0.95]
-    assert controller().update(right_in_image)["x"] < 960  # the user looks to their left: pointer left
-    assert controller(mirror=False).update(right_in_image)["x"] > 960
-    assert controller().update(up)["y"] < 540
+def header(gaze, landmarks=EYES):
+    return {"gaze": gaze, "landmarks": landmarks, "head_pose": POSE, "source": SOURCE}
 
 
-def test_targets_stay_off_the_fail_safe_corners():
-    p = controller().update([-0.99, 0.99, -0.1])
+def controller(**pointer):
+    cfg = Config(pointer=PointerConfig(filter="none", **pointer))
+    return PointerController(cfg, MONITOR)
+
+
+D = 640 / np.tan(np.radians(35))  # mm: 63 px between the eyes, 63 mm apart, so distance = f
+
+
+def towards(x_mm: float, y_mm: float, distance: float = D) -> list[float]:
+    """The gaze from eyes in front of the camera at ``distance`` towards camera-plane point (x, y) mm."""
+    v = np.array([x_mm, y_mm, -distance])
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def test_the_ray_meets_the_screen_where_the_eyes_look():
+    c = controller()
+    distance = c.mapper.sample(header([0, 0, -1])).distance_mm
+    assert abs(distance - D) < 1
+    # looking 148 mm below the camera, straight: the middle of the screen, at its top-to-bottom middle
+    p = c.update(header(towards(0.0, -148.0, distance)), 0.0)
+    assert abs(p["x"] - 960) <= 2 and abs(p["y"] - 540) <= 2
+    # to the image's left is to the user's right (the camera faces the user): 100 mm = 364 px to the right
+    p = controller().update(header(towards(-100.0, -148.0, distance)), 0.0)
+    assert abs(p["x"] - (960 + 100 * 1920 / 527)) <= 2
+    unmirrored = PointerController(Config(pointer=PointerConfig(filter="none"), camera=CameraConfig(mirror=False)),
+                                   MONITOR).update(header(towards(-100.0, -148.0, distance)), 0.0)  # fmt: skip
+    assert unmirrored["x"] < 960
+
+
+def test_moving_the_head_moves_the_point_with_it():
+    """The same gaze direction from eyes 50 mm further to the image's right lands 50 mm further left."""
+    gaze = towards(0.0, -148.0)
+    base = controller().update(header(gaze), 0.0)["raw"][0]
+    c = controller()
+    z = c.mapper.sample(header(gaze)).distance_mm
+    f = 640 / np.tan(np.radians(35))
+    dx_px = 50 * f / z  # 50 mm at that distance, in image pixels
+    shifted_eyes = [[x + dx_px, y] for x, y in EYES]
+    moved = c.update(header(gaze, shifted_eyes), 0.0)["raw"][0]
+    assert abs((base - moved) - 50 * 1920 / 527) < 2
+
+
+def test_the_camera_offset_and_a_second_monitor_place_the_point():
+    cfg = Config(pointer=PointerConfig(filter="none"), camera=CameraConfig(offset_mm=(100.0, 20.0)))
+    right = Monitor(1, "right", 1920, 0, 1280, 1024, 376.0, 301.0)
+    p = PointerController(cfg, right).update(header(towards(0.0, -148.0)), 0.0)
+    # camera 100 mm right of the top middle and 20 mm above it: the point is 100 mm right of the middle and
+    # 148 - 20 mm below the top edge
+    assert abs(p["raw"][0] - (1920 + (188 + 100) * 1280 / 376)) < 3
+    assert abs(p["raw"][1] - (148 - 20) * 1024 / 301) < 3
+    assert 1920 <= p["x"] < 1920 + 1280  # on the second monitor, in desktop coordinates
+
+
+def test_targets_stay_off_the_fail_safe_corners_and_away_looks_hold_still():
+    p = controller().update(header(towards(-2000.0, 2000.0)), 0.0)
     assert 1 <= p["x"] <= 1918 and 1 <= p["y"] <= 1078
+    assert p["raw"][0] > 1920 and p["raw"][1] < 0  # the raw point says how far off it was
+    assert controller().update(header([0.0, 0.0, 1.0]), 0.0) is None  # looking away from the screen
 
 
 def test_dead_zone_and_pause():
     c = controller(dead_zone_px=20)
-    assert c.update([0.0, 0.0, -1.0])["moved"]
-    assert not c.update([0.005, 0.0, -1.0])["moved"]
-    assert c.update(None) is None  # no gaze: the pointer stays where it is
+    assert c.update(header(towards(0, -148)), 0.0)["moved"]
+    assert not c.update(header(towards(1, -148)), 0.03)["moved"]
+    assert c.update({"gaze": None, "landmarks": None, "head_pose": None}, 0.06) is None  # no gaze: holds still
     assert c.moves == 1
+
+
+def test_a_correction_moves_the_point_by_its_offset():
+    k = len(FEATURES)
+    shift = Correction([0.0] * k, [1.0] * k, [[0.0] * k, [0.0] * k], [10.0, -5.0])
+    plain = controller().update(header(towards(0, -148)), 0.0)["raw"]
+    cfg = Config(pointer=PointerConfig(filter="none"))
+    corrected = PointerController(cfg, MONITOR, shift).update(header(towards(0, -148)), 0.0)["raw"]
+    assert abs(corrected[0] - plain[0] - 10 * 1920 / 527) < 0.2 and abs(corrected[1] - plain[1] + 5 * 1080 / 296) < 0.2
+
+
+def test_one_euro_steadies_a_fixation_and_follows_a_jump():
+    """On a noisy fixation, then a jump: the One Euro filter's jitter is under a third of the raw
+    signal's, and it crosses the jump's midpoint at most one frame after the raw signal (bench: the same
+    on the demo)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(120) / 30.0
+    truth = np.where(np.arange(120) < 60, 500.0, 1400.0)
+    raw = truth + rng.normal(0, 20, 120)
+    f = make_filter(PointerConfig(), "one-euro")
+    out = np.array([f(x, 300.0, ti)[0] for x, ti in zip(raw, t, strict=True)])
+    assert out[20:60].std() < raw[20:60].std() / 3
+    crossed = next(i for i in range(60, 120) if out[i] > 950)
+    assert crossed - next(i for i in range(55, 120) if raw[i] > 950) <= 1
 
 
 def test_auto_falls_back_to_null_without_a_display(monkeypatch, caplog):
@@ -79,12 +155,12 @@ def test_stale_gaze_never_moves_the_pointer_on_live_input(tmp_path):
     from gazeflow.shared.config import Config
     from gazeflow.shared.messages import Message
 
-    cfg = Config(input="cam:0", pointer=PointerConfig(backend="null", smoothing=0.0))  # live
+    cfg = Config(input="cam:0", pointer=PointerConfig(backend="null", filter="none"))  # live
     pointer = Pointer(cfg)
     pointer.name = "pointer"
-    fresh, stale = Message.frame(1, time.time(), {}), Message.frame(2, time.time() - 5.0, {})
+    fresh, stale = Message.frame(1, time.time(), SOURCE), Message.frame(2, time.time() - 5.0, SOURCE)
     for msg in (fresh, stale):
-        msg.header["gaze"] = [0.1, 0.0, -0.99]
+        msg.header.update(header(towards(0, -148)))
     assert pointer.finish(fresh, {}).header["pointer"]["moved"]
     assert pointer.finish(stale, {}).header["pointer"] is None and pointer.stale == 1
     replay = Pointer(Config(pace="max-speed", pointer=PointerConfig(backend="null")))  # a replay is never stale

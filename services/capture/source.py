@@ -102,6 +102,25 @@ class Source:
         self.cap.release()
 
 
+class Recorder:
+    """Every frame capture reads, written to a video file (a session to replay: 'calibrate --record')."""
+
+    def __init__(self, path: str, fps: float, size: tuple[int, int]) -> None:
+        self.path = path
+        fourcc = cv2.VideoWriter_fourcc(*"MJPG")  # a still-sharp image at a modest cost per frame
+        self.writer = cv2.VideoWriter(path, fourcc, fps, size)
+        if not self.writer.isOpened():
+            raise GazeflowError(f"cannot write a video to {path} (MJPG in .avi)")
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        self.writer.release()
+
+
 class Pacer:
     """Releases frame i at t0 + i / fps (no drift, no catch-up bursts).
 

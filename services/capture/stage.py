@@ -15,7 +15,7 @@ from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, Counters, trace_row
 from gazeflow.shared.process import Control, StopFlag
 
-from .source import DecodeLead, Pacer, Source, resolve_input
+from .source import DecodeLead, Pacer, Recorder, Source, resolve_input
 
 log = logging.getLogger("gazeflow.capture")
 LIVE_DRAIN_S = 2.0  # live input stopped by a signal: at most this long (frames in flight are fresh ones)
@@ -29,6 +29,7 @@ def frames(
     ring: RingProducer | None = None,
     counters: Counters | None = None,
     beat: Callable[[], None] = lambda: None,
+    recorder: Recorder | None = None,
 ) -> Iterator[Message]:
     """Yield paced frame messages with their capture trace row (run-sync uses this too).
 
@@ -38,7 +39,8 @@ def frames(
     (``DecodeLead``), as a camera's frame exists before it is handed over, so it
     leaves on time instead of one decode late. With a ring, each frame is decoded
     straight into a free shared-memory slot; when none is free, lossless replay
-    waits and live input drops the frame without converting it.
+    waits and live input drops the frame without converting it (a recorder still
+    gets it: frame i of a recording is frame i of the stream).
     """
     pacer = Pacer(0.0 if (cfg.pace == "max-speed" or source.camera) else (cfg.fps or source.fps))
     lead = DecodeLead()
@@ -61,7 +63,14 @@ def frames(
                 released = True
                 slot = ring.take()
             if slot is None:
-                if stop or not source.skip():
+                if stop:
+                    return
+                if recorder is not None:
+                    dropped = source.read()
+                    if dropped is None:
+                        return
+                    recorder.write(dropped)
+                elif not source.skip():
                     return
                 counters.received += 1
                 counters.dropped += 1  # every slot is busy: the pipeline cannot take this frame
@@ -72,6 +81,8 @@ def frames(
         if frame is None:
             return
         decode_ns = time.perf_counter_ns() - t0
+        if recorder is not None:
+            recorder.write(frame)
         if source.camera:  # waiting for the driver's next frame is not capture's work: count from the hand-over
             decode_ns = time.time_ns() - source.grabbed_ns
         lead.add(decode_ns / 1e9)
@@ -99,6 +110,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     control.counters = counters
     # a frames link on this host carries slot numbers of a shared-memory ring, not pixels
     ring = RingProducer(ctx, cfg.run_dir, (source.height, source.width, 3)) if cfg.shares_frames(cfg.source) else None
+    recorder = Recorder(cfg.record, cfg.fps or source.fps, (source.width, source.height)) if cfg.record else None
     log.info(
         "capture: %s %dx%d @ %.1f fps, %s%s, output %s",
         source.spec,
@@ -130,7 +142,7 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
 
     cpu0 = time.process_time()
     try:
-        for msg in frames(cfg, source, stop, ring, counters, control.beat):
+        for msg in frames(cfg, source, stop, ring, counters, control.beat, recorder):
             control.beat()
             msg.header["trace"][0][T_SEND] = time.time_ns()
             msg.header["seq"] = counters.sent  # no gaps: a stage after scaled workers restores this order
@@ -160,6 +172,9 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
     finally:
         source.close()
         sender.close()
+        if recorder is not None:
+            recorder.close()
+            log.info("capture: %d frames recorded to %s", recorder.frames, recorder.path)
         if ring is not None:
             ring.close()
 

@@ -14,19 +14,24 @@ from gazeflow.shared.messages import RESULT_KEYS, Message
 from gazeflow.shared.process import CONTROL_ENV
 from gazeflow.shared.stage import Outputs, Processor
 
+from . import profile, screen
 from .backends import make_backend
 from .controller import PointerController
 
 log = logging.getLogger("gazeflow.pointer")
 
 
+def frame_time(header: dict[str, Any], camera: bool = False) -> float:
+    """The frame's position in the video in seconds (the same in every run of a file), or for a camera
+    its wall-clock capture time."""
+    fps = float(header.get("source", {}).get("fps") or 0.0)
+    return header["t_capture"] if camera or fps <= 0 else round(header["frame"] / fps, 6)
+
+
 def result_line(msg: Message, camera: bool = False) -> str:
-    """One results line. ``t``: the frame's position in the video in seconds (the same in every run
-    of a file), or for a camera its wall-clock capture time."""
+    """One results line: the frame, its time, and what each stage found."""
     h = msg.header
-    fps = float(h.get("source", {}).get("fps") or 0.0)
-    t = h["t_capture"] if camera or fps <= 0 else round(h["frame"] / fps, 6)
-    record: dict[str, Any] = {"frame": h["frame"], "t": t}
+    record: dict[str, Any] = {"frame": h["frame"], "t": frame_time(h, camera)}
     record.update({key: h[key] for key in RESULT_KEYS})
     return json.dumps(record, separators=(",", ":"))
 
@@ -35,13 +40,17 @@ class Pointer(Processor):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.backend = make_backend(cfg.pointer)
-        self.controller = PointerController(cfg.pointer, self.backend.size)
+        monitor = screen.choose(cfg.pointer, screen.monitors() if self.backend.name != "null" else [])
+        correction, which = profile.for_run(cfg.pointer.profile, monitor)
+        self.camera = cfg.input.startswith("cam:")
+        self.controller = PointerController(cfg, monitor, correction)
         self.metrics = metrics.PipelineMetrics(cfg.chain)
         self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
         self._next_live = time.monotonic() + cfg.log_interval
         self.max_age_s = cfg.pointer.max_age_ms / 1e3
         self.stale = 0  # live frames whose gaze was too old to move the pointer
-        log.info("pointer backend %s, screen %dx%d", self.backend.name, *self.backend.size)
+        log.info("pointer backend %s on %s, %s filter; %s", self.backend.name, monitor.describe(),
+                 cfg.pointer.filter, which)  # fmt: skip
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.kind == "eos":
@@ -51,7 +60,7 @@ class Pointer(Processor):
         if gaze is not None and self.cfg.live and time.time() - msg.header["t_capture"] > self.max_age_s:
             self.stale += 1  # after a stall upstream: where the user looked then is not where they look now
             gaze = None
-        decision = self.controller.update(gaze)
+        decision = None if gaze is None else self.controller.update(msg.header, frame_time(msg.header, self.camera))
         if decision is not None and decision["moved"]:
             self.backend.move(decision["x"], decision["y"])
         msg.header["pointer"] = decision
@@ -62,7 +71,7 @@ class Pointer(Processor):
         if msg.kind != "frame":
             return
         if self.results is not None:
-            self.results.write(result_line(msg, self.cfg.input.startswith("cam:")) + "\n")
+            self.results.write(result_line(msg, self.camera) + "\n")
         self.metrics.add(msg)
         if self.metrics.frames == 1:  # intervals count from the first frame, not from model loading
             self._next_live = time.monotonic() + self.cfg.log_interval

@@ -1,0 +1,283 @@
+"""``gazeflow calibrate``: the same pipeline with the calibration sink in place of the pointer, a window of
+targets (or a recording's targets file), the fit, the validation, the profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from gazeflow.shared import registry
+from gazeflow.shared.config import CameraConfig, Config, runtime_root, validate
+from gazeflow.shared.errors import GazeflowError
+
+from ..capture.source import resolve_input
+from ..pointer import profile, screen
+from ..pointer.gaze_model import GazeMapper, Monitor
+from ..supervisor import _Signalled, _signals_raise, run_all, supervised
+from . import fit, targets
+
+log = logging.getLogger("gazeflow.calibrate")
+FIRST_FACE_S = 60.0  # a live session waits this long for a first face before the targets start
+INTRO_S = 2.0  # the instructions are shown at least this long
+
+
+def _frame_count(video: str) -> int:
+    cap = cv2.VideoCapture(video)
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if n <= 0:  # a container without the count (MJPG .avi has it): count by reading
+            n = 0
+            while cap.grab():
+                n += 1
+        return n
+    finally:
+        cap.release()
+
+
+def _camera(cfg: CameraConfig, table: dict[str, Any], where: str) -> CameraConfig:
+    known = {f.name for f in dataclasses.fields(CameraConfig)}
+    for key, value in table.items():
+        if key not in known:
+            raise GazeflowError(f"{where}: unknown camera key {key!r} (known: {', '.join(sorted(known))})")
+        if key == "offset_mm":
+            table[key] = tuple(value)
+    return replace(cfg, **table)
+
+
+def _recorded_monitor(s: dict[str, Any]) -> Monitor:
+    return Monitor(0, str(s.get("name") or "recorded screen"), 0, 0, int(s["width"]), int(s["height"]),
+                   float(s["width_mm"]), float(s["height_mm"]), True)  # fmt: skip
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Session:
+    """One calibration: where its targets are, how its frames arrive, what it writes."""
+
+    def __init__(self, cfg: Config, args: Any) -> None:
+        self.rules = replace(cfg.calibration, points=args.points or cfg.calibration.points)
+        validate(replace(cfg, calibration=self.rules))
+        self.name = args.profile or cfg.pointer.profile or "default"
+        profile.path_of(self.name)  # a bad name is refused before anything starts
+        self.record = Path(args.record) if args.record else None
+        self.replay = bool(args.replay or args.targets)
+        if args.replay and args.targets:
+            raise GazeflowError("--replay DIR already names its targets (DIR/targets.json): drop --targets")
+        if self.replay and self.record:
+            raise GazeflowError("--record saves a live session; a replay is one already")
+        if self.replay:
+            video, targets_file = self._recording(cfg, args)
+            self.targets, self.screen, camera_table = targets.read(targets_file, _frame_count(video))
+            camera = _camera(cfg.camera, camera_table, f"targets file {targets_file}")
+            self.monitor = _recorded_monitor(self.screen)
+            cfg = replace(cfg, input=video, pace="max-speed", loop=False, max_frames=0, camera=camera)
+            if self.rules.points == 1 or len(self.targets) == 1:
+                self.rules = replace(self.rules, points=1 if len(self.targets) == 1 else self.rules.points)
+        else:
+            if not screen.has_display():
+                instead = "fit from a recording instead: --replay DIR, or --input VIDEO --targets FILE"
+                raise GazeflowError(
+                    f"gazeflow calibrate shows its targets on a display, and DISPLAY is not set ({instead})"
+                )
+            pointer = replace(cfg.pointer, monitor=args.monitor if args.monitor is not None else cfg.pointer.monitor)
+            self.monitor = screen.choose(pointer, screen.monitors())
+            self.targets = targets.layout(self.rules.points, self.rules.checks, self.monitor.width, self.monitor.height)
+            self.screen = {"name": self.monitor.name, "width": self.monitor.width, "height": self.monitor.height,
+                           "width_mm": self.monitor.width_mm, "height_mm": self.monitor.height_mm}  # fmt: skip
+            if self.record:
+                if self.record.exists() and any(self.record.iterdir()):
+                    raise GazeflowError(f"--record {self.record}: the folder is not empty")
+                self.record.mkdir(parents=True, exist_ok=True)
+                cfg = replace(cfg, record=str(self.record / "video.avi"))
+            if not cfg.input.startswith("cam:"):
+                cfg = replace(cfg, loop=True)  # a video standing in for the camera has no end either
+        self.existing: dict[str, Any] | None = None
+        if self.rules.points == 1:
+            self.existing = profile.load(self.name)  # recentring needs the profile it moves
+            profile.check_monitor(self.existing, self.monitor)
+        fd, samples = tempfile.mkstemp(prefix="gazeflow-calibration-", suffix=".jsonl", dir=runtime_root())
+        os.close(fd)
+        self.samples = Path(samples)
+        chain = [*cfg.chain[:-1], "calibration"]
+        self.cfg = validate(replace(cfg, chain=chain, results=str(self.samples), metrics=""))
+
+    def _recording(self, cfg: Config, args: Any) -> tuple[str, Path]:
+        if args.replay:
+            folder = Path(args.replay)
+            videos = sorted(folder.glob("video.*")) if folder.is_dir() else []
+            if not videos:
+                raise GazeflowError(f"--replay {folder}: no video.* in it (a folder made by --record)")
+            return str(videos[0]), folder / "targets.json"
+        return resolve_input(cfg.input, cfg.assets_dir), Path(args.targets)
+
+    def run(self) -> int:
+        try:
+            if self.replay:
+                rc = run_all(self.cfg)
+                if rc:
+                    return rc
+            elif not self._live():
+                print("calibration cancelled: nothing saved")
+                return 1
+            return self._fit()
+        finally:
+            self.samples.unlink(missing_ok=True)
+
+    def _live(self) -> bool:
+        """Show the targets while the pipeline runs; False when cancelled (Esc, Ctrl-C)."""
+        from .window import TargetWindow
+
+        with _signals_raise():
+            try:
+                with supervised(self.cfg) as sup:
+                    window = TargetWindow(self.monitor)
+                    try:
+                        if not self._first_face(window, sup):
+                            return False
+                        for i, t in enumerate(self.targets):
+                            kind = "validation target" if t.use == "check" else "target"
+                            caption = f"{kind} {i + 1} of {len(self.targets)}: look at the red dot (Esc cancels)"
+                            start = time.time()
+                            while (now := time.time()) < start + self.rules.target_s:
+                                window.target(t.x, t.y, (now - start) / self.rules.target_s, caption)
+                                if not self._turn(window, sup):
+                                    return False
+                            t.shown = (start, start + self.rules.target_s)
+                    finally:
+                        window.close()
+                    sup.drain()
+                    return True
+            except _Signalled:
+                return False
+
+    def _turn(self, window: Any, sup: Any) -> bool:
+        window.pump()
+        sup.events(0.015)
+        reason = sup.failed()
+        if reason:
+            raise GazeflowError(reason)
+        return not window.cancelled
+
+    def _first_face(self, window: Any, sup: Any) -> bool:
+        start = time.time()
+        window.text("Look at each dot until it disappears", "Keep your head still and natural. Esc cancels.")
+        while True:
+            if not self._turn(window, sup):
+                return False
+            waited = time.time() - start
+            if waited > INTRO_S and any(r.get("gaze") for r in _read_samples(self.samples)[-10:]):
+                return True
+            if waited > FIRST_FACE_S:
+                raise GazeflowError(f"no face seen in {FIRST_FACE_S:.0f} s: check the camera, the light and "
+                                    "that your face is in view")  # fmt: skip
+            if waited > 5:
+                window.text("Looking for your face...", "Sit in front of the camera. Esc cancels.")
+
+    def _fit(self) -> int:
+        records = _read_samples(self.samples)
+        fps = next((float(r["source"]["fps"]) for r in records if r.get("source")), 30.0)
+        mapper = GazeMapper(self.cfg.camera, self.monitor)
+        samples = fit.gather(records, self.targets, mapper, self.rules, fps, by_frame=self.replay)
+        if self.record:
+            self._write_recording(records)
+        if self.rules.points == 1:
+            return self._recentre(samples)
+        try:
+            result = fit.calibrate(samples, self.monitor)
+        except ValueError as exc:
+            raise GazeflowError(f"calibration failed, no profile written: {exc}") from None
+        self._print(result, samples)
+        path = profile.save(self.name, self._profile(result))
+        print(f"profile saved: {path} ({result.used})")
+        return 0
+
+    def _recentre(self, samples: list[fit.Samples]) -> int:
+        assert self.existing is not None
+        from ..pointer.gaze_model import Correction
+
+        old = Correction.from_dict(self.existing["correction"]) if self.existing.get("correction") else None
+        try:
+            moved = fit.recentre(samples, old)
+        except ValueError as exc:
+            raise GazeflowError(f"recentring failed, profile unchanged: {exc}") from None
+        data = {k: v for k, v in self.existing.items() if k not in ("path", "format")}
+        data["correction"] = moved.to_dict()
+        data["used"] = "calibrated"
+        data["recentred"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        shift = [round(a - b, 1) for a, b in zip(moved.intercept, (old.intercept if old else [0.0, 0.0]), strict=True)]
+        path = profile.save(self.name, data)
+        print(f"profile recentred by {shift[0]:+.1f}, {shift[1]:+.1f} mm: {path}")
+        return 0
+
+    def _print(self, result: fit.Result, samples: list[fit.Samples]) -> None:
+        used = sum(len(s) for s in samples)
+        outliers = sum(s.outliers for s in samples)
+        fits = sum(s.target.use == "fit" for s in samples)
+        print(f"calibration: {fits} fit and {len(samples) - fits} check targets, {used} samples ({outliers} outliers "
+              f"dropped), viewing distance {result.distance_mm:.0f} mm, model {result.model}")  # fmt: skip
+        for name in ("uncalibrated", "calibrated"):
+            v = result.validation[name]
+            print(f"  validation {name:>12}: median {v['median_px']:.0f} px = {v['median_deg']:.1f} deg, "
+                  f"p95 {v['p95_px']:.0f} px = {v['p95_deg']:.1f} deg ({v['samples']} samples)")  # fmt: skip
+        if result.used == "uncalibrated":
+            print("  the fit did not beat the geometric model on the validation targets: the profile keeps the "
+                  "geometric model (no correction)")  # fmt: skip
+
+    def _profile(self, result: fit.Result) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "monitor": self.monitor.to_dict(),
+            "camera": dataclasses.asdict(cfg.camera),
+            "input": cfg.input,
+            "precision": {n: cfg.stages[n].precision for n in cfg.chain if registry.get(n).models},
+            "models": {n: sorted(registry.get(n).models.values()) for n in cfg.chain if registry.get(n).models},
+            "points": self.rules.points,
+            "model": result.model,
+            "used": result.used,
+            "correction": result.correction.to_dict() if result.correction else None,
+            "validation": result.validation,
+            "distance_mm": result.distance_mm,
+            "targets": result.per_target,
+        }
+
+    def _write_recording(self, records: list[dict[str, Any]]) -> None:
+        """targets.json of the recording: each target's frames, from the capture times of the frames."""
+        assert self.record is not None
+        for t in self.targets:
+            inside = [r["frame"] for r in records if t.shown[0] <= r["t_capture"] <= t.shown[1]]
+            t.start, t.end = (min(inside), max(inside)) if inside else (0, 0)
+        kept = [t for t in self.targets if t.end > 0]
+        camera = dataclasses.asdict(self.cfg.camera)
+        camera["offset_mm"] = list(camera["offset_mm"])
+        targets.write(self.record / "targets.json", kept, self.screen, camera)
+        print(
+            f"recording saved: {self.record}/video.avi and targets.json ({len(kept)} targets); "
+            f"refit with: gazeflow calibrate --replay {self.record}"
+        )
+
+
+def calibrate(cfg: Config, args: Any) -> int:
+    if args.list_monitors:
+        found = screen.monitors()
+        if not found:
+            print("no display (DISPLAY is not set) or no monitor found")
+            return 1
+        for m in found:
+            print(f"{m.index}: {m.describe()} at +{m.x}+{m.y}{' (primary)' if m.primary else ''}")
+        return 0
+    return Session(cfg, args).run()

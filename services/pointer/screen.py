@@ -1,0 +1,63 @@
+"""The monitors of the desktop (screeninfo: Xinerama/RandR on X11, the OS's own elsewhere) and which one is used."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from gazeflow.shared.config import PointerConfig
+from gazeflow.shared.errors import GazeflowError
+
+from .gaze_model import Monitor
+
+log = logging.getLogger("gazeflow.pointer")
+NULL_MM = (527.0, 296.0)  # the null backend's screen: a 24" 16:9 monitor
+FALLBACK_DPI = 96.0  # when the display reports no physical size
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def monitors() -> list[Monitor]:
+    """Every monitor of the display, in the order the display gives them; [] without one."""
+    if not has_display():
+        return []
+    try:
+        import screeninfo
+
+        found = screeninfo.get_monitors()
+    except Exception as exc:  # no X server answering, no enumerator for this platform
+        log.warning("cannot list the monitors: %s: %s", type(exc).__name__, exc)
+        return []
+    out = []
+    for i, m in enumerate(found):
+        width_mm, height_mm = float(m.width_mm or 0), float(m.height_mm or 0)
+        if width_mm <= 0 or height_mm <= 0:
+            width_mm, height_mm = m.width * 25.4 / FALLBACK_DPI, m.height * 25.4 / FALLBACK_DPI
+        primary = bool(m.is_primary) if m.is_primary is not None else i == 0
+        out.append(Monitor(i, m.name or f"monitor {i}", m.x, m.y, m.width, m.height, width_mm, height_mm, primary))
+    if out and not any(m.primary for m in out):
+        out[0] = Monitor(**{**out[0].to_dict(), "primary": True})
+    return out
+
+
+def null_monitor(cfg: PointerConfig) -> Monitor:
+    mm = cfg.screen_mm if min(cfg.screen_mm) > 0 else NULL_MM
+    return Monitor(0, "null", 0, 0, cfg.screen[0], cfg.screen[1], mm[0], mm[1], True)
+
+
+def choose(cfg: PointerConfig, found: list[Monitor]) -> Monitor:
+    """The configured monitor (-1: the primary), its size in mm from the config when set there."""
+    if not found:
+        return null_monitor(cfg)
+    if cfg.monitor == -1:
+        monitor = next(m for m in found if m.primary)
+    elif cfg.monitor < len(found):
+        monitor = found[cfg.monitor]
+    else:
+        listed = "; ".join(f"{m.index}: {m.describe()}" for m in found)
+        raise GazeflowError(f"monitor {cfg.monitor}: this display has {len(found)} ({listed})")
+    if min(cfg.screen_mm) > 0:
+        monitor = Monitor(**{**monitor.to_dict(), "width_mm": cfg.screen_mm[0], "height_mm": cfg.screen_mm[1]})
+    return monitor
