@@ -151,11 +151,16 @@ class Session:
                         for i, t in enumerate(self.targets):
                             kind = "validation target" if t.use == "check" else "target"
                             caption = f"{kind} {i + 1} of {len(self.targets)}: look at the red dot (Esc cancels)"
-                            start = time.time()
+                            start, announced = time.time(), False
                             while (now := time.time()) < start + self.rules.target_s:
                                 window.target(t.x, t.y, (now - start) / self.rules.target_s, caption)
                                 if not self._turn(window, sup):
                                     return False
+                                if not announced:  # drawn: say so (the tests take a screenshot then)
+                                    announced = True
+                                    at = (round(self.monitor.x + t.x), round(self.monitor.y + t.y))
+                                    log.info("%s %d of %d shown at (%d, %d) on %s", kind, i + 1, len(self.targets),
+                                             *at, self.monitor.describe())  # fmt: skip
                             t.shown = (start, start + self.rules.target_s)
                     finally:
                         window.close()

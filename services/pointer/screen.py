@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from gazeflow.shared.config import PointerConfig
 from gazeflow.shared.errors import GazeflowError
@@ -19,21 +20,39 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _enumerate() -> list[Any]:
+    """screeninfo's monitors. On X11 both RandR (sizes in mm, from EDID) and Xinerama are asked, and the one
+    that sees more heads wins: a Xinerama desktop (Xvfb +xinerama, some remote desktops) has one RandR output."""
+    import screeninfo
+    from screeninfo import Enumerator
+
+    if not os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return list(screeninfo.get_monitors())
+    found: dict[str, list[Any]] = {}
+    for e in (Enumerator.Xrandr, Enumerator.Xinerama):
+        try:
+            found[e.name] = list(screeninfo.get_monitors(e))
+        except Exception:  # this X server lacks the extension
+            found[e.name] = []
+    randr, xinerama = found["Xrandr"], found["Xinerama"]
+    if len(xinerama) > len(randr):
+        return xinerama
+    return randr or list(screeninfo.get_monitors())
+
+
 def monitors() -> list[Monitor]:
     """Every monitor of the display, in the order the display gives them; [] without one."""
     if not has_display():
         return []
     try:
-        import screeninfo
-
-        found = screeninfo.get_monitors()
+        found = _enumerate()
     except Exception as exc:  # no X server answering, no enumerator for this platform
         log.warning("cannot list the monitors: %s: %s", type(exc).__name__, exc)
         return []
     out = []
     for i, m in enumerate(found):
         width_mm, height_mm = float(m.width_mm or 0), float(m.height_mm or 0)
-        if width_mm <= 0 or height_mm <= 0:
+        if width_mm <= 0 or height_mm <= 0:  # set pointer.screen_mm for a true figure
             width_mm, height_mm = m.width * 25.4 / FALLBACK_DPI, m.height * 25.4 / FALLBACK_DPI
         primary = bool(m.is_primary) if m.is_primary is not None else i == 0
         out.append(Monitor(i, m.name or f"monitor {i}", m.x, m.y, m.width, m.height, width_mm, height_mm, primary))

@@ -1,0 +1,297 @@
+"""Calibration: the targets file, the fit (never worse than the geometry), profiles, and the whole command:
+from a recorded calibration of the demo video, and live under Xvfb with a video standing in for the camera."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazeflow.services.calibration import fit, targets
+from gazeflow.services.pointer import profile
+from gazeflow.services.pointer.gaze_model import FEATURES, Monitor
+from gazeflow.shared.config import CalibrationConfig
+
+from conftest import gazeflow, read_results, start_xvfb
+
+DEMO_TARGETS = Path(__file__).with_name("data") / "demo-targets.json"
+MONITOR = Monitor(0, "test", 0, 0, 1920, 1080, 527.0, 296.0, True)
+FAST = "[calibration]\ntarget_s = 1.5\nsettle_s = 0.5\n"  # shorter targets: the tests' time, not the user's
+
+
+@pytest.fixture
+def config_home(tmp_path, monkeypatch):
+    home = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+# --- the parts -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("points", [1, 5, 9, 13, 16])
+def test_layouts_put_every_target_on_the_screen_and_checks_between(points):
+    ts = targets.layout(points, 4, 1920, 1080)
+    fits = [t for t in ts if t.use == "fit"]
+    assert len(fits) == points and len({(t.x, t.y) for t in ts}) == len(ts)
+    assert all(0 < t.x < 1920 and 0 < t.y < 1080 for t in ts)
+    assert len(ts) - points == (0 if points == 1 else 4)
+
+
+def _samples(rng, truth, noise_mm: float, n_targets: int = 9, per: int = 20) -> list[fit.Samples]:
+    """Synthetic sessions: the geometric model sees ``truth(target_mm) + noise``."""
+    out = []
+    for i, t in enumerate(targets.layout(9, 4, 1920, 1080)[: n_targets + 4]):
+        target_mm = np.array([t.x * 527 / 1920, t.y * 296 / 1080])
+        s = fit.Samples(t, target_mm)
+        for _ in range(per):
+            geo = truth(target_mm) + rng.normal(0, noise_mm, 2)
+            features = np.concatenate([geo, rng.normal(0, 1, len(FEATURES) - 5), [0.0, 0.0, 600.0 + i]])
+            s.features.append(features)
+            s.geo_mm.append(geo)
+            s.distance_mm.append(600.0)
+        out.append(s)
+    return out
+
+
+def test_a_distorted_geometry_is_corrected():
+    rng = np.random.default_rng(0)
+    result = fit.calibrate(_samples(rng, lambda p: 0.8 * p + np.array([40.0, -30.0]), 3.0), MONITOR)
+    v = result.validation
+    assert result.used == "calibrated" and v["calibrated"]["median_px"] < v["uncalibrated"]["median_px"] / 3
+    assert v["calibrated"]["median_deg"] < 1.0
+
+
+def test_the_fit_never_makes_it_worse():
+    """The geometry is already right: no candidate may beat it on the validation targets, so the profile
+    keeps the geometric model (and says so)."""
+    rng = np.random.default_rng(1)
+    result = fit.calibrate(_samples(rng, lambda p: p, 25.0), MONITOR)
+    assert result.used == "uncalibrated" or (
+        result.validation["calibrated"]["median_px"] < result.validation["uncalibrated"]["median_px"]
+    )
+    if result.used == "uncalibrated":
+        assert result.correction is None
+
+
+def test_outliers_and_the_saccade_are_not_samples():
+    t = targets.Target(100, 100, "fit", start=0, end=99)
+    records = [{"frame": i, "t_capture": 0.0} for i in range(100)]
+    seen = []
+
+    class Mapper:
+        monitor = MONITOR
+
+        def sample(self, rec):
+            seen.append(rec["frame"])
+            return None if rec["frame"] == 50 else _Sample(rec["frame"])
+
+    class _Sample:
+        def __init__(self, frame):
+            far = frame in (60, 61)  # a glance away
+            self.geo_mm = (500.0, 500.0) if far else (30.0 + frame % 3, 30.0)
+            self.features, self.distance_mm = np.zeros(len(FEATURES)), 600.0
+
+    rules = CalibrationConfig(settle_s=0.5)
+    (s,) = fit.gather(records, [t], Mapper(), rules, 30.0, by_frame=True)
+    assert min(seen) == 15  # the first 0.5 s (15 frames at 30 fps) of a target are the eyes on their way
+    assert s.seen == 85 and len(s) == 82 and s.outliers == 2  # frame 50 had no face
+
+
+def _run(*args: str, env=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gazeflow.services.cli", *args], capture_output=True, text=True,
+                          env=env or os.environ.copy(), timeout=300)  # fmt: skip
+
+
+def _bad_targets(tmp_path: Path, change) -> Path:
+    doc = json.loads(DEMO_TARGETS.read_text())
+    change(doc)
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["targets"][3].update({"to": 700}), "beyond the video's 595 frames"),
+        (lambda d: d["targets"][0].update({"x": 2500}), "off the 1920x1080 screen"),
+        (lambda d: d.update({"targets": [t for t in d["targets"] if t["use"] == "check"][:3]}), "0 fit targets"),
+        (lambda d: d["screen"].pop("width_mm"), "screen.width_mm"),
+    ],
+    ids=["range", "off-screen", "too-few", "no-size"],
+)
+def test_a_bad_targets_file_is_one_line_and_no_profile(tmp_path, config_home, change, message):
+    proc = _run("calibrate", "--input", "demo", "--targets", str(_bad_targets(tmp_path, change)))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not config_home.exists()
+
+
+def test_a_bad_profile_is_refused_before_anything_starts(tmp_path, config_home):
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"format": profile.FORMAT, "monitor": {**MONITOR.to_dict(), "width": 2560}}))
+    alien = tmp_path / "alien.json"
+    alien.write_text(json.dumps({"settings": 1}))
+    for path, message in ((junk, "unreadable"), (foreign, "was made for test 2560x1080"),
+                          (alien, "not a gazeflow profile"), (tmp_path / "none.json", "no file")):  # fmt: skip
+        proc = _run("run-all", "--input", "demo", "--pointer", "null", "--profile", str(path))
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "capture:" not in proc.stderr  # nothing started
+    proc = _run("run-all", "--profile", "my profile")
+    assert proc.returncode == 2 and "profile name" in proc.stderr
+
+
+def test_without_a_display_calibrate_says_how_to_fit_from_a_recording(config_home):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = _run("calibrate", "--input", "demo", env=env)
+    assert proc.returncode == 2 and "--replay DIR" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+# --- the whole command -------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_recorded_calibration_of_the_demo_puts_the_pointer_where_the_person_looks(tmp_path, config_home):
+    """The demo with hand-made targets (tests/data/demo-targets.json: frame ranges where the person looks up,
+    down, to each side, mapped to screen points that way): the fit is validated on four check targets,
+    and run-all with the profile puts the pointer on the matching side of the screen for every target."""
+    proc = gazeflow("calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", "demo",
+                    "--log-interval", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"validation +uncalibrated: median \d+ px = [\d.]+ deg", proc.stdout), proc.stdout
+    assert re.search(r"validation +calibrated: median \d+ px = [\d.]+ deg", proc.stdout), proc.stdout
+    saved = profile.load("demo")
+    assert saved["used"] == "calibrated" and saved["monitor"]["width"] == 1920
+    assert saved["validation"]["calibrated"]["median_px"] < saved["validation"]["uncalibrated"]["median_px"]
+    results = tmp_path / "r.jsonl"
+    proc = gazeflow("run-all", "--input", "demo", "--max-speed", "--profile", "demo", "--pointer", "null",
+                    "--results", str(results), "--log-interval", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "profile " in proc.stderr and "validation error median" in proc.stderr
+    rows = {r["frame"]: r for r in read_results(results)}
+    for t in json.loads(DEMO_TARGETS.read_text())["targets"]:
+        points = [rows[f]["pointer"] for f in range(t["from"] + 15, t["to"] + 1) if rows[f]["pointer"]]
+        x, y = np.median([[p["x"] for p in points], [p["y"] for p in points]], axis=1)
+        assert (x > 960) == (t["x"] > 960) and (y > 540) == (t["y"] > 540), (t, x, y)
+    pointers = [r["pointer"] for r in rows.values() if r["pointer"]]
+    at_edge = sum(min(p["x"], p["y"], 1919 - p["x"], 1079 - p["y"]) < 5 for p in pointers) / len(pointers)
+    assert at_edge < 0.25, at_edge
+
+
+class _Lines:
+    """A process's stderr, line by line, as it comes."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.q: queue.Queue[str] = queue.Queue()
+        self.text: list[str] = []
+        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self.text.append(line)
+            self.q.put(line)
+        self.q.put("")
+
+    def next_target(self, timeout_s: float = 120) -> tuple[int, int] | None:
+        """The next 'target ... shown at (x, y)' line's position; None at the end."""
+        while True:
+            line = self.q.get(timeout=timeout_s)
+            if not line:
+                return None
+            m = re.search(r"target \d+ of \d+ shown at \((\d+), (\d+)\)", line)
+            if m:
+                return int(m[1]), int(m[2])
+
+
+def _red_dot(display: str, tmp_path: Path) -> tuple[float, float]:
+    """Where the red centre of the target is in a screenshot of the whole X screen."""
+    shot = tmp_path / "shot.ppm"
+    subprocess.run(["import", "-display", display, "-window", "root", str(shot)], check=True, timeout=30)
+    import cv2
+
+    image = cv2.imread(str(shot))
+    red = (image[:, :, 2] > 200) & (image[:, :, 1] < 80) & (image[:, :, 0] < 80)
+    ys, xs = np.nonzero(red)
+    assert len(xs), "no target on the screen"
+    return float(xs.mean()), float(ys.mean())
+
+
+def _calibrate_live(display: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], _Lines]:
+    config = tmp_path / "fast.toml"
+    config.write_text(FAST)
+    env = {**os.environ, "DISPLAY": display}
+    cmd = [sys.executable, "-m", "gazeflow.services.cli", "calibrate", "--config", str(config), "--input", "demo",
+           "--log-interval", "0", *args]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, _Lines(proc)
+
+
+@pytest.mark.integration
+def test_calibrate_under_xvfb_shows_each_target_where_it_should_be_and_saves_a_profile(tmp_path, config_home):
+    if not subprocess.run(["which", "import"], capture_output=True).returncode == 0:
+        pytest.skip("ImageMagick's import is not installed (apt-get install imagemagick): no screenshots")
+    server, display = start_xvfb("1280x720x24")
+    record = tmp_path / "session"
+    try:
+        proc, lines = _calibrate_live(display, tmp_path, "--points", "9", "--profile", "me", "--record", str(record))
+        shown = []
+        while (where := lines.next_target()) is not None:
+            dot = _red_dot(display, tmp_path)
+            assert abs(dot[0] - where[0]) <= 3 and abs(dot[1] - where[1]) <= 3, (dot, where)
+            shown.append(where)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        server.terminate()
+        server.wait(5)
+    assert proc.returncode == 0, "".join(lines.text)[-3000:]
+    assert len(shown) == 13 and len(set(shown)) == 13  # 9 to fit, 4 to check, each somewhere else
+    expected = {(round(t.x), round(t.y)) for t in targets.layout(9, 4, 1280, 720)}
+    assert set(shown) == expected
+    assert "validation uncalibrated: median" in out and "validation   calibrated: median" in out
+    saved = profile.load("me")
+    assert (saved["monitor"]["width"], saved["monitor"]["height"]) == (1280, 720)
+    # the session was recorded: a fit from the recording needs no display
+    recorded = json.loads((record / "targets.json").read_text())
+    assert len(recorded["targets"]) == 13 and (record / "video.avi").stat().st_size > 0
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    replay = _run("calibrate", "--replay", str(record), "--profile", "again", "--log-interval", "0", env=env)
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    assert "validation" in replay.stdout and profile.load("again")["monitor"]["width"] == 1280
+
+
+@pytest.mark.integration
+def test_calibrate_on_the_second_of_two_monitors_and_esc_saves_nothing(tmp_path, config_home):
+    """Xvfb +xinerama with two screens of different sizes: the window covers monitor 1 exactly and its
+    targets are laid out for it; Esc cancels and no profile is written."""
+    server, display = start_xvfb("1280x1024x24", "800x600x24")
+    try:
+        env = {**os.environ, "DISPLAY": display}
+        listed = _run("calibrate", "--list-monitors", env=env).stdout
+        assert "0: monitor 0 1280x1024" in listed and "1: monitor 1 800x600" in listed, listed
+        proc, lines = _calibrate_live(display, tmp_path, "--monitor", "1", "--profile", "second")
+        where = lines.next_target()
+        first = targets.layout(9, 4, 800, 600)[0]
+        assert where == (round(first.x), round(first.y))
+        geometry = subprocess.run(["xdotool", "search", "--name", "gazeflow calibrate", "getwindowgeometry"],
+                                  capture_output=True, text=True, env=env).stdout  # fmt: skip
+        assert "Geometry: 800x600" in geometry, geometry
+        subprocess.run(["xdotool", "search", "--name", "gazeflow calibrate", "windowfocus", "--sync", "key", "Escape"],
+                       env=env, check=True, timeout=30)  # fmt: skip
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        server.terminate()
+        server.wait(5)
+    assert proc.returncode == 1 and "calibration cancelled: nothing saved" in out
+    assert not profile.path_of("second").exists()
