@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -240,7 +241,7 @@ def _calibrate_live(display: str, tmp_path: Path, *args: str) -> tuple[subproces
 
 @pytest.mark.integration
 def test_calibrate_under_xvfb_shows_each_target_where_it_should_be_and_saves_a_profile(tmp_path, config_home):
-    if not subprocess.run(["which", "import"], capture_output=True).returncode == 0:
+    if not shutil.which("import"):
         pytest.skip("ImageMagick's import is not installed (apt-get install imagemagick): no screenshots")
     server, display = start_xvfb("1280x720x24")
     record = tmp_path / "session"
