@@ -10,6 +10,7 @@ is read and each target gets a verdict.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -116,6 +117,7 @@ def bench(
     models: bool = True,
     scale: tuple[int, ...] = (1, 2),
     targets_file: Path | None = None,
+    pointer: bool = True,
 ) -> dict[str, Any]:
     targets = load_targets(targets_file) if targets_file is not None else None  # a bad file: before measuring
     results: dict[str, Any] = {"machine": machine(), "input": input_spec, "repeat": repeat, "pipeline": {}}
@@ -174,6 +176,8 @@ def bench(
         results["agreement"] = precision_agreement(input_spec, precisions, sync_results)
     if realtime_fps > 0:
         results["realtime"] = {p: realtime(input_spec, assets_dir, realtime_fps, repeat, p) for p in precisions}
+    if pointer:
+        results["pointer"] = pointer_steadiness(input_spec)
     if targets is not None:
         results["targets"] = verdicts(results, targets)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -288,3 +292,55 @@ def scaling(input_spec: str, workers: tuple[int, ...], repeat: int) -> dict[str,
         }
         for n, reports in samples.items()
     }
+
+
+DEMO_TARGETS = Path(__file__).resolve().parents[1] / "docs" / "demo-targets.json"  # in a checkout
+
+
+def _edge_share(rows: list[dict[str, Any]], width: int = 1920, height: int = 1080) -> float:
+    points = [r["pointer"] for r in rows if r.get("pointer")]
+    near = sum(min(p["x"], p["y"], width - 1 - p["x"], height - 1 - p["y"]) < 5 for p in points)
+    return round(near / max(1, len(points)), 3)
+
+
+def pointer_steadiness(input_spec: str) -> dict[str, Any]:
+    """The pointer on a real-time run: how often it sits at a screen edge, uncalibrated and (on the demo,
+    fitted from docs/demo-targets.json) calibrated; each filter's jitter in fixations and lag at jumps, on
+    the raw points of the same run (services/pointer/steadiness.py)."""
+    from gazeflow.shared.config import PointerConfig
+
+    from .pointer.steadiness import compare
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "XDG_CONFIG_HOME": home}
+        profile = ""
+        if input_spec == "demo" and DEMO_TARGETS.exists():
+            cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", "calibrate", "--input",
+                   "demo", "--targets", str(DEMO_TARGETS), "--profile", "bench", "--log-interval", "0"]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                raise GazeflowError(f"bench: calibrate failed: {proc.stderr.strip().splitlines()[-1:]}")
+            profile = "bench"
+            saved = json.loads((Path(home) / "gazeflow" / "profiles" / "bench.json").read_text())
+            out["calibration"] = {"used": saved["used"], **saved["validation"]}
+        for label, name in (("uncalibrated", ""), ("calibrated", profile)):
+            if label == "calibrated" and not name:
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                lines = Path(tmp) / "r.jsonl"
+                cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", "run-all",
+                       "--input", input_spec, "--realtime", "--pointer", "null", "--filter", "none",
+                       "--profile", name, "--log-interval", "0", "--results", str(lines)]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+                if proc.returncode != 0:
+                    raise GazeflowError(f"bench: run-all failed: {proc.stderr.strip().splitlines()[-1:]}")
+                rows = [json.loads(line) for line in lines.read_text().splitlines()]
+            out[label] = {"at_edge": _edge_share(rows)}
+            fps = next((1 / (b["t"] - a["t"]) for a, b in itertools.pairwise(rows) if b["t"] > a["t"]), 30.0)
+            out[label]["filters"] = compare(rows, PointerConfig(), fps)
+            log.info("pointer, %s: %.0f%% at an edge; One Euro jitter %.2f of none, lag %.1f frames", label,
+                     100 * out[label]["at_edge"], out[label]["filters"]["one-euro"]["jitter_vs_none"],
+                     out[label]["filters"]["one-euro"]["lag_frames_p50"])  # fmt: skip
+    out["steadiness"] = out.get("calibrated", out["uncalibrated"])["filters"]
+    return out

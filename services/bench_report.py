@@ -161,6 +161,27 @@ def to_markdown(r: dict[str, Any]) -> str:
             hop, ms = rt["transport"][stage], fast.get(stage)
             cell = f"{ms['p50']:.2f} / {ms['p95']:.2f}" if ms else "-"
             lines.append(f"| {name} | {hop['p50']:.2f} / {hop['p95']:.2f} | {cell} |")
+    if "pointer" in r:
+        pt = r["pointer"]
+        lines += ["", "The pointer at real-time pace (null backend, 1920x1080, 527x296 mm):", ""]
+        for label in ("uncalibrated", "calibrated"):
+            if label in pt:
+                lines.append(f"- {label}: {pt[label]['at_edge']:.0%} of the frames within 5 px of a screen edge")
+        if "calibration" in pt:
+            c = pt["calibration"]
+            before, after = c["uncalibrated"], c["calibrated"]
+            lines.append(f"- calibration from docs/demo-targets.json: validation median {before['median_px']:.0f} px"
+                         f" = {before['median_deg']:.1f} deg uncalibrated, {after['median_px']:.0f} px"
+                         f" = {after['median_deg']:.1f} deg calibrated (kept: {c['used']})")  # fmt: skip
+        st = pt["steadiness"]
+        lines += ["", f"Filters on the same raw points ({st['fixations']} fixations by dispersion, "
+                  f"{st['in_fixations']:.0%} of the frames; {st['jumps']} jumps between them):", "",
+                  "| filter | jitter in fixations, px | vs none | lag at a jump, frames (p50 / max) |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for kind in ("none", "ema", "one-euro"):
+            f = st[kind]
+            lines.append(f"| {kind} | {f['jitter_px']:.1f} | {f.get('jitter_vs_none', 1.0):.2f} | "
+                         f"{f['lag_frames_p50']:g} / {f['lag_frames_max']} |")  # fmt: skip
     if r.get("targets"):
         lines += ["", "| target | measured | limit | verdict |", "|---|---|---|---|"]
         for t in r["targets"]:

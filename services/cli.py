@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out", default="out", help="folder for bench.json and bench.md (default out/)")
     p.add_argument("--no-models", action="store_true", help="skip the per-model part")
+    p.add_argument("--no-pointer", action="store_true",
+                   help="skip the pointer part (edges, calibration, filter jitter and lag)")  # fmt: skip
     p.add_argument("--scale", default="1,2", metavar="N,N,...",
                    help="face-detection worker counts to compare (default 1,2; '' = skip)")  # fmt: skip
     p.add_argument("--assets-dir", help="where the models are (default: .assets in the checkout)")
@@ -329,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.realtime_fps,
                 args.assets_dir or config_mod.default_assets_dir(),
                 models=not args.no_models,
+                pointer=not args.no_pointer,
                 scale=_counts(args.scale),
                 targets_file=Path(args.targets) if args.targets else None,
             )

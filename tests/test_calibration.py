@@ -23,7 +23,7 @@ from gazeflow.shared.config import CalibrationConfig
 
 from conftest import gazeflow, read_results, start_xvfb
 
-DEMO_TARGETS = Path(__file__).with_name("data") / "demo-targets.json"
+DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
 MONITOR = Monitor(0, "test", 0, 0, 1920, 1080, 527.0, 296.0, True)
 FAST = "[calibration]\ntarget_s = 1.5\nsettle_s = 0.5\n"  # shorter targets: the tests' time, not the user's
 
@@ -164,7 +164,7 @@ def test_without_a_display_calibrate_says_how_to_fit_from_a_recording(config_hom
 
 @pytest.mark.integration
 def test_a_recorded_calibration_of_the_demo_puts_the_pointer_where_the_person_looks(tmp_path, config_home):
-    """The demo with hand-made targets (tests/data/demo-targets.json: frame ranges where the person looks up,
+    """The demo with hand-made targets (docs/demo-targets.json: frame ranges where the person looks up,
     down, to each side, mapped to screen points that way): the fit is validated on four check targets,
     and run-all with the profile puts the pointer on the matching side of the screen for every target."""
     proc = gazeflow("calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", "demo",
