@@ -1,4 +1,9 @@
-"""The four Open Model Zoo models of the gaze chain, and where their IR files live."""
+"""The Open Model Zoo models of the gaze chain, and where their files live.
+
+Four are Intel IRs per precision; the eye-state model is published as one ONNX
+file, which OpenVINO reads directly (every precision uses it; the CPU plugin
+picks its inference precision as for the others).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,12 @@ FACE = "face-detection-adas-0001"
 LANDMARKS = "landmarks-regression-retail-0009"
 HEAD_POSE = "head-pose-estimation-adas-0001"
 GAZE = "gaze-estimation-adas-0002"
-MODELS = (FACE, LANDMARKS, HEAD_POSE, GAZE)
+EYE_STATE = "open-closed-eye-0001"
+MODELS = (FACE, LANDMARKS, HEAD_POSE, GAZE)  # the IRs, per precision
+ONNX = {EYE_STATE: "models/public/open-closed-eye-0001/open_closed_eye.onnx"}
+# how a model is read: images per inference (both eyes in one), and the input normalisation the
+# ONNX expects ((x - 127) / 255, from the OMZ model.yml; the IRs take 0..255 as they are)
+READING: dict[str, dict[str, float]] = {EYE_STATE: {"batch": 2, "mean": 127.0, "scale": 255.0}}
 DEMO_VIDEO = "videos/demo.mp4"
 
 
@@ -18,9 +28,19 @@ def ir_path(assets_dir: str | Path, model: str, precision: str) -> Path:
     return Path(assets_dir) / "models" / "intel" / model / precision / f"{model}.xml"
 
 
-def require_ir(assets_dir: str | Path, model: str, precision: str) -> Path:
+def model_files(assets_dir: str | Path, model: str, precision: str) -> list[Path]:
+    """The files a model is read from: its IR (xml, bin) for this precision, or its ONNX."""
+    if model in ONNX:
+        return [Path(assets_dir) / ONNX[model]]
     xml = ir_path(assets_dir, model, precision)
-    for path in (xml, xml.with_suffix(".bin")):
+    return [xml, xml.with_suffix(".bin")]
+
+
+def require_ir(assets_dir: str | Path, model: str, precision: str) -> Path:
+    """The file to read a model from (an IR's xml, or an ONNX), after checking that its files exist."""
+    files = model_files(assets_dir, model, precision)
+    xml = files[0]
+    for path in files:
         if not path.is_file():
             raise GazeflowError(f"model file not found: {path} (run 'make setup' or 'gazeflow fetch')")
     return xml

@@ -92,6 +92,11 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         help="pointer filter: one-euro (steady when still, quick on a jump; default), ema, none",
     )
     p.add_argument(
+        "--click",
+        choices=config_mod.CLICKS,
+        help="how to click: dwell (hold the pointer still 1 s), blink (close both eyes 0.5-1.5 s), none (default)",
+    )
+    p.add_argument(
         "--monitor",
         type=int,
         metavar="N",
@@ -162,7 +167,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         pointer["backend"] = args.pointer
     if args.no_fail_safe:
         pointer["fail_safe"] = False
-    for flag in ("profile", "filter", "monitor"):
+    for flag in ("profile", "filter", "monitor", "click"):
         if getattr(args, flag, None) is not None:
             pointer[flag] = getattr(args, flag)
     if pointer:
@@ -227,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="FILE.json", help="fit from --input VIDEO and this targets file")
     p.add_argument("--list-monitors", action="store_true", help="print the monitors and their numbers, then exit")
     _pipeline_args(p)
+    p = sub.add_parser(
+        "ctl",
+        help="pause, resume, toggle, recenter or ask the status of a running pipeline",
+        description="Talks to the pointer of the pipeline running for you (run-all, or a pointer stage started "
+        "by hand): pause and resume the pointer (frames keep flowing and are counted), recenter it on where "
+        "you look now (the middle of the screen), or print its status (fps, paused, profile, clicks, each "
+        "stage's health).",
+    )
+    p.add_argument("action", metavar="ACTION", help="pause, resume, toggle, recenter or status")
+    p.add_argument("--run-dir", help="the run directory of the pipeline (when several are running)")
     p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")
     p.add_argument(
         "name",
@@ -313,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CURVE keys in {d}, one folder per stage ({', '.join(cfg.chain)}): copy {d}/STAGE to the host "
                   f'that runs STAGE only, and set curve_keys = "{d}" (its path there) in the config')  # fmt: skip
             return 0
+        if args.command == "ctl":
+            from .pointer.control import ctl_command
+
+            return ctl_command(args.action, args.run_dir)
         if args.command == "report":
             from .report import report_command
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from gazeflow.models.catalog import require_ir
 from gazeflow.shared import registry
 from gazeflow.shared.config import Config
-from gazeflow.shared.inference import SyncModel, compile_model, warm_up
+from gazeflow.shared.inference import SyncModel, compile_model, load_model, warm_up
 from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, trace_row
 from gazeflow.shared.process import StopFlag
@@ -34,7 +33,7 @@ def run_sync(cfg: Config) -> int:
         models[proc.name] = {
             key: SyncModel(
                 compile_model(
-                    require_ir(cfg.assets_dir, model, stage.precision), stage.device, "LATENCY", 1, stage.threads
+                    load_model(cfg.assets_dir, model, stage.precision), stage.device, "LATENCY", 1, stage.threads
                 )
             )
             for key, model in registry.get(proc.name).models.items()

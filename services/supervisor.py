@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from gazeflow.models.catalog import require_ir
+from gazeflow.models.catalog import model_files, require_ir
 from gazeflow.models.fetch import verify_files
 from gazeflow.shared import registry
 from gazeflow.shared.config import Config, runtime_root
@@ -62,8 +62,8 @@ def preflight(cfg: Config) -> None:
     source.close()
     for name in cfg.chain:
         for model in registry.get(name).models.values():
-            xml = require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
-            verify_files([xml, xml.with_suffix(".bin")], cfg.assets_dir)
+            require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
+            verify_files(model_files(cfg.assets_dir, model, cfg.stages[name].precision), cfg.assets_dir)
     if cfg.sink == "pointer":  # a missing, damaged or foreign profile, or a monitor that is not there
         from .pointer import profile, screen
 
@@ -187,11 +187,15 @@ class Supervisor:
     def failed(self) -> str | None:
         """A one-line reason if some stage has exited with an error it cannot be restarted from."""
         self._watch_heartbeats()
-        if self.cfg.log_interval > 0 and time.monotonic() >= self.next_health:
-            self.next_health = time.monotonic() + self.cfg.log_interval
+        if time.monotonic() >= self.next_health:
+            self.next_health = time.monotonic() + (self.cfg.log_interval or 1.0)
             line = self.health_line()
             if line:
-                log.info("%s", line)
+                if self.cfg.log_interval > 0:
+                    log.info("%s", line)
+                tmp = self.run_dir / "health.tmp"  # for 'gazeflow ctl status'
+                tmp.write_text(line + "\n")
+                tmp.replace(self.run_dir / "health")
         for name, proc in self.procs.items():
             code = proc.poll()
             if code in (None, 0) or name in self.restart_at:

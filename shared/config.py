@@ -88,6 +88,18 @@ class PointerConfig:
     d_cutoff: float = 2.0  # One Euro: cutoff (Hz) of the speed estimate
     smoothing: float = 0.5  # ema: weight of the previous point per frame, 0 <= smoothing < 1
     dead_zone_px: int = 8  # moves smaller than this are not made
+    click: str = "none"  # none | dwell | blink: how a click is made (none: a replay never clicks by itself)
+    dwell_ms: float = 1000.0  # dwell: the pointer stays this long within dwell_radius_px -> a left click
+    dwell_radius_px: float = 40.0
+    blink_min_ms: float = 500.0  # blink: both eyes closed at least this long (natural blinks: 100-400 ms)
+    blink_max_ms: float = 1500.0  # and at most this long (longer is resting the eyes) -> a left click
+    wink: bool = False  # blink: one eye closed (the other open) for that long -> a right click
+    open_below: float = 0.5  # an eye whose probability of being open is below this counts as closed
+    pause_closed_s: float = 2.0  # eyes closed this long toggles pause (a gesture); 0 = off
+    hotkey: str = "<ctrl>+<alt>+p"  # toggles pause (pynput's syntax); "" = off; off without a display
+    hands_off_s: float = 1.5  # after you move the real mouse, gazeflow pauses until it has been still this long
+    auto_pause_mouse: bool = True  # pause while you use the real mouse (the pointer is not where gazeflow put it)
+    face_lost_s: float = 2.0  # pause while no face has been seen this long; 0 = off
     fail_safe: bool = True  # pyautogui's corner fail-safe
     max_age_ms: float = 500.0  # live input: gaze older than this (since capture) never moves the pointer
 
@@ -102,6 +114,7 @@ class CalibrationConfig:
 
 
 FILTERS = ("one-euro", "ema", "none")
+CLICKS = ("none", "dwell", "blink")
 POINT_COUNTS = (1, 5, 9, 13, 16)
 
 
@@ -283,6 +296,15 @@ def _check_pointer(cfg: Config) -> None:
         (min(p.screen_mm) > 0 or p.screen_mm == (0.0, 0.0), f"pointer.screen_mm {list(p.screen_mm)}: mm, or 0, 0"),
         (p.monitor >= -1, f"pointer.monitor {p.monitor}: -1 (the primary) or a monitor's number"),
         (p.dead_zone_px >= 0 and p.max_age_ms > 0, "pointer: dead_zone_px >= 0 and max_age_ms > 0"),
+        (p.click in CLICKS, f"pointer.click {p.click!r}: expected one of {', '.join(CLICKS)}"),
+        (p.dwell_ms > 0 and p.dwell_radius_px > 0, "pointer: dwell_ms and dwell_radius_px must be > 0"),
+        (0 < p.blink_min_ms < p.blink_max_ms, f"pointer: 0 < blink_min_ms ({p.blink_min_ms}) < blink_max_ms"),
+        (0 < p.open_below < 1, f"pointer.open_below {p.open_below}: a probability between 0 and 1"),
+        (
+            p.pause_closed_s == 0 or p.pause_closed_s * 1000 > p.blink_max_ms,
+            f"pointer.pause_closed_s {p.pause_closed_s}: 0 (off) or longer than blink_max_ms, so a click never pauses",
+        ),
+        (p.hands_off_s > 0 and p.face_lost_s >= 0, "pointer: hands_off_s > 0 and face_lost_s >= 0"),
         (10 <= cam.hfov_deg <= 170, f"camera.hfov_deg {cam.hfov_deg}: a field of view between 10 and 170 degrees"),
         (30 <= cam.ipd_mm <= 90, f"camera.ipd_mm {cam.ipd_mm}: a distance between pupils, 30 to 90 mm"),
         (cal.points in POINT_COUNTS, f"calibration.points {cal.points}: one of {', '.join(map(str, POINT_COUNTS))}"),

@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from gazeflow.models.catalog import require_ir
-
 from .config import Config
-from .inference import AsyncModel, Fusion, compile_model, read_model, warm_up
+from .inference import AsyncModel, Fusion, compile_model, load_model, warm_up
 from .messages import Message
 
 Inputs = dict[str, dict[Any, np.ndarray]]  # model key -> input name or index -> array
@@ -47,13 +45,13 @@ class Engine:
         self.wake_fd, self._wake_w = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
-        irs = {key: require_ir(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
-        self.fusion = Fusion.of({key: read_model(xml) for key, xml in irs.items()}) if len(irs) > 1 else None
+        read = {key: load_model(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
+        self.fusion = Fusion.of(read) if len(read) > 1 else None
         args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, stage_cfg.threads)
         if self.fusion is not None:
             compiled = {self.fusion.key: compile_model(self.fusion.model, *args)}
         else:
-            compiled = {key: compile_model(xml, *args) for key, xml in irs.items()}
+            compiled = {key: compile_model(model, *args) for key, model in read.items()}
         self.models: dict[str, AsyncModel] = {}
         for key, model in compiled.items():
             warm_up(model)  # the first inference is slow: take it before the stream starts

@@ -59,21 +59,35 @@ def _looks_like_ir(xml: Path) -> bool:
     return head.startswith(b"<?xml") and b"<net" in head
 
 
-def read_model(xml: Path) -> ov.Model:
-    """Read an IR and let it take u8 NHWC images (converted to the model's layout inside the graph)."""
+def read_model(xml: Path, batch: float = 0, mean: float = 0.0, scale: float = 1.0) -> ov.Model:
+    """Read an IR (or an ONNX) and let it take u8 NHWC images (converted to the model's layout inside the
+    graph, with (x - mean) / scale when the model expects it); ``batch``: images per inference, when not
+    the model's own."""
     c = core()
-    if not _looks_like_ir(xml):  # else every OpenVINO frontend tries it and logs its own complaint
+    onnx = xml.suffix == ".onnx"
+    if not onnx and not _looks_like_ir(xml):  # else every OpenVINO frontend tries it and logs its own complaint
         raise GazeflowError(f"corrupt model {xml}: not an OpenVINO IR (run 'gazeflow fetch' again)")
     try:
         model = c.read_model(xml)
     except Exception as exc:  # OpenVINO raises RuntimeError with a long message
         raise GazeflowError(f"corrupt model {xml}: {ov_reason(exc)}") from None
+    if batch:
+        model.reshape({i: [int(batch), *port.get_partial_shape()[1:]] for i, port in enumerate(model.inputs)})
     ppp = ov.preprocess.PrePostProcessor(model)
     for i, port in enumerate(model.inputs):
         if len(port.get_partial_shape()) == 4:  # image inputs: feed BGR u8 HWC, convert in the graph
             ppp.input(i).tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
             ppp.input(i).model().set_layout(ov.Layout("NCHW"))
+            if mean or scale != 1.0:
+                ppp.input(i).preprocess().convert_element_type(ov.Type.f32).mean(mean).scale(scale)
     return ppp.build()
+
+
+def load_model(assets_dir: str, model: str, precision: str) -> ov.Model:
+    """A model of the catalog, read as the catalog says (its file, its batch, its input normalisation)."""
+    from gazeflow.models.catalog import READING, require_ir
+
+    return read_model(require_ir(assets_dir, model, precision), **READING.get(model, {}))
 
 
 def compile_model(

@@ -48,7 +48,7 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 KINDS = ("frame", "eos", "drop")
-RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "pointer")
+RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "eyes", "pointer")
 ITEMSIZE = {"uint8": 1, "float32": 4}  # the dtypes an array on the wire may have
 _NAME_OF = {"B": "uint8", "f": "float32"}  # numpy dtype.char -> name on the wire
 
@@ -181,6 +181,9 @@ FIELDS: dict[str, Any] = {  # a frame's fields; (required) marks those every fra
     "landmarks": _optional(lambda x: isinstance(x, list) and len(x) == 5 and all(POINT(p) for p in x)),
     "head_pose": _optional(lambda x: isinstance(x, dict) and all(_number(x.get(k)) for k in ("yaw", "pitch", "roll"))),
     "gaze": _optional(lambda x: _numbers(3)(x) and any(x)),
+    "eyes": _optional(
+        lambda x: isinstance(x, dict) and all(_number(x.get(k)) and 0 <= x[k] <= 1 for k in ("left", "right"))
+    ),
     "pointer": _optional(lambda x: isinstance(x, dict)),
     "crop": lambda x: _ints(3)(x) and x[2] > 0,
     "region": lambda x: _ints(4)(x) and x[0] < x[2] and x[1] < x[3],

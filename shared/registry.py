@@ -25,7 +25,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from gazeflow.models.catalog import FACE, GAZE, HEAD_POSE, LANDMARKS
+from gazeflow.models.catalog import EYE_STATE, FACE, GAZE, HEAD_POSE, LANDMARKS
 
 from .errors import GazeflowError
 
@@ -63,7 +63,7 @@ BUILTIN: tuple[Stage, ...] = (
     ),
     Stage(
         "gaze", "inference", "gazeflow.services.gaze.processor:Gaze",
-        output="gaze", models={"gaze": GAZE}, restartable=True, scalable=True,
+        output="gaze", models={"gaze": GAZE, "eye_state": EYE_STATE}, restartable=True, scalable=True,
     ),
     Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer"),
     # in place of the pointer while 'gazeflow calibrate' runs: writes the samples it fits from

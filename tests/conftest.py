@@ -16,6 +16,14 @@ import pytest
 from gazeflow.shared.config import default_assets_dir
 
 ASSETS = Path(default_assets_dir())
+DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite never reads the user's own profiles (a 'default' profile would change every result)."""
+    import tempfile
+
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gazeflow-test-config-")
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +66,16 @@ def demo_runs(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         files[command + "-stdout"] = out / f"{command}.out"
         files[command + "-stdout"].write_text(proc.stdout)
     return files
+
+
+@pytest.fixture(scope="session")
+def demo_profile(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A profile fitted from the demo's recorded calibration (docs/demo-targets.json), once per session."""
+    path = tmp_path_factory.mktemp("profile") / "demo.json"
+    proc = gazeflow("calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", str(path),
+                    "--log-interval", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return path
 
 
 def title(p: psutil.Process) -> str:

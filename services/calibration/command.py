@@ -55,7 +55,7 @@ def _camera(cfg: CameraConfig, table: dict[str, Any], where: str) -> CameraConfi
 
 
 def _recorded_monitor(s: dict[str, Any]) -> Monitor:
-    return Monitor(0, str(s.get("name") or "recorded screen"), 0, 0, int(s["width"]), int(s["height"]),
+    return Monitor(0, str(s.get("name") or ""), 0, 0, int(s["width"]), int(s["height"]),
                    float(s["width_mm"]), float(s["height_mm"]), True)  # fmt: skip
 
 

@@ -18,6 +18,10 @@ class Backend(Protocol):
 
     def move(self, x: int, y: int) -> None: ...
 
+    def click(self, button: str) -> None: ...
+
+    def position(self) -> tuple[int, int] | None: ...
+
 
 class NullBackend:
     """Moves nothing; logs each intended move at debug level."""
@@ -29,6 +33,12 @@ class NullBackend:
 
     def move(self, x: int, y: int) -> None:
         log.debug("pointer to (%d, %d)", x, y)
+
+    def click(self, button: str) -> None:
+        log.debug("%s click", button)
+
+    def position(self) -> tuple[int, int] | None:
+        return None  # no real pointer: nobody else moves it
 
 
 class PyAutoGuiBackend:
@@ -47,6 +57,14 @@ class PyAutoGuiBackend:
         self._pyautogui = pyautogui
         width, height = pyautogui.size()
         self.size = (int(width), int(height))
+
+    def click(self, button: str) -> None:
+        """A click where the pointer is: a click never moves it."""
+        self._pyautogui.click(button=button, _pause=False)
+
+    def position(self) -> tuple[int, int] | None:
+        x, y = self._pyautogui.position()
+        return int(x), int(y)
 
     def move(self, x: int, y: int) -> None:
         try:

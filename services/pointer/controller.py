@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 from gazeflow.shared.config import Config
@@ -27,19 +28,34 @@ class PointerController:
         self.filter = make_filter(cfg.pointer, fps=fps)
         self.last_move: tuple[int, int] | None = None
         self.moves = 0
+        self.offset = (0.0, 0.0)  # 'gazeflow ctl recenter': added to every raw point
+        self.recent: deque[tuple[float, float]] = deque(maxlen=15)  # the last raw points, for recentring
 
-    def update(self, header: dict[str, Any], t: float) -> dict[str, Any] | None:
-        """The pointer decision for one frame at time t (seconds); None while no gaze is seen."""
+    def recenter(self) -> tuple[int, int] | None:
+        """Shift the points so that where the user looks now (the median of the last raw points) is the
+        monitor's centre; None before any gaze."""
+        if not self.recent:
+            return None
+        xs, ys = sorted(p[0] for p in self.recent), sorted(p[1] for p in self.recent)
+        mid = len(xs) // 2
+        self.offset = (self.monitor.width / 2 - xs[mid], self.monitor.height / 2 - ys[mid])
+        return round(self.offset[0]), round(self.offset[1])
+
+    def update(self, header: dict[str, Any], t: float, act: bool = True) -> dict[str, Any] | None:
+        """The pointer decision for one frame at time t (seconds); None while no gaze is seen. ``act``
+        False: where it would go, but no move is made (paused)."""
         sample = self.mapper.sample(header)
         if sample is None:
             return None
         m = self.monitor
-        fx, fy = self.filter(sample.px[0], sample.px[1], t)
+        self.recent.append(sample.px)
+        px = (sample.px[0] + self.offset[0], sample.px[1] + self.offset[1])
+        fx, fy = self.filter(px[0], px[1], t)
         x = m.x + round(min(max(fx, 1.0), m.width - 2.0))
         y = m.y + round(min(max(fy, 1.0), m.height - 2.0))
-        moved = self.last_move is None or math.dist(self.last_move, (x, y)) >= self.cfg.dead_zone_px
+        moved = act and (self.last_move is None or math.dist(self.last_move, (x, y)) >= self.cfg.dead_zone_px)
         if moved:
             self.last_move = (x, y)
             self.moves += 1
-        raw = [round(m.x + sample.px[0], 1), round(m.y + sample.px[1], 1)]
+        raw = [round(m.x + px[0], 1), round(m.y + px[1], 1)]
         return {"x": x, "y": y, "moved": moved, "raw": raw}

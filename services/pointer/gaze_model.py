@@ -57,7 +57,7 @@ class Monitor:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
     def describe(self) -> str:
-        return f"{self.name or 'monitor'} {self.width}x{self.height} ({self.width_mm:.0f}x{self.height_mm:.0f} mm)"
+        return f"{self.name or 'a screen'} {self.width}x{self.height} ({self.width_mm:.0f}x{self.height_mm:.0f} mm)"
 
     @property
     def px_per_mm(self) -> tuple[float, float]:

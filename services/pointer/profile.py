@@ -73,8 +73,11 @@ def save(profile: str, data: dict[str, Any]) -> Path:
 def check_monitor(data: dict[str, Any], monitor: Monitor) -> None:
     """A profile made for another monitor is refused: its fit is in that monitor's millimetres and pixels."""
     made = Monitor.from_dict(data["monitor"])
-    if (made.width, made.height) != (monitor.width, monitor.height) or (
-        made.name != monitor.name and "null" not in (made.name, monitor.name)
+    unnamed = ("", "null")  # a recording's screen and the null backend's carry no monitor name
+    if (
+        (made.width, made.height) != (monitor.width, monitor.height)
+        or (made.name != monitor.name and made.name not in unnamed and monitor.name not in unnamed)
+        or abs(made.width_mm - monitor.width_mm) > 0.02 * made.width_mm
     ):
         raise GazeflowError(
             f"profile {data['path']} was made for {made.describe()}, this is {monitor.describe()}: "
