@@ -102,6 +102,15 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the monitor to point on (0, 1, ...: 'gazeflow calibrate --list-monitors'; default primary)",
     )
+    p.add_argument(
+        "--show",
+        action="store_true",
+        default=None,
+        help="a window with the annotated frames (keys f l h g e p s toggle overlays, Space pauses, Esc stops)",
+    )
+    p.add_argument(
+        "--output", metavar="FILE.mp4", help="write the annotated frames to a video (every frame in a replay)"
+    )
     p.add_argument("--results", metavar="FILE.jsonl", help="write one JSON line per frame")
     p.add_argument("--metrics", metavar="FILE.json", help="write the final metrics report")
     p.add_argument(
@@ -167,6 +176,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         pointer["backend"] = args.pointer
     if args.no_fail_safe:
         pointer["fail_safe"] = False
+    view = {k: getattr(args, k) for k in ("show", "output") if getattr(args, k, None) is not None}
+    if view:
+        o["view"] = view
     for flag in ("profile", "filter", "monitor", "click"):
         if getattr(args, flag, None) is not None:
             pointer[flag] = getattr(args, flag)

@@ -23,6 +23,10 @@ log = logging.getLogger("gazeflow.run_sync")
 
 
 def run_sync(cfg: Config) -> int:
+    if "view" in cfg.chain:
+        from .view.processor import check_display
+
+        check_display(cfg)
     stop = StopFlag()
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     frames = registry.get(cfg.source).load().frames
@@ -44,13 +48,17 @@ def run_sync(cfg: Config) -> int:
         for model in stage_models.values():
             warm_up(model.request.get_compiled_model())
     log.info("run-sync: %s, one request at a time", source.spec)
-    sink = procs[-1]
+    sinks = [p for p in procs if registry.get(p.name).role == "sink"]  # the pointer, then (--show) the view
+    reads = {p.name: registry.get(p.name).reads_frames for p in procs}
     cpu0 = time.process_time()
     frames_done = 0
     try:
         for msg in frames(cfg, source, stop):
             msg.header["trace"][0][T_SEND] = time.time_ns()
+            frame = msg.arrays.get("frame")
             for proc in procs:
+                if reads[proc.name]:  # the view draws on the frame, as the ring gives it to it in run-all
+                    msg.arrays["frame"] = frame
                 t_recv, t0 = time.time_ns(), time.perf_counter_ns()
                 inputs = proc.prepare(msg)
                 t1 = time.perf_counter_ns()
@@ -61,7 +69,8 @@ def run_sync(cfg: Config) -> int:
                 row = trace_row(proc.name, t_recv, time.time_ns(), pre=t1 - t0, infer=t2 - t1, post=t3 - t2)
                 msg.header["trace"].append(row)
                 proc.sent(msg)
-            sink.tick()
+            for sink in sinks:
+                sink.tick()
             frames_done += 1
         if stop:
             log.info("run-sync: stopped by signal")
@@ -69,7 +78,8 @@ def run_sync(cfg: Config) -> int:
         stats: dict[str, dict[str, float]] = {p.name: {"in": frames_done, "out": frames_done} for p in procs}
         stats[cfg.source] = {"in": frames_done, "out": frames_done}
         stats["run_sync"] = {"cpu_s": round(time.process_time() - cpu0, 3)}
-        sink.finish(Message.eos(stats), {})
+        for sink in sinks:
+            sink.finish(Message.eos(stats), {})
     finally:
         source.close()
     return 0

@@ -64,7 +64,11 @@ def preflight(cfg: Config) -> None:
         for model in registry.get(name).models.values():
             require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
             verify_files(model_files(cfg.assets_dir, model, cfg.stages[name].precision), cfg.assets_dir)
-    if cfg.sink == "pointer":  # a missing, damaged or foreign profile, or a monitor that is not there
+    if "view" in cfg.chain:
+        from .view.processor import check_display
+
+        check_display(cfg)
+    if "pointer" in cfg.chain:  # a missing, damaged or foreign profile, or a monitor that is not there
         from .pointer import profile, screen
 
         found = screen.monitors() if cfg.pointer.backend != "null" else []

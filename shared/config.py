@@ -113,6 +113,15 @@ class CalibrationConfig:
     outlier_mad: float = 3.0  # a sample this many median absolute deviations from its target's median is dropped
 
 
+@dataclass
+class ViewConfig:
+    show: bool = False  # a window with the annotated frames (needs a display)
+    output: str = ""  # write the annotated frames to this video file (.mp4, .avi)
+    width: int = 960  # the window's width in pixels (the frame is scaled to it)
+    overlays: list[str] = field(default_factory=lambda: list(OVERLAYS))  # what is drawn, at the start
+
+
+OVERLAYS = ("face", "landmarks", "head_pose", "gaze", "eyes", "pointer", "figures")
 FILTERS = ("one-euro", "ema", "none")
 CLICKS = ("none", "dwell", "blink")
 POINT_COUNTS = (1, 5, 9, 13, 16)
@@ -140,6 +149,7 @@ class Config:
     pointer: PointerConfig = field(default_factory=PointerConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
     # the stages a run uses, in order (shared/registry.py): a source, inference stages, a sink
     chain: list[str] = field(default_factory=lambda: list(registry.default_chain()))
     stages: dict[str, StageConfig] = field(default_factory=lambda: {name: StageConfig() for name in registry.stages()})
@@ -311,6 +321,12 @@ def _check_pointer(cfg: Config) -> None:
         (0 <= cal.checks <= 9, f"calibration.checks {cal.checks}: 0 to 9"),
         (0 <= cal.settle_s < cal.target_s, f"calibration: settle_s {cal.settle_s} must be below target_s"),
         (cal.outlier_mad > 0, f"calibration.outlier_mad {cal.outlier_mad}: must be > 0"),
+        (set(cfg.view.overlays) <= set(OVERLAYS), f"view.overlays {cfg.view.overlays}: of {', '.join(OVERLAYS)}"),
+        (160 <= cfg.view.width <= 7680, f"view.width {cfg.view.width}: 160 to 7680 pixels"),
+        (
+            not cfg.view.output or Path(cfg.view.output).suffix.lower() in (".mp4", ".avi"),
+            f"view.output {cfg.view.output!r}: a .mp4 or .avi file",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -391,4 +407,6 @@ def load(path: str | None = None, overrides: dict[str, Any] | None = None) -> Co
         _merge(cfg, overrides, "flags")
     cfg.assets_dir = cfg.assets_dir or default_assets_dir()  # "" in a file: the default
     cfg.run_dir = cfg.run_dir or default_run_dir()
+    if (cfg.view.show or cfg.view.output) and "view" not in cfg.chain:
+        cfg.chain = [*cfg.chain, "view"]  # --show, --output: the view follows the pointer
     return validate(cfg)

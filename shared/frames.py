@@ -24,12 +24,16 @@ Box = tuple[int, int, int, int]
 class Frames:
     """A stage's view of frame pixels. ``ring``: the slots that arrive (None: pixels always travel in
     messages); ``share``: the output stays on this host, so a slot may go on by reference;
-    ``keeps_pixels``: the processor's ``finish`` reads or passes on the message's arrays."""
+    ``keeps_pixels``: the processor's ``finish`` reads or passes on the message's arrays; ``forward``: a
+    later stage reads the frame (the view), so the slot goes on with the message whatever this one does."""
 
-    def __init__(self, ring: RingConsumer | None = None, share: bool = False, keeps_pixels: bool = True) -> None:
+    def __init__(
+        self, ring: RingConsumer | None = None, share: bool = False, keeps_pixels: bool = True, forward: bool = False
+    ) -> None:
         self.ring = ring
         self.share = share and ring is not None
         self.keeps_pixels = keeps_pixels
+        self.forward = forward and self.share
 
     # -- for processors ------------------------------------------------------------------------
     def pass_on(self, msg: Message, frame: np.ndarray, region: Box) -> None:
@@ -69,7 +73,7 @@ class Frames:
     def submitted(self, msg: Message) -> None:
         """Its inputs are in the infer request: the slot goes back now unless ``finish`` needs it
         (now, not after the send, where it would slow the next hop)."""
-        if not self.keeps_pixels:
+        if not self.keeps_pixels and not self.forward:
             self.drop(msg)
 
     def finished(self, msg: Message) -> dict[str, Any] | None:
@@ -78,7 +82,7 @@ class Frames:
         ref = msg.header.get("frame_ref")
         if ref is None:
             return None
-        if self.share and msg.arrays and self.ring is not None and self.ring.stash(ref, msg.arrays):
+        if self.share and (msg.arrays or self.forward) and self.ring is not None and self.ring.stash(ref, msg.arrays):
             self.ring.send_on(ref)
             return None
         return msg.header.pop("frame_ref")

@@ -44,6 +44,7 @@ class Stage:
     restartable: bool = False  # keeps no state between frames: run-all restarts it when it dies
     scalable: bool = False  # several worker processes may share its load
     optional: bool = False  # in the chain only when the config's chain names it
+    reads_frames: bool = False  # a sink that needs the frame's pixels (the view): earlier stages pass them on
 
     def load(self) -> Any:
         """The processor class (or the source object): imported only by the process that runs it."""
@@ -65,9 +66,11 @@ BUILTIN: tuple[Stage, ...] = (
         "gaze", "inference", "gazeflow.services.gaze.processor:Gaze",
         output="gaze", models={"gaze": GAZE, "eye_state": EYE_STATE}, restartable=True, scalable=True,
     ),
-    Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer"),
+    Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer", output="results"),
     # in place of the pointer while 'gazeflow calibrate' runs: writes the samples it fits from
     Stage("calibration", "sink", "gazeflow.services.calibration.sink:CalibrationSink", optional=True),
+    # after the pointer (--show, --output): the annotated frames in a window or a video file
+    Stage("view", "sink", "gazeflow.services.view.processor:View", optional=True, reads_frames=True),
 )  # fmt: skip
 
 
@@ -105,13 +108,37 @@ def default_chain() -> tuple[str, ...]:
 
 
 def check_chain(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """A source, inference stages, a sink, each once; one line naming the problem otherwise."""
+    """A source, inference stages, then one or more sinks (each passing the frame on to the next), each
+    stage once; one line naming the problem otherwise."""
     specs = [get(name) for name in chain]
     if len(chain) < 2 or specs[0].role != "source" or specs[-1].role != "sink":
         raise GazeflowError(f"chain {list(chain)}: must start with a source and end with a sink")
-    if any(s.role != "inference" for s in specs[1:-1]) or len(set(chain)) != len(chain):
-        raise GazeflowError(f"chain {list(chain)}: between the source and the sink only inference stages, each once")
+    roles = [s.role for s in specs[1:]]
+    first_sink = roles.index("sink")
+    if any(r != "inference" for r in roles[:first_sink]) or any(r != "sink" for r in roles[first_sink:]):
+        raise GazeflowError(f"chain {list(chain)}: after the source, inference stages, then sinks")
+    if len(set(chain)) != len(chain):
+        raise GazeflowError(f"chain {list(chain)}: each stage once")
+    for spec in specs[:-1]:
+        if not spec.output:
+            raise GazeflowError(f"chain {list(chain)}: {spec.name} ends a chain; nothing can follow it")
     return tuple(chain)
+
+
+def through_first_sink(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The chain up to its first sink, the one that acts on the results (the pointer)."""
+    out = []
+    for name in chain:
+        out.append(name)
+        if get(name).role == "sink":
+            break
+    return tuple(out)
+
+
+def frames_after(chain: tuple[str, ...] | list[str], stage: str) -> bool:
+    """Whether a stage after ``stage`` in the chain reads the frame's pixels (so they must go on)."""
+    rest = list(chain)[list(chain).index(stage) + 1 :]
+    return any(get(name).reads_frames for name in rest)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,9 @@ class StageRuntime:
         self.engine = Engine(cfg, name, registry.get(name).models)
         self.proc.staging = self.engine.staging
         local = cfg.endpoint(name, "input").ipc_path is not None  # only then may a message name a frame slot
-        self.frames = Frames(RingConsumer(ctx, cfg.run_dir, local), cfg.shares_frames(name), self.proc.keeps_pixels)
+        forward = registry.frames_after(cfg.chain, name)  # the view, later, draws on the frame
+        ring = RingConsumer(ctx, cfg.run_dir, local)
+        self.frames = Frames(ring, cfg.shares_frames(name), self.proc.keeps_pixels, forward)
         self.proc.frames = self.frames
         self.inbox = Inbox(cfg, name, ctx, self.frames, self.counters, self.proc.check)
         self.log_failure = Throttled(log, logging.ERROR)
@@ -204,8 +206,8 @@ class StageRuntime:
         worker = self.worker if self.cfg.workers(self.name) > 1 else None
         eos.header.setdefault("stats", {})[self.name] = stats(self.counters, self.engine.sizes, cpu_s, worker)
         self.inbox.report()
-        if self.outbox.sender is None:
-            self.proc.finish(eos, {})  # the sink: the report
-        else:
+        if registry.get(self.name).role == "sink":
+            self.proc.finish(eos, {})  # a sink: its report (the pointer's, before the view after it)
+        if self.outbox.sender is not None:
             self.outbox.end(eos)
         log.info("%s: end of stream, %s", self.name, self.counters.as_dict())

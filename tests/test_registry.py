@@ -27,7 +27,9 @@ def test_the_default_chain_and_its_links_come_from_the_registry():
     [
         (["capture", "gaze"], "end with a sink"),
         (["face_detection", "pointer"], "start with a source"),
-        (["capture", "pointer", "gaze", "pointer"], "only inference stages"),
+        (["capture", "pointer", "gaze", "pointer"], "inference stages, then sinks"),
+        (["capture", "gaze", "calibration", "view"], "calibration ends a chain"),
+        (["capture", "gaze", "pointer", "pointer"], "each stage once"),
         (["capture", "detector", "pointer"], "unknown stage 'detector'"),
     ],
 )

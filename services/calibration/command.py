@@ -112,7 +112,7 @@ class Session:
         fd, samples = tempfile.mkstemp(prefix="gazeflow-calibration-", suffix=".jsonl", dir=runtime_root())
         os.close(fd)
         self.samples = Path(samples)
-        chain = [*cfg.chain[:-1], "calibration"]
+        chain = [*registry.through_first_sink(cfg.chain)[:-1], "calibration"]  # in place of the pointer
         self.cfg = validate(replace(cfg, chain=chain, results=str(self.samples), metrics=""))
 
     def _recording(self, cfg: Config, args: Any) -> tuple[str, Path]:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from gazeflow.shared import metrics
+from gazeflow.shared import metrics, registry
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import RESULT_KEYS, Message
 from gazeflow.shared.process import CONTROL_ENV
@@ -55,7 +55,7 @@ class Pointer(Processor):
         correction, which = profile.for_run(cfg.pointer.profile, monitor)
         self.camera = cfg.input.startswith("cam:")
         self.controller = PointerController(cfg, monitor, correction)
-        self.metrics = metrics.PipelineMetrics(cfg.chain)
+        self.metrics = metrics.PipelineMetrics(registry.through_first_sink(cfg.chain))  # not the view after it
         self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
         self._next_live = time.monotonic() + cfg.log_interval
         self.max_age_s = cfg.pointer.max_age_ms / 1e3

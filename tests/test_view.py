@@ -1,0 +1,106 @@
+"""The view: annotated frames in a video (every frame of a replay) and in a window under Xvfb, drawn on the
+frame ring's pixels after the pointer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from gazeflow.services.view.draw import annotate
+
+from conftest import gazeflow, read_results, start_xvfb, wait_for
+
+ALL = {"face", "landmarks", "head_pose", "gaze", "eyes", "pointer", "figures"}
+HEADER = {
+    "frame": 7, "t_capture": 0.0, "trace": [], "face": [100.0, 80.0, 300.0, 330.0],
+    "landmarks": [[160.0, 170.0], [240.0, 170.0], [200.0, 220.0], [170.0, 270.0], [230.0, 270.0]],
+    "head_pose": {"yaw": 10.0, "pitch": -5.0, "roll": 3.0}, "gaze": [0.3, 0.2, -0.93],
+    "eyes": {"left": 0.95, "right": 0.1}, "pointer": {"x": 5, "y": 6, "moved": True, "dwell": 0.4}, "paused": False,
+}  # fmt: skip
+
+
+def _colour(image: np.ndarray, bgr: tuple[int, int, int], tol: int = 40) -> int:
+    return int((np.abs(image.astype(int) - np.array(bgr)).max(axis=2) <= tol).sum())
+
+
+def test_the_overlays_are_drawn_and_each_can_be_switched_off():
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    drawn = annotate(blank.copy(), HEADER, ALL, 30.0)
+    assert _colour(drawn, (0, 200, 0)) > 500  # the face box
+    assert _colour(drawn, (0, 220, 255)) > 100  # the gaze arrows
+    assert _colour(drawn, (0, 0, 255)) > 50  # the closed eye's label, the head's x axis
+    assert _colour(annotate(blank.copy(), HEADER, ALL - {"gaze"}, 30.0), (0, 220, 255)) < 20
+    assert (annotate(blank.copy(), HEADER, set(), 30.0) == blank).all()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", ["run-all", "run-sync"])
+def test_output_writes_every_annotated_frame_of_a_replay(tmp_path, command):
+    video, results = tmp_path / "a.mp4", tmp_path / "r.jsonl"
+    proc = gazeflow(command, "--input", "demo", "--max-speed", "--pointer", "null", "--output", str(video),
+                    "--results", str(results), "--log-interval", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_results(results)
+    assert len(rows) == 595 and all(r["eyes"] for r in rows if r["gaze"])
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 595
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1920, 1080)
+    ok, first = cap.read()
+    cap.release()
+    x0, y0, x1, _ = (round(v) for v in rows[0]["face"])
+    edge = first[y0 - 2 : y0 + 3, x0:x1]  # the face box's top edge, drawn green
+    assert ok and _colour(edge, (0, 200, 0), 60) > (x1 - x0), "no face box where the results put the face"
+
+
+def test_show_without_a_display_is_one_line():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([sys.executable, "-m", "gazeflow.services.cli", "run-all", "--show"], capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "--show needs a display" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_show_under_xvfb_shows_the_annotated_frame_and_esc_ends_the_run(tmp_path):
+    if not shutil.which("import"):
+        pytest.skip("ImageMagick's import is not installed (apt-get install imagemagick): no screenshots")
+    server, display = start_xvfb("1280x720x24")
+    env = {**os.environ, "DISPLAY": display}
+    metrics = tmp_path / "m.json"
+    proc = subprocess.Popen([sys.executable, "-m", "gazeflow.services.cli", "run-all", "--input", "demo", "--loop",
+                             "--pointer", "null", "--show", "--metrics", str(metrics), "--log-interval", "0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+
+        def window() -> str:
+            found = subprocess.run(["xdotool", "search", "--name", "gazeflow view"], capture_output=True, text=True,
+                                   env=env).stdout.split()  # fmt: skip
+            return found[0] if found else ""
+
+        wait_for(lambda: window() != "" or proc.poll() is not None, "the view window")
+        shot = tmp_path / "view.png"
+
+        def annotated() -> bool:
+            subprocess.run(["import", "-display", display, "-window", window(), str(shot)], check=True, timeout=30)
+            image = cv2.imread(str(shot))
+            return image is not None and _colour(image, (0, 200, 0)) > 200 and _colour(image, (0, 220, 255)) > 30
+
+        wait_for(annotated, "an annotated frame in the window", 60)
+        image = cv2.imread(str(shot))
+        assert image.shape[1] == 960  # the window's width (view.width)
+        assert _colour(image[:60, :400], (255, 255, 255), 30) > 50  # the figures' white text, top left
+        subprocess.run(["xdotool", "search", "--name", "gazeflow view", "windowfocus", "--sync", "key", "Escape"],
+                       env=env, check=True, timeout=30)  # fmt: skip
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.terminate()
+        server.wait(5)
+    assert "frames" in out and metrics.exists(), err[-2000:]  # ended as by Ctrl-C: summary and metrics written
