@@ -178,6 +178,9 @@ def bench(
         results["realtime"] = {p: realtime(input_spec, assets_dir, realtime_fps, repeat, p) for p in precisions}
     if pointer:
         results["pointer"] = pointer_steadiness(input_spec)
+    if realtime_fps > 0:
+        results["view"] = view_cost(input_spec, realtime_fps, repeat)
+    results["eye_state"] = eye_state_cost(assets_dir)
     if targets is not None:
         results["targets"] = verdicts(results, targets)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -343,4 +346,64 @@ def pointer_steadiness(input_spec: str) -> dict[str, Any]:
                      100 * out[label]["at_edge"], out[label]["filters"]["one-euro"]["jitter_vs_none"],
                      out[label]["filters"]["one-euro"]["lag_frames_p50"])  # fmt: skip
     out["steadiness"] = out.get("calibrated", out["uncalibrated"])["filters"]
+    return out
+
+
+def view_cost(input_spec: str, fps: float, repeat: int) -> dict[str, Any]:
+    """End-to-end p50 at real-time pace with the view writing every annotated frame (--output) and without,
+    alternating: what the view costs the pointer (it runs after it, so only through the machine)."""
+    runs: dict[str, list[float]] = {"without": [], "with --output": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(max(3, repeat | 1)):
+            for label in ("without", "with --output") if i % 2 == 0 else ("with --output", "without"):
+                extra = ["--output", str(Path(tmp) / "view.mp4")] if label != "without" else []
+                report = _run("run-all", ["--input", input_spec, "--realtime", "--fps", str(fps), *extra])
+                runs[label].append(report["e2e_ms"]["p50"])
+    out = {label: round(statistics.median(v), 3) for label, v in runs.items()}
+    out["difference_ms"] = round(out["with --output"] - out["without"], 3)
+    out["runs"] = runs
+    out["fps"] = fps
+    log.info("view: e2e p50 %.1f ms without, %.1f ms with --output", out["without"], out["with --output"])
+    return out
+
+
+def eye_state_cost(assets_dir: str, n: int = 300) -> dict[str, Any]:
+    """What the eye state adds to the gaze stage per frame: gaze alone against gaze and eye state compiled
+    as one (as the stage runs them), one synchronous inference at a time, alternating rounds."""
+    import time
+
+    import numpy as np
+
+    from gazeflow.models.catalog import EYE_STATE, GAZE
+    from gazeflow.shared.inference import Fusion, compile_model, load_model
+
+    gaze = compile_model(load_model(assets_dir, GAZE, "FP16"), "CPU", "LATENCY")
+    fused_model = Fusion(
+        {"gaze": load_model(assets_dir, GAZE, "FP16"), "eye": load_model(assets_dir, EYE_STATE, "FP16")}
+    )
+    fused = compile_model(fused_model.model, "CPU", "LATENCY")
+    rng = np.random.default_rng(0)
+
+    def inputs(model: Any) -> dict[int, np.ndarray]:
+        out = {}
+        for i, port in enumerate(model.inputs):
+            shape = list(port.get_shape())
+            dtype = np.uint8 if len(shape) == 4 else np.float32
+            out[i] = rng.integers(0, 255, shape).astype(dtype) if len(shape) == 4 else np.zeros(shape, dtype)
+        return out
+
+    times: dict[str, list[float]] = {"gaze": [], "gaze+eye_state": []}
+    requests = {
+        "gaze": (gaze.create_infer_request(), inputs(gaze)),
+        "gaze+eye_state": (fused.create_infer_request(), inputs(fused)),
+    }
+    for _ in range(5):
+        for label, (req, data) in requests.items():
+            for _ in range(n // 5):
+                t0 = time.perf_counter()
+                req.infer(data)
+                times[label].append((time.perf_counter() - t0) * 1e3)
+    out = {label: round(statistics.median(v), 3) for label, v in times.items()}
+    out["added_ms"] = round(out["gaze+eye_state"] - out["gaze"], 3)
+    log.info("eye state: gaze alone %.2f ms, with eye state %.2f ms per frame", out["gaze"], out["gaze+eye_state"])
     return out

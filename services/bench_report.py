@@ -182,6 +182,15 @@ def to_markdown(r: dict[str, Any]) -> str:
             f = st[kind]
             lines.append(f"| {kind} | {f['jitter_px']:.1f} | {f.get('jitter_vs_none', 1.0):.2f} | "
                          f"{f['lag_frames_p50']:g} / {f['lag_frames_max']} |")  # fmt: skip
+    if "view" in r:
+        v = r["view"]
+        lines += ["", f"The view at {v['fps']:g} fps, real time (median of alternating runs): end-to-end p50 "
+                  f"{v['without']:.1f} ms without, {v['with --output']:.1f} ms with --output "
+                  f"({v['difference_ms']:+.1f} ms)"]  # fmt: skip
+    if "eye_state" in r:
+        e = r["eye_state"]
+        lines += ["", f"Eye state: the gaze stage's inference {e['gaze']:.2f} ms alone, {e['gaze+eye_state']:.2f} ms "
+                  f"with the eye state compiled in ({e['added_ms']:+.2f} ms per frame)"]  # fmt: skip
     if r.get("targets"):
         lines += ["", "| target | measured | limit | verdict |", "|---|---|---|---|"]
         for t in r["targets"]:
