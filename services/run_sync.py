@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from gazeflow.shared import registry
 from gazeflow.shared.config import Config
-from gazeflow.shared.inference import SyncModel, compile_model, load_model, warm_up
+from gazeflow.shared.inference import SyncModel, compile_model, execution_precision, load_model, use_cache, warm_up
 from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, trace_row
 from gazeflow.shared.process import StopFlag
@@ -28,6 +29,7 @@ def run_sync(cfg: Config) -> int:
 
         check_display(cfg)
     stop = StopFlag()
+    use_cache(cfg.model_cache)
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
     frames = registry.get(cfg.source).load().frames
     procs = [build(name, cfg) for name in cfg.chain[1:]]
@@ -37,7 +39,12 @@ def run_sync(cfg: Config) -> int:
         models[proc.name] = {
             key: SyncModel(
                 compile_model(
-                    load_model(cfg.assets_dir, model, stage.precision), stage.device, "LATENCY", 1, stage.threads
+                    load_model(cfg.assets_dir, model, stage.precision),
+                    stage.device,
+                    "LATENCY",
+                    1,
+                    stage.threads,
+                    stage.inference_precision,
                 )
             )
             for key, model in registry.get(proc.name).models.items()
@@ -75,7 +82,11 @@ def run_sync(cfg: Config) -> int:
         if stop:
             log.info("run-sync: stopped by signal")
             return 130
-        stats: dict[str, dict[str, float]] = {p.name: {"in": frames_done, "out": frames_done} for p in procs}
+        stats: dict[str, dict[str, Any]] = {p.name: {"in": frames_done, "out": frames_done} for p in procs}
+        for name, stage_models in models.items():
+            if stage_models:
+                used = {execution_precision(m.request.get_compiled_model()) for m in stage_models.values()}
+                stats[name]["inference_precision"] = ",".join(sorted(used))
         stats[cfg.source] = {"in": frames_done, "out": frames_done}
         stats["run_sync"] = {"cpu_s": round(time.process_time() - cpu0, 3)}
         for sink in sinks:

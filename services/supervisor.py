@@ -58,6 +58,9 @@ class _Signalled(Exception):
 
 def preflight(cfg: Config) -> None:
     """Fail fast, before any process starts, on a bad input or a missing model."""
+    from gazeflow.shared.inference import use_cache
+
+    use_cache(cfg.model_cache)  # a cache folder that cannot be written
     source = Source(resolve_input(cfg.input, cfg.assets_dir))
     source.close()
     for name in cfg.chain:

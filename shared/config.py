@@ -22,6 +22,7 @@ from .registry import Link
 PRECISIONS = ("FP32", "FP16", "FP16-INT8")
 HINTS = ("", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PACES = ("realtime", "max-speed")
+INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")
 
 
 def runtime_root() -> str:
@@ -34,6 +35,11 @@ def runtime_root() -> str:
 
 def default_run_dir() -> str:
     return str(Path(runtime_root()) / "gazeflow")
+
+
+def default_cache_dir() -> str:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(cache) / "gazeflow" / "model-cache")
 
 
 def default_assets_dir() -> str:
@@ -54,6 +60,7 @@ class StageConfig:
     requests: int = 0  # infer requests in flight; 0 = the device's optimal number
     hint: str = ""  # "" = LATENCY for live/realtime input, THROUGHPUT for max-speed replay
     threads: int = 0  # INFERENCE_NUM_THREADS; 0 = the device's default
+    inference_precision: str = ""  # INFERENCE_PRECISION_HINT: f32, bf16, f16; "" = the device's default
     workers: int = 1  # processes of this stage sharing its load (inference stages only)
     input: str = ""  # endpoint specs; "" = the default ipc link in run_dir
     output: str = ""
@@ -146,6 +153,7 @@ class Config:
     confidence: float = 0.5
     assets_dir: str = field(default_factory=default_assets_dir)
     run_dir: str = field(default_factory=default_run_dir)
+    model_cache: str = "auto"  # OpenVINO's compiled-model cache: "auto" = the user's cache dir, "" = none
     pointer: PointerConfig = field(default_factory=PointerConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
@@ -277,6 +285,9 @@ def validate(cfg: Config) -> Config:
             raise GazeflowError(f"stages.{name}.precision {stage.precision!r}: one of {', '.join(PRECISIONS)}")
         if stage.hint not in HINTS:
             raise GazeflowError(f"stages.{name}.hint {stage.hint!r}: one of {', '.join(h for h in HINTS if h)}")
+        if stage.inference_precision not in INFERENCE_PRECISIONS:
+            raise GazeflowError(f"stages.{name}.inference_precision {stage.inference_precision!r}: one of "
+                                "f32, bf16, f16, or \"\" for the device's default")  # fmt: skip
         if stage.requests < 0 or stage.threads < 0:
             raise GazeflowError(f"stages.{name}: requests and threads must be >= 0")
         scalable = registry.get(name).scalable
@@ -407,6 +418,8 @@ def load(path: str | None = None, overrides: dict[str, Any] | None = None) -> Co
         _merge(cfg, overrides, "flags")
     cfg.assets_dir = cfg.assets_dir or default_assets_dir()  # "" in a file: the default
     cfg.run_dir = cfg.run_dir or default_run_dir()
+    if cfg.model_cache == "auto":
+        cfg.model_cache = default_cache_dir()
     if (cfg.view.show or cfg.view.output) and "view" not in cfg.chain:
         cfg.chain = [*cfg.chain, "view"]  # --show, --output: the view follows the pointer
     return validate(cfg)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
-from .inference import AsyncModel, Fusion, compile_model, load_model, warm_up
+from .inference import AsyncModel, Fusion, compile_model, execution_precision, load_model, use_cache, warm_up
 from .messages import Message
 
 Inputs = dict[str, dict[Any, np.ndarray]]  # model key -> input name or index -> array
@@ -47,7 +47,9 @@ class Engine:
         os.set_blocking(self._wake_w, False)
         read = {key: load_model(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
         self.fusion = Fusion.of(read) if len(read) > 1 else None
-        args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, stage_cfg.threads)
+        use_cache(cfg.model_cache)
+        args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, stage_cfg.threads,
+                stage_cfg.inference_precision)  # fmt: skip
         if self.fusion is not None:
             compiled = {self.fusion.key: compile_model(self.fusion.model, *args)}
         else:
@@ -57,6 +59,7 @@ class Engine:
             warm_up(model)  # the first inference is slow: take it before the stream starts
             self.models[key] = AsyncModel(model, stage_cfg.requests, self._wake_w)
         self.sizes = {key: m.size for key, m in self.models.items()}
+        self.precision = ",".join(sorted({execution_precision(c) for c in compiled.values()}))  # what runs
         self.submitted = 0  # frames submitted so far: each one's tag
 
     def woken(self) -> None:

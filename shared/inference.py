@@ -25,13 +25,41 @@ log = logging.getLogger("gazeflow.inference")
 _core: ov.Core | None = None
 
 
-def core(cache_dir: str | None = None) -> ov.Core:
+def core() -> ov.Core:
     global _core
     if _core is None:
         _core = ov.Core()
-        if cache_dir:
-            _core.set_property({"CACHE_DIR": cache_dir})
     return _core
+
+
+def use_cache(cache_dir: str) -> None:
+    """Keep compiled models in ``cache_dir`` (OpenVINO's model cache): a second start, and a restarted
+    stage, load them instead of compiling. A folder that cannot be made or written is one line."""
+    if not cache_dir:
+        return
+    path = Path(cache_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise GazeflowError(
+            f'model cache {cache_dir}: {exc.strerror or exc} (set model_cache = "" to go without)'
+        ) from None
+    core().set_property({"CACHE_DIR": str(path)})
+
+
+def execution_precision(compiled: ov.CompiledModel) -> str:
+    """The precision the device runs a compiled model in (f32, bf16, f16)."""
+    try:
+        name = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    except Exception:
+        return "?"
+    for long, short in (("bfloat16", "bf16"), ("float32", "f32"), ("float16", "f16"), ("f32", "f32")):
+        if long in name:
+            return short
+    return name
 
 
 def check_device(device: str) -> None:
@@ -91,9 +119,11 @@ def load_model(assets_dir: str, model: str, precision: str) -> ov.Model:
 
 
 def compile_model(
-    xml: Path | ov.Model, device: str, hint: str, requests: int = 0, threads: int = 0
+    xml: Path | ov.Model, device: str, hint: str, requests: int = 0, threads: int = 0, precision: str = ""
 ) -> ov.CompiledModel:
-    """Compile an IR (read with ``read_model``) or a model already read, with a performance hint."""
+    """Compile an IR (read with ``read_model``) or a model already read, with a performance hint and, when
+    given, an execution precision (``INFERENCE_PRECISION_HINT``: f32, bf16, f16; "" = the device's default,
+    which is bf16 for FP16 and FP32 models on CPUs with AMX or AVX512-BF16)."""
     check_device(device)
     model = read_model(xml) if isinstance(xml, Path) else xml
     label = xml.name if isinstance(xml, Path) else model.get_friendly_name()
@@ -102,6 +132,8 @@ def compile_model(
         config["PERFORMANCE_HINT_NUM_REQUESTS"] = requests
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
     try:
         return core().compile_model(model, device, config)
     except Exception as exc:

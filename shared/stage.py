@@ -205,6 +205,8 @@ class StageRuntime:
     def _end(self, eos: Message, cpu_s: float) -> None:
         worker = self.worker if self.cfg.workers(self.name) > 1 else None
         eos.header.setdefault("stats", {})[self.name] = stats(self.counters, self.engine.sizes, cpu_s, worker)
+        if self.engine.precision:
+            eos.header["stats"][self.name]["inference_precision"] = self.engine.precision
         self.inbox.report()
         if registry.get(self.name).role == "sink":
             self.proc.finish(eos, {})  # a sink: its report (the pointer's, before the view after it)

@@ -170,6 +170,10 @@ class Pointer(Processor):
         stats = dict(stats)
         stats[self.name] = stats.get(self.name, {})
         report = self.metrics.report(stats)
+        used = {
+            k: v["inference_precision"] for k, v in stats.items() if isinstance(v, dict) and "inference_precision" in v
+        }
+        report["inference_precision"] = used
         report["pointer_moves"] = self.controller.moves
         report["pointer_stale"] = self.stale
         report["pointer_backend"] = self.backend.name
@@ -185,4 +189,7 @@ class Pointer(Processor):
             self.results = None
         if self.cfg.metrics:
             metrics.write_report(self.cfg.metrics, report)
-        print(self.metrics.summary_line(report["dropped"], report["lost"]), flush=True)  # the run's one summary line
+        summary = self.metrics.summary_line(report["dropped"], report["lost"])
+        if used:
+            summary += ", inference " + "/".join(sorted(set(used.values())))
+        print(summary, flush=True)  # the run's one summary line
