@@ -181,6 +181,7 @@ def bench(
     if realtime_fps > 0:
         results["view"] = view_cost(input_spec, realtime_fps, repeat)
     results["eye_state"] = eye_state_cost(assets_dir)
+    results["start"] = start_times(input_spec, repeat)
     if targets is not None:
         results["targets"] = verdicts(results, targets)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -406,4 +407,48 @@ def eye_state_cost(assets_dir: str, n: int = 300) -> dict[str, Any]:
     out = {label: round(statistics.median(v), 3) for label, v in times.items()}
     out["added_ms"] = round(out["gaze+eye_state"] - out["gaze"], 3)
     log.info("eye state: gaze alone %.2f ms, with eye state %.2f ms per frame", out["gaze"], out["gaze+eye_state"])
+    return out
+
+
+def _first_result(input_spec: str, cache_home: str) -> dict[str, float]:
+    """Seconds from starting run-all to its first result line and to its first pointer move."""
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = Path(tmp) / "r.jsonl"
+        env = {**os.environ, "XDG_CACHE_HOME": cache_home}
+        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", "run-all", "--input",
+               input_spec, "--loop", "--pointer", "null", "--log-interval", "0", "--results", str(lines)]  # fmt: skip
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first = moved = 0.0
+        try:
+            while not moved and time.monotonic() - t0 < 120:
+                text = lines.read_text() if lines.exists() else ""
+                if text and not first:
+                    first = time.monotonic() - t0
+                if '"moved":true' in text:
+                    moved = time.monotonic() - t0
+                time.sleep(0.01)
+        finally:
+            proc.send_signal(2)
+            proc.wait(30)
+    return {"first_result_s": round(first, 3), "first_move_s": round(moved, 3)}
+
+
+def start_times(input_spec: str, repeat: int) -> dict[str, Any]:
+    """Cold start (an empty model cache: every stage compiles its models) against warm (the cache from the
+    cold run), alternating rounds, each in its own cache folder."""
+    runs: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+    for _ in range(max(2, repeat)):
+        with tempfile.TemporaryDirectory() as cache_home:
+            runs["cold"].append(_first_result(input_spec, cache_home))
+            runs["warm"].append(_first_result(input_spec, cache_home))
+    out: dict[str, Any] = {}
+    for label, rs in runs.items():
+        out[label] = {key: round(statistics.median(r[key] for r in rs), 3) for key in rs[0]}
+    out["warm_vs_cold"] = round(out["warm"]["first_result_s"] / max(out["cold"]["first_result_s"], 1e-9), 3)
+    log.info(
+        "start: first result %.2f s cold, %.2f s warm", out["cold"]["first_result_s"], out["warm"]["first_result_s"]
+    )
     return out

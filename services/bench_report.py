@@ -187,6 +187,12 @@ def to_markdown(r: dict[str, Any]) -> str:
         lines += ["", f"The view at {v['fps']:g} fps, real time (median of alternating runs): end-to-end p50 "
                   f"{v['without']:.1f} ms without, {v['with --output']:.1f} ms with --output "
                   f"({v['difference_ms']:+.1f} ms)"]  # fmt: skip
+    if "start" in r:
+        st = r["start"]
+        lines += ["", f"Start, run-all to the first result / first pointer move: cold (no model cache) "
+                  f"{st['cold']['first_result_s']:.2f} / {st['cold']['first_move_s']:.2f} s, warm "
+                  f"{st['warm']['first_result_s']:.2f} / {st['warm']['first_move_s']:.2f} s "
+                  f"({st['warm_vs_cold']:.2f}x)"]  # fmt: skip
     if "eye_state" in r:
         e = r["eye_state"]
         lines += ["", f"Eye state: the gaze stage's inference {e['gaze']:.2f} ms alone, {e['gaze+eye_state']:.2f} ms "

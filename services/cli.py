@@ -75,6 +75,9 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         help="real-time replay that queues frames instead of dropping them",
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--detect-every", type=int, metavar="N",
+                   help="run the face detector on every Nth frame and track the face between (default 5; 1 = every "
+                        "frame); it also runs as soon as tracking is lost")  # fmt: skip
     p.add_argument(
         "--pointer",
         choices=["auto", "pyautogui", "null"],
@@ -170,6 +173,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("loop", "loop"),
         ("lossless", "lossless"),
         ("max_frames", "max_frames"),
+        ("detect_every", "detect_every"),
         ("results", "results"),
         ("metrics", "metrics"),
         ("log_interval", "log_interval"),

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from gazeflow.shared import registry
+from gazeflow.shared import registry, tracking
 from gazeflow.shared.config import Config
 from gazeflow.shared.inference import SyncModel, compile_model, execution_precision, load_model, use_cache, warm_up
 from gazeflow.shared.messages import Message
@@ -49,6 +49,11 @@ def run_sync(cfg: Config) -> int:
             )
             for key, model in registry.get(proc.name).models.items()
         }
+    if tracking.active(cfg):  # the same tracking as the stages, the feedback in memory
+        feedback = tracking.Feedback()
+        for proc in procs:
+            if proc.tracking_role:
+                proc.feedback = feedback  # type: ignore[attr-defined]
     for proc in procs:  # prepare writes model inputs in place, as in the stages
         proc.staging = lambda key, name, stage_models=models[proc.name]: stage_models[key].staging(name)
     for stage_models in models.values():
@@ -82,7 +87,7 @@ def run_sync(cfg: Config) -> int:
         if stop:
             log.info("run-sync: stopped by signal")
             return 130
-        stats: dict[str, dict[str, Any]] = {p.name: {"in": frames_done, "out": frames_done} for p in procs}
+        stats: dict[str, dict[str, Any]] = {p.name: {"in": frames_done, "out": frames_done, **p.stats()} for p in procs}
         for name, stage_models in models.items():
             if stage_models:
                 used = {execution_precision(m.request.get_compiled_model()) for m in stage_models.values()}

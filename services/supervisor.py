@@ -189,7 +189,29 @@ class Supervisor:
             elif frames_in > frames_out and now - moved > QUIET_S:
                 state = f"STALLED {now - moved:.0f}s"
             parts.append(f"{name} {state} {frames_in}/{frames_out}")
-        return "health (frames in/out) " + ", ".join(parts) if parts else ""
+        if not parts:
+            return ""
+        cores = self.cores()
+        return (
+            "health (frames in/out) " + ", ".join(parts) + (f" | cores used {cores:.2f}" if cores is not None else "")
+        )
+
+    def cores(self) -> float | None:
+        """The cores all stage processes used since the last call (CPU seconds / wall seconds), from /proc."""
+        total = 0.0
+        try:
+            tick = os.sysconf("SC_CLK_TCK")
+            for proc in self.procs.values():
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, ValueError, IndexError):
+            return None
+        now = time.monotonic()
+        last = getattr(self, "_cpu_mark", None)
+        self._cpu_mark = (now, total)
+        if last is None or now <= last[0]:
+            return None
+        return max(0.0, (total - last[1]) / (now - last[0]))
 
     def failed(self) -> str | None:
         """A one-line reason if some stage has exited with an error it cannot be restarted from."""

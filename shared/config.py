@@ -151,6 +151,8 @@ class Config:
     record: str = ""  # capture also writes every frame it reads to this video file (MJPG .avi), to replay later
     log_interval: float = 1.0  # seconds between live metric lines, 0 = off
     confidence: float = 0.5
+    detect_every: int = 5  # the face detector runs on every Nth frame (and when tracking is lost); 1 = every frame
+    box_shift: float = 0.0  # a measurement (make bench): move each detected box by this fraction of its side
     assets_dir: str = field(default_factory=default_assets_dir)
     run_dir: str = field(default_factory=default_run_dir)
     model_cache: str = "auto"  # OpenVINO's compiled-model cache: "auto" = the user's cache dir, "" = none
@@ -271,6 +273,8 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
 def validate(cfg: Config) -> Config:
     if cfg.pace not in PACES:
         raise GazeflowError(f"pace {cfg.pace!r}: expected one of {', '.join(PACES)}")
+    if cfg.detect_every < 1:
+        raise GazeflowError(f"detect_every {cfg.detect_every}: 1 (every frame) or more")
     if cfg.fps < 0:
         raise GazeflowError(f"fps {cfg.fps}: must be positive")
     if cfg.hang_s != 0 and cfg.hang_s < 3:

@@ -186,6 +186,7 @@ FIELDS: dict[str, Any] = {  # a frame's fields; (required) marks those every fra
     ),
     "pointer": _optional(lambda x: isinstance(x, dict)),
     "crop": lambda x: _ints(3)(x) and x[2] > 0,
+    "tracked": lambda x: isinstance(x, bool),  # the face box came from tracking, not the detector
     "region": lambda x: _ints(4)(x) and x[0] < x[2] and x[1] < x[3],
     "seq": _count,
     "frame_ref": lambda x: isinstance(x, dict),

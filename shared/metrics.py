@@ -268,6 +268,8 @@ class PipelineMetrics:
             "cpu_ms_per_frame": round(
                 1e3 * sum(float(s.get("cpu_s", 0)) for s in stats.values()) / max(self.frames, 1), 3
             ),
+            # the cores all processes used together while the stream ran (CPU seconds / wall seconds)
+            "cores": round(sum(float(s.get("cpu_s", 0)) for s in stats.values()) / max(self.seconds, 1e-9), 3),
             "e2e_ms": self.e2e.quantiles(),
             "stages": stages,
             "timeline": self.timeline.as_dict(self.chain),

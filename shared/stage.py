@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from . import registry
+from . import registry, tracking
 from .config import Config
 from .engine import Engine, Inputs, Item, Outputs
 from .framering import RingConsumer
@@ -49,6 +49,16 @@ class Processor:
         self.frames = Frames()  # replaced by the runtime: where pixels are, how they go on
         # set by the runtime: (model key, input) -> that input's memory in the next frame's request
         self.staging: Callable[[str, Any], np.ndarray | None] | None = None
+
+    tracking_role = ""  # "detector" or "tracker": the two ends of the tracking feedback (shared/tracking.py)
+
+    def ready(self, msg: Message) -> bool:
+        """Whether the next message may start now (False: it waits at the head of the inbox)."""
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """The stage's own counters, added to its end-of-stream stats."""
+        return {}
 
     def check(self, msg: Message) -> None:
         """Raise MalformedMessage when a frame lacks what this stage needs, beyond the schema that every
@@ -105,6 +115,10 @@ class StageRuntime:
         self.inbox = Inbox(cfg, name, ctx, self.frames, self.counters, self.proc.check)
         self.log_failure = Throttled(log, logging.ERROR)
         self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop, control.beat)
+        self.feedback: tracking.Feedback | None = None
+        if self.proc.tracking_role and tracking.active(cfg):
+            self.feedback = tracking.SocketFeedback(ctx, cfg.run_dir, receiving=self.proc.tracking_role == "detector")
+            self.proc.feedback = self.feedback  # type: ignore[attr-defined]
         self.pending: deque[Item] = deque()  # in frame order, waiting for their inferences
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
         label = f"{name}[{worker}]" if cfg.workers(name) > 1 else name
@@ -114,6 +128,8 @@ class StageRuntime:
     def _start(self) -> bool:
         """Start work on waiting messages while requests are free; True at the end of the stream."""
         while self.inbox and self.engine.free() and len(self.pending) < self.max_pending:
+            if not self.proc.ready(self.inbox.waiting[0][0]):
+                break  # it waits for something else (the tracked box); the loop goes on meanwhile
             msg, t_recv, t_mono = self.inbox.take()
             item = Item(msg, t_recv, t_mono, t_start=time.perf_counter_ns())
             self.pending.append(item)
@@ -171,6 +187,8 @@ class StageRuntime:
     def run(self) -> None:
         poller = zmq.Poller()
         poller.register(self.engine.wake_fd, zmq.POLLIN)
+        for sock in self.feedback.sockets if self.feedback is not None else []:
+            poller.register(sock, zmq.POLLIN)  # a tracked box that arrives wakes the loop
         self.control.send("ready")
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
@@ -201,12 +219,15 @@ class StageRuntime:
             self.inbox.close()
             self.outbox.close()
             self.frames.close()
+            if self.feedback is not None:
+                self.feedback.close()
 
     def _end(self, eos: Message, cpu_s: float) -> None:
         worker = self.worker if self.cfg.workers(self.name) > 1 else None
         eos.header.setdefault("stats", {})[self.name] = stats(self.counters, self.engine.sizes, cpu_s, worker)
         if self.engine.precision:
             eos.header["stats"][self.name]["inference_precision"] = self.engine.precision
+        eos.header["stats"][self.name].update(self.proc.stats())
         self.inbox.report()
         if registry.get(self.name).role == "sink":
             self.proc.finish(eos, {})  # a sink: its report (the pointer's, before the view after it)

@@ -1,26 +1,66 @@
-"""Face detection: receive a full frame, detect, send the face region (never the full frame)."""
+"""Face detection: receive a full frame, detect (or take the tracked box), send the face region (never the
+full frame). Between detections the box comes from landmarks' feedback (``shared/tracking.py``)."""
 
 from __future__ import annotations
 
-from gazeflow.shared import geometry
+import logging
+import time
+
+from gazeflow.shared import geometry, tracking
 from gazeflow.shared.config import Config
 from gazeflow.shared.messages import Message, check_array
 from gazeflow.shared.stage import Inputs, Outputs, Processor
 
 INPUT_W, INPUT_H = 672, 384
+log = logging.getLogger("gazeflow.face_detection")
 
 
 class FaceDetection(Processor):
+    tracking_role = "detector"
+
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.previous: geometry.Box | None = None
         self.partial_dropped = 0
+        self.feedback: tracking.Feedback | None = None  # set by the runtime (or run-sync) when tracking runs
+        self.every = cfg.detect_every
+        self.detected = self.tracked = self.late = 0
+        self.waiting_since: float | None = None
 
     def check(self, msg: Message) -> None:
         source = msg.header.get("source") or {}
         check_array(msg, "frame", (source.get("height"), source.get("width"), 3))
 
+    def _box(self, msg: Message) -> list[float] | None:
+        """The tracked box for this frame, or None: detect."""
+        frame = msg.header["frame"]
+        if self.feedback is None or frame % self.every == 0:
+            return None
+        return self.feedback.box(frame, self.cfg.live)
+
+    def ready(self, msg: Message) -> bool:
+        """Lossless: a frame to track waits until landmarks has sent the box it needs (WAIT_S at most)."""
+        if self.feedback is None or msg.kind != "frame" or self.cfg.live:
+            return True
+        frame = msg.header["frame"]
+        if frame % self.every == 0 or frame < tracking.DELAY or self.feedback.known(frame - tracking.DELAY):
+            self.waiting_since = None
+            return True
+        now = time.monotonic()
+        self.waiting_since = self.waiting_since or now
+        if now - self.waiting_since > tracking.WAIT_S:
+            self.late += 1
+            log.warning("face_detection: no tracked box for frame %d after %.0f s: detecting", frame, tracking.WAIT_S)
+            self.waiting_since = None
+            return True
+        return False
+
     def prepare(self, msg: Message) -> Inputs:
+        box = self._box(msg)
+        if box is not None:
+            msg.header["tracked"] = True
+            msg.header["face"] = box
+            return {}
         place = self.input("face", 0, (1, INPUT_H, INPUT_W, 3))  # resized straight into the request
         return {"face": {0: geometry.resize(msg.arrays["frame"], (INPUT_W, INPUT_H), place)}}
 
@@ -28,10 +68,19 @@ class FaceDetection(Processor):
         """The face box, and the pixels around it that landmarks needs."""
         frame = msg.arrays.pop("frame")
         height, width = frame.shape[:2]
-        raw = next(iter(outputs["face"].values()))
-        boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.confidence)]
-        face = geometry.follow(boxes, self.previous)
+        if msg.header.get("tracked"):
+            face = tuple(msg.header["face"])
+            self.tracked += 1
+        else:
+            raw = next(iter(outputs["face"].values()))
+            boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.confidence)]
+            face = geometry.follow(boxes, self.previous)
+            self.detected += 1
+            if face is not None and self.cfg.box_shift:  # a measurement: how much a small crop shift moves gaze
+                d = self.cfg.box_shift * (face[2] - face[0])
+                face = (face[0] + d, face[1] + d, face[2] + d, face[3] + d)
         self.previous = face
+        msg.header["face"] = None
         if face is None:
             return msg
         square = geometry.crop_square(face)
@@ -42,3 +91,11 @@ class FaceDetection(Processor):
         msg.header["crop"] = list(square)
         self.frames.pass_on(msg, frame, geometry.region(square, width, height))
         return msg
+
+    def stats(self) -> dict[str, int]:
+        out = {"detector_runs": self.detected, "tracked": self.tracked}
+        if self.late:
+            out["tracking_late"] = self.late
+        if self.feedback is not None and self.feedback.malformed:
+            out["feedback_malformed"] = self.feedback.malformed
+        return out

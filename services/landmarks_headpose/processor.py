@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from gazeflow.shared import geometry
+from gazeflow.shared import geometry, tracking
+from gazeflow.shared.config import Config
 from gazeflow.shared.messages import MalformedMessage, Message, check_array
 from gazeflow.shared.stage import Inputs, Outputs, Processor
 
@@ -14,7 +15,15 @@ EYE_INPUT = 60
 
 
 class LandmarksHeadPose(Processor):
-    """Both models run on every frame (compiled as one by the runtime)."""
+    """Both models run on every frame (compiled as one by the runtime); with tracking on, each frame's box
+    for a later frame goes back to face detection (``shared/tracking.py``)."""
+
+    tracking_role = "tracker"
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.feedback: tracking.Feedback | None = None  # set by the runtime (or run-sync) when tracking runs
+        self.tracker = tracking.Tracker()
 
     def check(self, msg: Message) -> None:
         if msg.header["face"] is None:
@@ -38,6 +47,15 @@ class LandmarksHeadPose(Processor):
         }
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
+        msg = self._finish(msg, outputs)
+        if self.feedback is not None:
+            self.feedback.send(msg.header["frame"], self.tracker.update(msg.header))
+        return msg
+
+    def stats(self) -> dict[str, int]:
+        return {"tracking_lost": self.tracker.lost} if self.feedback is not None else {}
+
+    def _finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.header["face"] is None:
             msg.arrays.clear()
             return msg
