@@ -182,6 +182,7 @@ def bench(
         results["view"] = view_cost(input_spec, realtime_fps, repeat)
     results["eye_state"] = eye_state_cost(assets_dir)
     results["start"] = start_times(input_spec, repeat)
+    results["tracking"] = tracking_table(input_spec, repeat, realtime_fps=30.0)
     if targets is not None:
         results["targets"] = verdicts(results, targets)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -451,4 +452,117 @@ def start_times(input_spec: str, repeat: int) -> dict[str, Any]:
     log.info(
         "start: first result %.2f s cold, %.2f s warm", out["cold"]["first_result_s"], out["warm"]["first_result_s"]
     )
+    return out
+
+
+def _videos(input_spec: str, tmp: Path) -> dict[str, str]:
+    """The input and, for the demo, two made from it: half the resolution, and a small face (the half-size
+    picture in the middle of a full-size black frame)."""
+    import cv2
+    import numpy as np
+
+    out = {input_spec: input_spec}
+    if input_spec != "demo":
+        return out
+    from gazeflow.services.capture.source import resolve_input
+    from gazeflow.shared.config import default_assets_dir
+
+    cap = cv2.VideoCapture(resolve_input("demo", default_assets_dir()))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    half, small = tmp / "demo-960x540.avi", tmp / "demo-small-face.avi"
+    writers = {half: cv2.VideoWriter(str(half), cv2.VideoWriter_fourcc(*"MJPG"), fps, (960, 540)),
+               small: cv2.VideoWriter(str(small), cv2.VideoWriter_fourcc(*"MJPG"), fps, (1920, 1080))}  # fmt: skip
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        reduced = cv2.resize(frame, (960, 540), interpolation=cv2.INTER_AREA)
+        writers[half].write(reduced)
+        canvas = np.zeros_like(frame)
+        canvas[270:810, 480:1440] = reduced
+        writers[small].write(canvas)
+    cap.release()
+    for w in writers.values():
+        w.release()
+    out["demo at 960x540"] = str(half)
+    out["demo, small face"] = str(small)
+    return out
+
+
+def _gaze_change(reference: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, float]:
+    ref = {r["frame"]: r for r in reference}
+    d = []
+    for r in rows:
+        a, b = ref.get(r["frame"], {}).get("gaze"), r.get("gaze")
+        if a and b:
+            d.append(math.degrees(math.acos(max(-1.0, min(1.0, sum(x * y for x, y in zip(a, b, strict=True)))))))
+    d.sort()
+    return {"median_deg": round(statistics.median(d), 2) if d else 0.0,
+            "p95_deg": round(d[min(len(d) - 1, int(0.95 * len(d)))], 2) if d else 0.0}  # fmt: skip
+
+
+def tracking_table(
+    input_spec: str, repeat: int, ns: tuple[int, ...] = (2, 3, 5, 8), realtime_fps: float = 30.0
+) -> dict[str, Any]:
+    """Detecting every Nth frame against every frame, per video: frames with a face, how far the gaze moves
+    (median / p95 of the angle) against the noise floor of a box moved by 0.5% of its side, the detector's
+    share, fps and CPU per frame (run-sync: the same results as run-all, one frame at a time); then the
+    targets: run-all --max-speed with tracking against run-sync detecting every frame, and a real-time run
+    at 30 fps with and without tracking (end to end, cores used, drops)."""
+    out: dict[str, Any] = {"videos": {}}
+    with tempfile.TemporaryDirectory() as tmp, tempfile.NamedTemporaryFile("w", suffix=".toml") as shift:
+        shift.write("box_shift = 0.005\ndetect_every = 1\n")
+        shift.flush()
+        for label, video in _videos(input_spec, Path(tmp)).items():
+            every = _run("run-sync", ["--input", video, "--max-speed", "--detect-every", "1"], results=True)
+            reference = every.pop("results")
+            floor = _run("run-sync", ["--config", shift.name, "--input", video, "--max-speed"], results=True)
+            rows: dict[str, Any] = {"floor (box moved 0.5%)": _gaze_change(reference, floor.pop("results"))}
+            entry = {"frames": every["frames"], "faces_every_frame": every["frames_with_face"], "rows": rows}
+            for n in ns:
+                report = _run("run-sync", ["--input", video, "--max-speed", "--detect-every", str(n)], results=True)
+                fd = report["stages"]["face_detection"]
+                runs = fd.get("detector_runs", report["frames"])
+                rows[f"N={n}"] = {
+                    **_gaze_change(reference, report.pop("results")), "faces": report["frames_with_face"],
+                    "detector_share": round(runs / max(report["frames"], 1), 3), "fps": report["fps"],
+                    "cpu_ms_per_frame": report["cpu_ms_per_frame"],
+                    "lost": report["stages"]["landmarks_headpose"].get("tracking_lost", 0),
+                }  # fmt: skip
+            fl = rows["floor (box moved 0.5%)"]
+            within = [n for n in ns if rows[f"N={n}"]["median_deg"] <= fl["median_deg"]
+                      and rows[f"N={n}"]["p95_deg"] <= fl["p95_deg"]]  # fmt: skip
+            entry["largest_n_within_floor"] = max(within) if within else 1
+            out["videos"][label] = entry
+            log.info("tracking, %s: largest N within the floor %d", label, entry["largest_n_within_floor"])
+    out["default_n"] = 5
+    out["default_within_floor_on_every_video"] = all(
+        v["largest_n_within_floor"] >= out["default_n"] for v in out["videos"].values()
+    )
+    sync_every = [
+        _run("run-sync", ["--input", input_spec, "--max-speed", "--detect-every", "1"]) for _ in range(repeat)
+    ]
+    all_tracking = [_run("run-all", ["--input", input_spec, "--max-speed"]) for _ in range(repeat)]
+    out["max_speed"] = {
+        "run_sync_every_frame_fps": statistics.median(r["fps"] for r in sync_every),
+        "run_all_tracking_fps": statistics.median(r["fps"] for r in all_tracking),
+        "run_sync_every_frame_cpu_ms": statistics.median(r["cpu_ms_per_frame"] for r in sync_every),
+        "run_all_tracking_cpu_ms": statistics.median(r["cpu_ms_per_frame"] for r in all_tracking),
+    }
+    m = out["max_speed"]
+    m["fps_ratio"] = round(m["run_all_tracking_fps"] / m["run_sync_every_frame_fps"], 3)
+    m["cpu_ratio"] = round(m["run_all_tracking_cpu_ms"] / m["run_sync_every_frame_cpu_ms"], 3)
+    live: dict[str, list[dict[str, Any]]] = {"tracking": [], "every frame": []}
+    for i in range(max(1, repeat)):
+        for label in ("tracking", "every frame") if i % 2 == 0 else ("every frame", "tracking"):
+            n = "5" if label == "tracking" else "1"
+            live[label].append(_run("run-all", ["--input", input_spec, "--realtime", "--fps", str(realtime_fps),
+                                                "--detect-every", n]))  # fmt: skip
+    rt = {label: {"e2e_p50_ms": statistics.median(r["e2e_ms"]["p50"] for r in rs),
+                  "cores": statistics.median(r["cores"] for r in rs),
+                  "dropped": max(r["dropped"] for r in rs)} for label, rs in live.items()}  # fmt: skip
+    rt["e2e_ratio"] = round(rt["tracking"]["e2e_p50_ms"] / rt["every frame"]["e2e_p50_ms"], 3)
+    rt["cores_ratio"] = round(rt["tracking"]["cores"] / rt["every frame"]["cores"], 3)
+    rt["fps"] = realtime_fps
+    out["realtime"] = rt
     return out

@@ -193,6 +193,34 @@ def to_markdown(r: dict[str, Any]) -> str:
                   f"{st['cold']['first_result_s']:.2f} / {st['cold']['first_move_s']:.2f} s, warm "
                   f"{st['warm']['first_result_s']:.2f} / {st['warm']['first_move_s']:.2f} s "
                   f"({st['warm_vs_cold']:.2f}x)"]  # fmt: skip
+    if "tracking" in r:
+        tr = r["tracking"]
+        lines += ["", "Tracking the face between detections, against detecting every frame (run-sync, max speed; "
+                  "gaze change median / p95 in degrees):", "",
+                  "| video | run | gaze change | faces | detector share | fps | CPU ms/frame | lost |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for video, v in tr["videos"].items():
+            for name, row in v["rows"].items():
+                extra = "- | 100% | - | - | -"
+                if "faces" in row:
+                    extra = (f"{row['faces']}/{v['faces_every_frame']} | {row['detector_share']:.0%} | "
+                             f"{row['fps']:.0f} | {row['cpu_ms_per_frame']:.1f} | {row['lost']}")  # fmt: skip
+                lines.append(f"| {video} | {name} | {row['median_deg']:.2f} / {row['p95_deg']:.2f} | {extra} |")
+        lines.append("")
+        largest = ", ".join(f"{video} {v['largest_n_within_floor']}" for video, v in tr["videos"].items())
+        holds = "within" if tr["default_within_floor_on_every_video"] else "NOT within"
+        lines.append(f"Largest N within the floor: {largest}; the default is {tr['default_n']} ({holds} the floor "
+                     "on every video)")  # fmt: skip
+        m, rt = tr["max_speed"], tr["realtime"]
+        lines += ["", f"run-all --max-speed tracking {m['run_all_tracking_fps']:.1f} fps, "
+                  f"{m['run_all_tracking_cpu_ms']:.1f} CPU ms/frame; run-sync every frame "
+                  f"{m['run_sync_every_frame_fps']:.1f} fps, "
+                  f"{m['run_sync_every_frame_cpu_ms']:.1f} CPU ms/frame: {m['fps_ratio']:.2f}x fps, "
+                  f"{m['cpu_ratio']:.2f}x CPU", f"run-all --realtime --fps {rt['fps']:g}: end-to-end p50 "
+                  f"{rt['tracking']['e2e_p50_ms']:.1f} ms tracking, {rt['every frame']['e2e_p50_ms']:.1f} ms every "
+                  f"frame ({rt['e2e_ratio']:.2f}x); cores used {rt['tracking']['cores']:.2f} against "
+                  f"{rt['every frame']['cores']:.2f} ({rt['cores_ratio']:.2f}x); dropped {rt['tracking']['dropped']} "
+                  f"and {rt['every frame']['dropped']}"]  # fmt: skip
     if "eye_state" in r:
         e = r["eye_state"]
         lines += ["", f"Eye state: the gaze stage's inference {e['gaze']:.2f} ms alone, {e['gaze+eye_state']:.2f} ms "

@@ -116,6 +116,9 @@ class StageRuntime:
         self.log_failure = Throttled(log, logging.ERROR)
         self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop, control.beat)
         self.feedback: tracking.Feedback | None = None
+        if self.proc.tracking_role == "detector" and cfg.detect_every > 1 and not tracking.active(cfg):
+            log.info("%s: detecting every frame: tracking needs face detection and landmarks as single processes "
+                     "on one host", name)  # fmt: skip
         if self.proc.tracking_role and tracking.active(cfg):
             self.feedback = tracking.SocketFeedback(ctx, cfg.run_dir, receiving=self.proc.tracking_role == "detector")
             self.proc.feedback = self.feedback  # type: ignore[attr-defined]

@@ -51,20 +51,22 @@ def read_results(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def demo_runs(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The whole demo video through run-all (max speed) and run-sync, once per session."""
+    """The whole demo video through run-all (max speed) and run-sync, once per session; and run-all detecting
+    every frame, the reference of topologies that cannot track (several face-detection workers, tcp)."""
     out = tmp_path_factory.mktemp("demo")
     files = {}
-    for command in ("run-all", "run-sync"):
-        results, metrics = out / f"{command}.jsonl", out / f"{command}.json"
+    for name, command, extra in (("run-all", "run-all", []), ("run-sync", "run-sync", []),
+                                  ("run-all-every-frame", "run-all", ["--detect-every", "1"])):  # fmt: skip
+        results, metrics = out / f"{name}.jsonl", out / f"{name}.json"
         proc = gazeflow(
-            command, "--input", "demo", "--max-speed", "--pointer", "null",
+            command, "--input", "demo", "--max-speed", "--pointer", "null", *extra,
             "--results", str(results), "--metrics", str(metrics), "--log-interval", "0",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
-        files[command] = results
-        files[command + "-metrics"] = metrics
-        files[command + "-stdout"] = out / f"{command}.out"
-        files[command + "-stdout"].write_text(proc.stdout)
+        files[name] = results
+        files[name + "-metrics"] = metrics
+        files[name + "-stdout"] = out / f"{name}.out"
+        files[name + "-stdout"].write_text(proc.stdout)
     return files
 
 

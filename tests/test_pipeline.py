@@ -179,7 +179,7 @@ input = "pull+connect:{gaze}"
                     "--pointer", "null", "--results", str(results), "--log-interval", "0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "tcp://127.0.0.1" in proc.stderr
-    rows, reference = read_results(results), read_results(demo_runs["run-all"])[:90]
+    rows, reference = read_results(results), read_results(demo_runs["run-all-every-frame"])[:90]  # tcp: no tracking
     assert [r["frame"] for r in rows] == list(range(90))
     for a, b in zip(rows, reference, strict=True):
         assert a["gaze"] == pytest.approx(b["gaze"], abs=1e-3), a["frame"]
