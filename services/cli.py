@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
+import re
 import socket
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from gazeflow.shared import config as config_mod
 from gazeflow.shared import registry
@@ -84,6 +86,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         help="pointer backend: auto (pyautogui when a display exists, else null), pyautogui, null (log only)",
     )
     p.add_argument("--no-fail-safe", action="store_true", help="switch off pyautogui's screen-corner fail-safe")
+    p.add_argument("--share-pointer", action="store_true",
+                   help="run even though another gazeflow already moves this display's pointer")  # fmt: skip
     p.add_argument(
         "--profile",
         metavar="NAME|PATH",
@@ -188,6 +192,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         pointer["backend"] = args.pointer
     if args.no_fail_safe:
         pointer["fail_safe"] = False
+    if getattr(args, "share_pointer", None):
+        pointer["share"] = True
     view = {k: getattr(args, k) for k in ("show", "output") if getattr(args, k, None) is not None}
     if view:
         o["view"] = view
@@ -226,10 +232,22 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return o
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose error names the nearest valid flag of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        m = re.search(r"unrecognized arguments: (\S+)", message)
+        if m:
+            options = [o for action in self._actions for o in action.option_strings]
+            close = difflib.get_close_matches(m[1].split("=")[0], options, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else f" (see {self.prog} --help)"
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gazeflow", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser(prog="gazeflow", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -333,7 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the command's own usage and its nearest flag, not the top level's
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     setup_logging(args.log_level)
     try:
         if args.command == "fetch":

@@ -24,10 +24,9 @@ log = logging.getLogger("gazeflow.run_sync")
 
 
 def run_sync(cfg: Config) -> int:
-    if "view" in cfg.chain:
-        from .view.processor import check_display
+    from .supervisor import preflight
 
-        check_display(cfg)
+    preflight(cfg)  # the same checks as run-all, before anything is loaded
     stop = StopFlag()
     use_cache(cfg.model_cache)
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)

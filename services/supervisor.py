@@ -57,10 +57,27 @@ class _Signalled(Exception):
 
 
 def preflight(cfg: Config) -> None:
-    """Fail fast, before any process starts, on a bad input or a missing model."""
-    from gazeflow.shared.inference import use_cache
+    """Fail fast, before any process starts, on a bad input, a missing model, a device or a display that is
+    not there, a cache folder that cannot be written."""
+    from gazeflow.shared.inference import check_device, use_cache
 
     use_cache(cfg.model_cache)  # a cache folder that cannot be written
+    for name in cfg.chain:
+        if registry.get(name).models:
+            try:
+                check_device(cfg.stages[name].device)
+            except GazeflowError as exc:
+                raise GazeflowError(f"--device {cfg.stages[name].device} ({name}): {exc}") from None
+    if "pointer" in cfg.chain and cfg.pointer.backend == "pyautogui":
+        from .pointer.screen import has_display
+
+        if not has_display():
+            raise GazeflowError("--pointer pyautogui needs a display (DISPLAY is not set): use --pointer null")
+    if "pointer" in cfg.chain and cfg.pointer.backend != "null" and not cfg.pointer.share:
+        from .pointer.screen import PointerClaim, has_display
+
+        if has_display():
+            PointerClaim("(checking)").release()  # another run that drives this display's pointer: refused
     source = Source(resolve_input(cfg.input, cfg.assets_dir))
     source.close()
     for name in cfg.chain:

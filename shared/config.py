@@ -108,6 +108,7 @@ class PointerConfig:
     auto_pause_mouse: bool = True  # pause while you use the real mouse (the pointer is not where gazeflow put it)
     face_lost_s: float = 2.0  # pause while no face has been seen this long; 0 = off
     fail_safe: bool = True  # pyautogui's corner fail-safe
+    share: bool = False  # allow a second gazeflow to drive the same display's pointer
     max_age_ms: float = 500.0  # live input: gaze older than this (since capture) never moves the pointer
 
 
@@ -270,7 +271,20 @@ def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
             setattr(obj, key, value)
 
 
+def _normalise(cfg: Config) -> None:
+    """Names a user may write in any case: devices (GPU, gpu) and precisions (FP16, fp16)."""
+    for stage in cfg.stages.values():
+        stage.device = stage.device.upper()
+        stage.precision = stage.precision.upper()
+        stage.inference_precision = stage.inference_precision.lower()
+
+
 def validate(cfg: Config) -> Config:
+    _normalise(cfg)
+    if cfg.max_frames < 0:
+        raise GazeflowError(f"max_frames {cfg.max_frames}: 0 (all) or more")
+    if cfg.log_interval < 0 or cfg.stale_ms < 0 or not 0 <= cfg.confidence <= 1:
+        raise GazeflowError("log_interval and stale_ms must be >= 0, confidence between 0 and 1")
     if cfg.pace not in PACES:
         raise GazeflowError(f"pace {cfg.pace!r}: expected one of {', '.join(PACES)}")
     if cfg.detect_every < 1:
@@ -286,7 +300,8 @@ def validate(cfg: Config) -> Config:
         raise GazeflowError(f"chain: {exc}") from None
     for name, stage in cfg.stages.items():
         if stage.precision not in PRECISIONS:
-            raise GazeflowError(f"stages.{name}.precision {stage.precision!r}: one of {', '.join(PRECISIONS)}")
+            raise GazeflowError(f"precision {stage.precision!r} (stages.{name}.precision, --precision): one of "
+                                f"{', '.join(PRECISIONS)}")  # fmt: skip
         if stage.hint not in HINTS:
             raise GazeflowError(f"stages.{name}.hint {stage.hint!r}: one of {', '.join(h for h in HINTS if h)}")
         if stage.inference_precision not in INFERENCE_PRECISIONS:

@@ -188,9 +188,12 @@ class Hotkey:
         try:
             from pynput import keyboard
 
-            self.listener = keyboard.GlobalHotKeys({combination: self.pressed.set})
-            self.listener.daemon = True
-            self.listener.start()
+            from .screen import quiet_xlib
+
+            with quiet_xlib():
+                self.listener = keyboard.GlobalHotKeys({combination: self.pressed.set})
+                self.listener.daemon = True
+                self.listener.start()
             log.info("hotkey %s toggles pause", combination)
         except Exception as exc:  # no X server, no permission (Wayland), a bad combination
             log.warning("hotkey %s is off: %s: %s", combination, type(exc).__name__, exc)

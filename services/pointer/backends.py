@@ -47,8 +47,11 @@ class PyAutoGuiBackend:
     name = "pyautogui"
 
     def __init__(self, fail_safe: bool) -> None:
+        from .screen import quiet_xlib
+
         try:
-            import pyautogui  # needs a display even to import
+            with quiet_xlib():
+                import pyautogui  # needs a display even to import
         except Exception as exc:
             raise GazeflowError(f"pyautogui unavailable: {type(exc).__name__}: {exc}") from None
         pyautogui.PAUSE = 0

@@ -51,6 +51,7 @@ class Pointer(Processor):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.backend = make_backend(cfg.pointer)
+        self.claim = screen.PointerClaim(cfg.run_dir) if self.backend.name != "null" and not cfg.pointer.share else None
         monitor = screen.choose(cfg.pointer, screen.monitors() if self.backend.name != "null" else [])
         correction, which = profile.for_run(cfg.pointer.profile, monitor)
         self.camera = cfg.input.startswith("cam:")
@@ -181,6 +182,8 @@ class Pointer(Processor):
         report["pointer_paused_frames"] = self.pause.frames
         report["eye_closures"] = self.eyes.closures
         self.hotkey.stop()
+        if self.claim is not None:
+            self.claim.release()
         if self.control is not None:
             self.control.close()
             self.control = None

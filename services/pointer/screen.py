@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from gazeflow.shared.config import PointerConfig
@@ -14,6 +17,14 @@ from .gaze_model import Monitor
 log = logging.getLogger("gazeflow.pointer")
 NULL_MM = (527.0, 296.0)  # the null backend's screen: a 24" 16:9 monitor
 FALLBACK_DPI = 96.0  # when the display reports no physical size
+
+
+@contextlib.contextmanager
+def quiet_xlib() -> Iterator[None]:
+    """python-xlib prints "Xlib.xauth: warning, no xauthority details available" on stdout when the
+    X authority file is empty or missing, which is harmless for a local display: kept off the output."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def has_display() -> bool:
@@ -45,7 +56,8 @@ def monitors() -> list[Monitor]:
     if not has_display():
         return []
     try:
-        found = _enumerate()
+        with quiet_xlib():
+            found = _enumerate()
     except Exception as exc:  # no X server answering, no enumerator for this platform
         log.warning("cannot list the monitors: %s: %s", type(exc).__name__, exc)
         return []
@@ -80,3 +92,33 @@ def choose(cfg: PointerConfig, found: list[Monitor]) -> Monitor:
     if min(cfg.screen_mm) > 0:
         monitor = Monitor(**{**monitor.to_dict(), "width_mm": cfg.screen_mm[0], "height_mm": cfg.screen_mm[1]})
     return monitor
+
+
+class PointerClaim:
+    """One gazeflow drives the pointer of a display: a lock file (flock) in the runtime folder, held by the
+    pointer stage; a second run on the same display is refused in one line unless ``pointer.share``."""
+
+    def __init__(self, run_dir: str) -> None:
+        import fcntl
+
+        from gazeflow.shared.config import runtime_root
+
+        display = (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "none").replace("/", "_")
+        self.path = os.path.join(runtime_root(), f"gazeflow-pointer-{display}.lock")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise GazeflowError(
+                f"another gazeflow already moves the pointer on display {display} ({holder}): stop it, or pass "
+                "--share-pointer to run a second one anyway"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()}, run dir {run_dir}".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
