@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ASSETS_MIRROR ?=
+CAMERA ?= cam:0
 INPUT ?= demo
 ARGS ?=
 
@@ -38,11 +39,17 @@ lint: ## ruff check and format check
 run-all: ## the demo video (or INPUT=...) through all five stage processes, real-time
 	$(BIN)/gazeflow run-all --input $(INPUT) $(ARGS)
 
+calibrate: ## calibrate the pointer on the primary monitor (ARGS='--points 16 --profile NAME ...')
+	$(BIN)/gazeflow calibrate --input $(CAMERA) $(ARGS)
+
+ctl: ## talk to the running pipeline: make ctl ARGS=pause (resume, toggle, recenter, status)
+	$(BIN)/gazeflow ctl $(ARGS)
+
 run-sync: ## the one-process synchronous baseline on the same input
 	$(BIN)/gazeflow run-sync --input $(INPUT) $(ARGS)
 
 clean: ## remove the virtual environment and the fetched assets
 	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info
 
-bench: ## per-model figures; run-sync vs run-all (FP16, FP16-INT8), what INT8 changes in the results, 1 vs 2 face-detection workers, 15 fps latency per precision, transport per hop, target verdicts -> out/bench.{json,md}
+bench: ## models; run-sync vs run-all; what INT8 changes; workers; latency per precision and hop; the pointer (edges, filters); the view; eye state; cold and warm start; tracking; target verdicts -> out/bench.{json,md}
 	$(BIN)/gazeflow bench --input $(INPUT) --targets docs/targets.toml $(ARGS)
