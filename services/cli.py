@@ -320,9 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="folder for the keys: one subfolder per stage")
     p.add_argument("--config", metavar="FILE", help="the topology whose chain gets keys (default: the standard chain)")
     p.add_argument("--force", action="store_true", help="replace keys that are already in DIR")
-    p = sub.add_parser("report", help="print a metrics report as a table and plot it (PNG)")
-    p.add_argument("metrics", metavar="FILE.json", help="a report written by --metrics")
-    p.add_argument("--out", metavar="PREFIX", help="plots go to PREFIX-latency.png and PREFIX-e2e.png")
+    p = sub.add_parser(
+        "report",
+        help="print a metrics report as a table and plot it (PNG); two reports: side by side",
+        description="One report: a table, and PREFIX-latency.png (where each frame's time went, stage by stage), "
+        "PREFIX-e2e.png (the end-to-end distribution), PREFIX-screen.png (where the pointer went, the gaze "
+        "angles). Two reports: a side-by-side table. Example: gazeflow report m.json --out plots/m",
+    )
+    p.add_argument("metrics", metavar="FILE.json", nargs="+", help="one or two reports written by --metrics")
+    p.add_argument("--out", metavar="PREFIX", help="where the plots go (default: next to the report)")
     p = sub.add_parser(
         "bench",
         help="model figures; run-sync vs run-all fps and CPU per frame as ratios; what a lower precision "
@@ -383,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from .report import report_command
 
+            if len(args.metrics) > 2:
+                raise GazeflowError("gazeflow report takes one report, or two to compare")
             report_command(args.metrics, args.out)
             return 0
         if args.command == "bench":

@@ -44,6 +44,20 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def title(report: dict[str, Any]) -> str:
+    """Which run a plot shows: its input, pace, precision and fps."""
+    run = report.get("run") or {}
+    inference = f" ({'/'.join(run['inference'])})" if run.get("inference") else ""
+    every = f"detect every {run['detect_every']}" if "detect_every" in run else ""
+    parts = [Path(str(run.get("input", "?"))).name, str(run.get("pace", "")),
+             "/".join(run.get("precision", [])) + inference, f"{report['fps']:.1f} fps", every]  # fmt: skip
+    return ", ".join(p for p in parts if p)
+
+
+def _nan(values: list[Any]) -> list[float]:
+    return [float("nan") if v is None else float(v) for v in values]
+
+
 def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
     try:
         import matplotlib
@@ -52,46 +66,100 @@ def plots(report: dict[str, Any], out_prefix: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     timeline = report.get("timeline") or {}
+    run = title(report)
     written = []
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+
+    def save(fig: Any, suffix: str) -> None:
+        fig.tight_layout()
+        path = out_prefix.with_name(out_prefix.name + suffix)
+        fig.savefig(path, dpi=110)
+        written.append(path)
+        plt.close(fig)
+
+    # where each frame's time went: every stage's waiting (on the way, queued, held for order) and work
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     t = timeline.get("t", [])
-    for name, series in (timeline.get("service_ms") or {}).items():
-        ax.plot(t[: len(series)], series, label=name, linewidth=0.9)
-    ax.plot(t, timeline.get("e2e_ms", []), label="end to end", color="black", linewidth=1.2)
-    ax.set(xlabel="seconds since the first frame", ylabel="ms", title="Per-stage service time and end-to-end latency")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1, 10 ms, not powers of ten
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never over a line
-    fig.tight_layout()
-    path = out_prefix.with_name(out_prefix.name + "-latency.png")
-    fig.savefig(path, dpi=110)
-    written.append(path)
-    plt.close(fig)
+    layers, labels = [], []
+    for name, service in (timeline.get("service_ms") or {}).items():
+        wait = (timeline.get("wait_ms") or {}).get(name)
+        if wait and any(wait):
+            layers.append(wait[: len(t)])
+            labels.append(f"{name}: waiting")
+        layers.append(service[: len(t)])
+        labels.append(f"{name}: work")
+    if layers and t:
+        n = min(len(t), *(len(layer) for layer in layers))
+        ax.stackplot(t[:n], *[layer[:n] for layer in layers], labels=labels, alpha=0.85)
+    ax.plot(t, timeline.get("e2e_ms", []), label="end to end", color="black", linewidth=1.0)
+    ax.set(xlabel="seconds since the first frame", ylabel="ms", title=f"Where each frame's time went: {run}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)  # outside: never over a line
+    save(fig, "-latency.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    e2e = timeline.get("e2e_ms", [])
-    ax.hist(e2e, bins=50, color="tab:blue", alpha=0.8)
+    ax.hist(timeline.get("e2e_ms", []), bins=50, color="tab:blue", alpha=0.8)
     for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
         value = report["e2e_ms"][key]
         ax.axvline(value, color="black", linestyle=style, label=f"{key} {value:.1f} ms")
-    ax.set(xlabel="end-to-end latency, ms (capture to pointer)", ylabel="frames", title="End-to-end latency")
+    ax.set(xlabel="end-to-end latency, ms (capture to pointer)", ylabel="frames", title=f"End to end: {run}")
+    ax.title.set_fontsize(9)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of frames
     ax.legend()
-    fig.tight_layout()
-    path = out_prefix.with_name(out_prefix.name + "-e2e.png")
-    fig.savefig(path, dpi=110)
-    written.append(path)
-    plt.close(fig)
+    save(fig, "-e2e.png")
+
+    pointer, gaze = timeline.get("pointer") or {}, timeline.get("gaze") or {}
+    if pointer.get("x") or gaze.get("h"):
+        fig, (screen, angles) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1.5, 1]})
+        width, height = (report.get("run") or {}).get("screen", [1920, 1080])
+        x, y = np.array(_nan(pointer.get("x", []))), np.array(_nan(pointer.get("y", [])))
+        ok = ~(np.isnan(x) | np.isnan(y))
+        if ok.any():
+            screen.hist2d(x[ok], y[ok], bins=[48, 27], range=[[0, width], [0, height]], cmap="inferno", cmin=1)
+            screen.plot(x, y, color="white", linewidth=0.5, alpha=0.7)
+        screen.set(xlim=(0, width), ylim=(height, 0), aspect="equal", title="Where the pointer went (path, heat map)",
+                   xlabel="screen x, px", ylabel="screen y, px")  # fmt: skip
+        screen.set_facecolor("#202020")
+        angles.plot(t[: len(gaze.get("h", []))], _nan(gaze.get("h", [])), label="horizontal (+ to the image's right)")
+        angles.plot(t[: len(gaze.get("v", []))], _nan(gaze.get("v", [])), label="vertical (+ up)")
+        angles.set(xlabel="seconds since the first frame", ylabel="degrees", title="Gaze angles")
+        angles.grid(True, alpha=0.3)
+        angles.legend(fontsize=8)
+        fig.suptitle(run, fontsize=9)
+        save(fig, "-screen.png")
     return written
 
 
-def report_command(path: str, out: str | None) -> None:
-    report = load(path)
+def compare(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]) -> str:
+    """Two runs side by side: fps, end to end, CPU, each stage's service time (p50)."""
+    rows = [("fps", a["fps"], b["fps"]), ("end to end p50, ms", a["e2e_ms"]["p50"], b["e2e_ms"]["p50"]),
+            ("end to end p95, ms", a["e2e_ms"]["p95"], b["e2e_ms"]["p95"]),
+            ("CPU ms per frame", a.get("cpu_ms_per_frame", 0), b.get("cpu_ms_per_frame", 0)),
+            ("cores used", a.get("cores", 0), b.get("cores", 0)),
+            ("dropped", a.get("dropped", 0), b.get("dropped", 0))]  # fmt: skip
+    for stage in a.get("stages", {}):
+        if stage in b.get("stages", {}):
+            rows.append((f"{stage} service p50, ms", a["stages"][stage]["service_ms"]["p50"],
+                         b["stages"][stage]["service_ms"]["p50"]))  # fmt: skip
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'':<{width}}{names[0][:24]:>26}{names[1][:24]:>26}{'b / a':>10}",
+             f"{'run':<{width}}{title(a)[:24]:>26}{title(b)[:24]:>26}"]  # fmt: skip
+    for label, va, vb in rows:
+        ratio = f"{vb / va:.2f}x" if va else "-"
+        lines.append(f"{label:<{width}}{va:>26.2f}{vb:>26.2f}{ratio:>10}")
+    return "\n".join(lines)
+
+
+def report_command(paths: list[str], out: str | None) -> None:
+    reports = [load(p) for p in paths]
+    if len(reports) == 2:
+        print(compare(reports[0], reports[1], (Path(paths[0]).name, Path(paths[1]).name)))
+        return
+    report = reports[0]
     print(table(report))
-    prefix = Path(out) if out else Path(path).with_suffix("")
+    prefix = Path(out) if out else Path(paths[0]).with_suffix("")
     for written in plots(report, prefix):
         print(f"wrote {written}")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from . import registry
+from . import geometry, registry
 from .messages import Message
 
 RECENT = 512  # the most recent values kept per series, for the live line's medians
@@ -136,8 +136,10 @@ class Timeline:
 
     def as_dict(self, stages: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {k: self.series[k] for k in ("frame", "t", "e2e_ms")}
-        for kind in ("service_ms", "infer_ms"):
+        for kind in ("service_ms", "infer_ms", "wait_ms"):
             out[kind] = {name: self.series[f"{kind}:{name}"] for name in stages if f"{kind}:{name}" in self.series}
+        out["pointer"] = {"x": self.series.get("pointer_x", []), "y": self.series.get("pointer_y", [])}
+        out["gaze"] = {"h": self.series.get("gaze_h", []), "v": self.series.get("gaze_v", [])}
         out["every"] = self.stride  # one point per this many frames
         return out
 
@@ -175,7 +177,7 @@ class PipelineMetrics:
         self.e2e.add(e2e)
         self._interval_frames += 1
         point = {"frame": h["frame"], "t": round(end_ns / 1e9 - self.first_capture, 4), "e2e_ms": round(e2e, 3)}
-        previous_send = None
+        previous_send = previous_wait_from = None
         for row in trace:
             if len(row) > IN_FLIGHT:
                 self.health[(row[0], str(row[WORKER]))] = [h["frame"], row[T_SEND], row[IN_FLIGHT]]
@@ -192,6 +194,16 @@ class PipelineMetrics:
             s["service_ms"].add(service)
             point[f"service_ms:{row[0]}"] = round(service, 3)
             point[f"infer_ms:{row[0]}"] = round(row[INFER] / 1e6, 3)
+            # the rest of the frame's time at this stage: on the way, in the queue, waiting for earlier frames
+            on_the_way = (row[T_RECV] - previous_wait_from) / 1e6 if previous_wait_from else 0.0
+            wait = (row[QUEUE] + row[HOLD]) / 1e6 + on_the_way
+            point[f"wait_ms:{row[0]}"] = round(max(0.0, wait), 3)
+            previous_wait_from = row[T_SEND]
+        pointer, gaze = h.get("pointer") or {}, h.get("gaze")
+        point["pointer_x"], point["pointer_y"] = pointer.get("x"), pointer.get("y")
+        angles = geometry.gaze_angles(gaze) if gaze else (None, None)
+        point["gaze_h"] = round(angles[0], 2) if gaze else None
+        point["gaze_v"] = round(angles[1], 2) if gaze else None
         self.timeline.add(point)
 
     def live_line(self) -> str | None:

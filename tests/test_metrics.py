@@ -70,9 +70,11 @@ def test_report_command_prints_a_table_and_writes_plots(short_report):
     assert "end to end: p50" in proc.stdout
     for name in STAGES:
         assert name in proc.stdout
-    for suffix in ("latency", "e2e"):
+    for suffix in ("latency", "e2e", "screen"):
         png = out / f"plot-{suffix}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    both = gazeflow("report", str(out / "m.json"), str(out / "m.json"))  # two runs side by side
+    assert both.returncode == 0 and "end to end p50, ms" in both.stdout and "1.00x" in both.stdout
 
 
 def test_report_of_a_file_that_is_not_one(tmp_path):

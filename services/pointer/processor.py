@@ -61,6 +61,7 @@ class Pointer(Processor):
         self._next_live = time.monotonic() + cfg.log_interval
         self.max_age_s = cfg.pointer.max_age_ms / 1e3
         self.stale = 0  # live frames whose gaze was too old to move the pointer
+        self.source_fps: float = 0.0
         self.profile = which
         p = cfg.pointer
         self.eyes, self.dwell, self.pause = actions.Eyes(p), actions.Dwell(p), actions.Pause(p)
@@ -76,6 +77,7 @@ class Pointer(Processor):
             self._end(msg.header.get("stats", {}))
             return msg
         h = msg.header
+        self.source_fps = (h.get("source") or {}).get("fps", 0)
         self._requests()  # a pause asked for before this frame applies to it
         t = frame_time(h, self.camera)
         gaze = h["gaze"]
@@ -175,6 +177,13 @@ class Pointer(Processor):
             k: v["inference_precision"] for k, v in stats.items() if isinstance(v, dict) and "inference_precision" in v
         }
         report["inference_precision"] = used
+        cfg = self.cfg
+        report["run"] = {
+            "input": cfg.input, "pace": cfg.pace, "fps": cfg.fps or float(self.source_fps or 0),
+            "precision": sorted({cfg.stages[n].precision for n in cfg.chain if registry.get(n).models}),
+            "inference": sorted(set(used.values())), "detect_every": cfg.detect_every, "profile": self.profile,
+            "screen": [self.controller.monitor.width, self.controller.monitor.height],
+        }  # fmt: skip
         report["pointer_moves"] = self.controller.moves
         report["pointer_stale"] = self.stale
         report["pointer_backend"] = self.backend.name
