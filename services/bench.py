@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gazeflow.shared import registry
+from gazeflow.shared.config import Config
 from gazeflow.shared.errors import GazeflowError
 
 from .bench_report import HOPS, load_targets, to_markdown, verdicts
@@ -535,7 +536,7 @@ def tracking_table(
             entry["largest_n_within_floor"] = max(within) if within else 1
             out["videos"][label] = entry
             log.info("tracking, %s: largest N within the floor %d", label, entry["largest_n_within_floor"])
-    out["default_n"] = 5
+    out["default_n"] = Config().detect_every
     out["default_within_floor_on_every_video"] = all(
         v["largest_n_within_floor"] >= out["default_n"] for v in out["videos"].values()
     )
@@ -555,7 +556,7 @@ def tracking_table(
     live: dict[str, list[dict[str, Any]]] = {"tracking": [], "every frame": []}
     for i in range(max(1, repeat)):
         for label in ("tracking", "every frame") if i % 2 == 0 else ("every frame", "tracking"):
-            n = "5" if label == "tracking" else "1"
+            n = str(Config().detect_every) if label == "tracking" else "1"
             live[label].append(_run("run-all", ["--input", input_spec, "--realtime", "--fps", str(realtime_fps),
                                                 "--detect-every", n]))  # fmt: skip
     rt = {label: {"e2e_p50_ms": statistics.median(r["e2e_ms"]["p50"] for r in rs),

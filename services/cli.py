@@ -78,7 +78,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--detect-every", type=int, metavar="N",
-                   help="run the face detector on every Nth frame and track the face between (default 5; 1 = every "
+                   help="run the face detector on every Nth frame and track the face between (default 3; 1 = every "
                         "frame); it also runs as soon as tracking is lost")  # fmt: skip
     p.add_argument(
         "--pointer",

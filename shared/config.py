@@ -152,7 +152,7 @@ class Config:
     record: str = ""  # capture also writes every frame it reads to this video file (MJPG .avi), to replay later
     log_interval: float = 1.0  # seconds between live metric lines, 0 = off
     confidence: float = 0.5
-    detect_every: int = 5  # the face detector runs on every Nth frame (and when tracking is lost); 1 = every frame
+    detect_every: int = 3  # the face detector runs on every Nth frame (and when tracking is lost); 1 = every frame
     box_shift: float = 0.0  # a measurement (make bench): move each detected box by this fraction of its side
     assets_dir: str = field(default_factory=default_assets_dir)
     run_dir: str = field(default_factory=default_run_dir)

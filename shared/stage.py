@@ -202,6 +202,8 @@ class StageRuntime:
                 events = dict(poller.poll(POLL_MS))
                 if self.engine.wake_fd in events:
                     self.engine.woken()
+                if self.feedback is not None and events:
+                    self.feedback.receive()  # taken in now: a socket left readable would spin the loop
                 if want and self.inbox.sock in events:
                     self.inbox.receive()
                 self.inbox.expire()

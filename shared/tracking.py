@@ -118,7 +118,7 @@ class SocketFeedback(Feedback):
             pass
 
     def receive(self) -> None:
-        while True:
+        while self.receiving:
             try:
                 raw = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
