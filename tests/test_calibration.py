@@ -181,10 +181,16 @@ def test_a_recorded_calibration_of_the_demo_puts_the_pointer_where_the_person_lo
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "profile " in proc.stderr and "validation error median" in proc.stderr
     rows = {r["frame"]: r for r in read_results(results)}
+    checked = 0
     for t in json.loads(DEMO_TARGETS.read_text())["targets"]:
-        points = [rows[f]["pointer"] for f in range(t["from"] + 15, t["to"] + 1) if rows[f]["pointer"]]
+        points = [rows[f]["pointer"] for f in range(t["from"] + 15, t["to"] + 1)
+                  if rows[f]["pointer"] and "x" in rows[f]["pointer"]]  # fmt: skip
+        if not points:  # the eyes read closed throughout (looking down): the pointer held still
+            continue
         x, y = np.median([[p["x"] for p in points], [p["y"] for p in points]], axis=1)
         assert (x > 960) == (t["x"] > 960) and (y > 540) == (t["y"] > 540), (t, x, y)
+        checked += 1
+    assert checked >= 12
     pointers = [r["pointer"] for r in rows.values() if r["pointer"]]
     at_edge = sum(min(p["x"], p["y"], 1919 - p["x"], 1079 - p["y"]) < 5 for p in pointers) / len(pointers)
     assert at_edge < 0.25, at_edge

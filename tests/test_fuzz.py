@@ -146,15 +146,14 @@ JUNK = [None, -1, 2**70, -(2**63), 1e308, float("nan"), "x", "", [], {}, [1, 2],
 
 def _sync_chain(cfg):
     """The processors and synchronous models of face detection, landmarks + head pose and gaze, in-process."""
-    from gazeflow.models.catalog import require_ir
     from gazeflow.shared import registry
-    from gazeflow.shared.inference import SyncModel, compile_model
+    from gazeflow.shared.inference import SyncModel, compile_model, load_model
     from gazeflow.shared.stage import build
 
     chain = {}
     for name in ("face_detection", "landmarks_headpose", "gaze"):
         proc = build(name, cfg)
-        models = {key: SyncModel(compile_model(require_ir(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY", 1, 0))
+        models = {key: SyncModel(compile_model(load_model(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY", 1, 0))
                   for key, model in registry.get(name).models.items()}  # fmt: skip
         proc.staging = lambda key, index, models=models: models[key].staging(index)
         chain[name] = (proc, models)

@@ -5,7 +5,9 @@
   click where the pointer was before the eyes closed; natural blinks last
   100-400 ms and never click), one eye closed that long while the other is
   open is a wink (a right click, when ``wink`` is on), and both eyes closed
-  for ``pause_closed_s`` toggles pause (a gesture; it never also clicks).
+  for ``pause_closed_s`` toggles pause (a gesture; it never also clicks). The pointer holds still
+  while both eyes are closed, up to ``blink_max_ms`` (longer, with a gaze still found, is the lids
+  lowered to look down: the model reads those as closed).
 * ``Dwell``: the pointer held within ``dwell_radius_px`` for ``dwell_ms`` is a
   left click there, once, until the pointer has left the circle.
 * ``Pause`` keeps the reasons apart: the user's (ctl, hotkey, gesture) and the

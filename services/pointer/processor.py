@@ -91,8 +91,11 @@ class Pointer(Processor):
         self.pause.mouse_check(self.backend.position(), self.controller.last_move)
         paused = self.pause.paused
         self.pause.frames += paused
-        # a closed eye's gaze is not used: while an eye is closed the pointer holds still
-        usable = gaze is not None and state in ("open", "unknown")
+        # while both eyes are closed the pointer holds still (a blink); eyes "closed" for longer than a
+        # deliberate blink while a gaze is still found are lids lowered to look down: the gaze counts again
+        since = self.eyes.closed_since
+        blinking = state == "closed" and since is not None and (t - since) * 1000 <= self.cfg.pointer.blink_max_ms
+        usable = gaze is not None and not blinking
         click = event if event in ("left", "right") and not paused else None
         decision = self.controller.update(h, t, act=not paused and click is None) if usable else None
         if self.cfg.pointer.click == "dwell":
