@@ -189,7 +189,10 @@ class Hotkey:
             return
         try:
             from pynput import keyboard
-
+        except ImportError:
+            log.warning("hotkey %s is off: pynput is not installed (pip install 'gazeflow[desktop]')", combination)
+            return
+        try:
             from .screen import quiet_xlib
 
             with quiet_xlib():
