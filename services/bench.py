@@ -184,6 +184,8 @@ def bench(
     results["eye_state"] = eye_state_cost(assets_dir)
     results["start"] = start_times(input_spec, repeat)
     results["tracking"] = tracking_table(input_spec, repeat, realtime_fps=30.0)
+    results["execution_precision"] = execution_precision_table(input_spec)
+    results["profile"] = profile_stages(input_spec)
     if targets is not None:
         results["targets"] = verdicts(results, targets)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -567,3 +569,95 @@ def tracking_table(
     rt["fps"] = realtime_fps
     out["realtime"] = rt
     return out
+
+
+def execution_precision_table(input_spec: str) -> dict[str, Any]:
+    """What each execution precision (INFERENCE_PRECISION_HINT) costs in results and saves in time, against
+    f32: run-sync at max speed, every frame detected (so that only the precision differs)."""
+    runs = {}
+    for label in ("f32", "bf16", "f16", "default"):
+        extra = [] if label == "default" else ["--inference-precision", label]
+        try:
+            runs[label] = _run("run-sync", ["--input", input_spec, "--max-speed", "--detect-every", "1", *extra],
+                               results=True)  # fmt: skip
+        except GazeflowError as exc:  # a precision this CPU cannot run
+            runs[label] = {"error": str(exc)}
+    reference = runs["f32"].get("results", [])
+    out: dict[str, Any] = {}
+    for label, report in runs.items():
+        if "error" in report:
+            out[label] = {"error": report["error"]}
+            continue
+        out[label] = {"fps": report["fps"], "cpu_ms_per_frame": report["cpu_ms_per_frame"],
+                      "used": sorted(set((report.get("inference_precision") or {}).values())),
+                      "gaze_vs_f32": _gaze_change(reference, report["results"])}  # fmt: skip
+    log.info("execution precision: %s", {k: v.get("fps") for k, v in out.items()})
+    return out
+
+
+KINDS = (("inference", ("openvino",)), ("OpenCV", ("cv2",)), ("ZeroMQ/msgpack", ("zmq", "msgpack")))
+
+
+def profile_stages(input_spec: str, seconds: float = 10.0, fps: float = 30.0) -> dict[str, Any]:
+    """A sampling profile (py-spy) of each stage process of a live run at ``fps``: where its CPU goes, split
+    into inference, OpenCV, ZeroMQ/msgpack and our own Python, with its busiest functions."""
+    import shutil
+    import time
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    out: dict[str, Any] = {}
+    cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", "run-all", "--input", input_spec,
+           "--loop", "--realtime", "--fps", str(fps), "--pointer", "null", "--log-interval", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)  # models compiled, frames flowing
+        stages = {}
+        for child in Path("/proc").glob("[0-9]*"):
+            try:
+                title = (child / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if (child / "stat").read_text().split()[3] == str(proc.pid) and "stage" in title:
+                    stages[title.split("stage ", 1)[1].split()[0]] = child.name
+            except (OSError, IndexError):
+                continue
+        with tempfile.TemporaryDirectory() as tmp:
+            spies = {name: subprocess.Popen([spy, "record", "--pid", pid, "--duration", str(int(seconds)), "--rate",
+                                             "50", "--format", "raw", "--nonblocking", "--output",
+                                             str(Path(tmp) / f"{name}.txt")],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for name, pid in stages.items()}  # fmt: skip
+            for name, p in spies.items():
+                p.wait(seconds + 60)
+                out[name] = _classify(Path(tmp) / f"{name}.txt")
+    finally:
+        proc.send_signal(2)
+        proc.wait(30)
+    return out
+
+
+def _classify(path: Path) -> dict[str, Any]:
+    """Collapsed stacks ('frame;frame;... count') -> share of samples per kind and the top own functions."""
+    counts: dict[str, int] = {"inference": 0, "OpenCV": 0, "ZeroMQ/msgpack": 0, "our Python": 0}
+    functions: dict[str, int] = {}
+    total = 0
+    text = path.read_text() if path.exists() else ""
+    for line in text.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        k = int(n)
+        total += k
+        frames = stack.split(";")
+        kind = "our Python"
+        for name, needles in KINDS:
+            if any(any(needle in f for needle in needles) for f in frames):
+                kind = name
+                break
+        counts[kind] += k
+        own = [f for f in frames if "gazeflow" in f or "/services/" in f or "/shared/" in f]
+        if own and kind == "our Python":
+            functions[own[-1].split(" (")[0]] = functions.get(own[-1].split(" (")[0], 0) + k
+    top = sorted(functions.items(), key=lambda kv: -kv[1])[:5]
+    return {"samples": total, "share": {k: round(v / total, 3) if total else 0.0 for k, v in counts.items()},
+            "top_own": [[name, round(c / total, 3)] for name, c in top] if total else []}  # fmt: skip

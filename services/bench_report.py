@@ -221,6 +221,26 @@ def to_markdown(r: dict[str, Any]) -> str:
                   f"frame ({rt['e2e_ratio']:.2f}x); cores used {rt['tracking']['cores']:.2f} against "
                   f"{rt['every frame']['cores']:.2f} ({rt['cores_ratio']:.2f}x); dropped {rt['tracking']['dropped']} "
                   f"and {rt['every frame']['dropped']}"]  # fmt: skip
+    if "execution_precision" in r:
+        lines += ["", "Execution precision (INFERENCE_PRECISION_HINT), run-sync at max speed, every frame "
+                  "detected; gaze change against f32, median / p95 degrees:", "",
+                  "| precision | runs as | fps | CPU ms/frame | gaze vs f32 |", "|---|---|---|---|---|"]  # fmt: skip
+        for label, e in r["execution_precision"].items():
+            if "error" in e:
+                lines.append(f"| {label} | {e['error'][:60]} | - | - | - |")
+                continue
+            g = e["gaze_vs_f32"]
+            lines.append(f"| {label} | {'/'.join(e['used'])} | {e['fps']:.1f} | {e['cpu_ms_per_frame']:.1f} | "
+                         f"{g['median_deg']:.2f} / {g['p95_deg']:.2f} |")  # fmt: skip
+    if "profile" in r and "skipped" not in r["profile"]:
+        lines += ["", "Where each stage's CPU goes at 30 fps (py-spy samples of a live run; share of the samples):", "",
+                  "| stage | samples | inference | OpenCV | ZeroMQ/msgpack | our Python | busiest own functions |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for stage, p in r["profile"].items():
+            sh = p["share"]
+            top = ", ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:3])
+            lines.append(f"| {stage} | {p['samples']} | {sh['inference']:.0%} | {sh['OpenCV']:.0%} | "
+                         f"{sh['ZeroMQ/msgpack']:.0%} | {sh['our Python']:.0%} | {top} |")  # fmt: skip
     if "eye_state" in r:
         e = r["eye_state"]
         lines += ["", f"Eye state: the gaze stage's inference {e['gaze']:.2f} ms alone, {e['gaze+eye_state']:.2f} ms "
