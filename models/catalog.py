@@ -24,7 +24,20 @@ READING: dict[str, dict[str, float]] = {EYE_STATE: {"batch": 2, "mean": 127.0, "
 DEMO_VIDEO = "videos/demo.mp4"
 
 
+LOCAL_INT8 = "local-INT8"  # made on this machine by 'gazeflow quantize' from the user's own video
+
+
+def user_models_dir() -> Path:
+    """Where 'gazeflow quantize' writes its IRs: the user's data directory, not the fetched assets."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gazeflow" / "models"
+
+
 def ir_path(assets_dir: str | Path, model: str, precision: str) -> Path:
+    if precision.upper() == LOCAL_INT8.upper():
+        return user_models_dir() / "intel" / model / LOCAL_INT8 / f"{model}.xml"
     return Path(assets_dir) / "models" / "intel" / model / precision / f"{model}.xml"
 
 
@@ -42,7 +55,9 @@ def require_ir(assets_dir: str | Path, model: str, precision: str) -> Path:
     xml = files[0]
     for path in files:
         if not path.is_file():
-            raise GazeflowError(f"model file not found: {path} (run 'make setup' or 'gazeflow fetch')")
+            local = precision.upper() == LOCAL_INT8.upper()
+            how = "'gazeflow quantize --input VIDEO'" if local else "'make setup' or 'gazeflow fetch'"
+            raise GazeflowError(f"model file not found: {path} (run {how})")
     return xml
 
 

@@ -185,6 +185,7 @@ def bench(
     results["start"] = start_times(input_spec, repeat)
     results["tracking"] = tracking_table(input_spec, repeat, realtime_fps=30.0)
     results["execution_precision"] = execution_precision_table(input_spec)
+    results["quantization"] = quantization_table(input_spec)
     results["profile"] = profile_stages(input_spec)
     if targets is not None:
         results["targets"] = verdicts(results, targets)
@@ -661,3 +662,70 @@ def _classify(path: Path) -> dict[str, Any]:
     top = sorted(functions.items(), key=lambda kv: -kv[1])[:5]
     return {"samples": total, "share": {k: round(v / total, 3) if total else 0.0 for k, v in counts.items()},
             "top_own": [[name, round(c / total, 3)] for name, c in top] if total else []}  # fmt: skip
+
+
+def _held_out_change(reference: list[dict[str, Any]], rows: list[dict[str, Any]], start: int) -> dict[str, Any]:
+    """How far face box (px), head pose (deg), gaze (deg) and pointer (px) move from the reference on the
+    frames from ``start`` on (median / p95)."""
+    ref = {r["frame"]: r for r in reference}
+
+    def q(values: list[float]) -> list[float]:
+        values = sorted(values)
+        return [round(statistics.median(values), 2), round(values[min(len(values) - 1, int(0.95 * len(values)))], 2)] if values else [0.0, 0.0]  # noqa: E501  # fmt: skip
+
+    face, pose, pointer = [], [], []
+    for r in rows:
+        a = ref.get(r["frame"])
+        if a is None or r["frame"] < start:
+            continue
+        if a["face"] and r["face"]:
+            face.append(max(abs(x - y) for x, y in zip(a["face"], r["face"], strict=True)))
+        if a["head_pose"] and r["head_pose"]:
+            pose.append(max(abs(a["head_pose"][k] - r["head_pose"][k]) for k in ("yaw", "pitch", "roll")))
+        if a["pointer"] and r["pointer"] and "x" in a["pointer"] and "x" in r["pointer"]:
+            pointer.append(math.dist((a["pointer"]["x"], a["pointer"]["y"]), (r["pointer"]["x"], r["pointer"]["y"])))
+    gaze = _gaze_change([x for x in reference if x["frame"] >= start], [x for x in rows if x["frame"] >= start])
+    return {"face_px": q(face), "head_pose_deg": q(pose), "gaze_deg": [gaze["median_deg"], gaze["p95_deg"]],
+            "pointer_px": q(pointer)}  # fmt: skip
+
+
+def quantization_table(input_spec: str) -> dict[str, Any]:
+    """'gazeflow quantize' on the first 70% of the video, then FP16, the published FP16-INT8 and local-INT8
+    compared on the held-out rest: speed, size on disk, and how far the results move from FP16."""
+    from gazeflow.models.catalog import MODELS, ir_path
+    from gazeflow.shared.config import default_assets_dir
+
+    from .quantize import CALIBRATE_SHARE, _frame_count
+
+    assets = default_assets_dir()
+    with tempfile.TemporaryDirectory() as data_home:
+        env = {**os.environ, "XDG_DATA_HOME": data_home}
+        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", "WARNING", "quantize", "--input",
+               input_spec]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        old = os.environ.get("XDG_DATA_HOME")
+        os.environ["XDG_DATA_HOME"] = data_home
+        try:
+            runs = {p: _run("run-sync", ["--input", input_spec, "--max-speed", "--detect-every", "1", "--precision", p],
+                            results=True) for p in ("FP16", "FP16-INT8", "local-INT8")}  # fmt: skip
+            sizes = {p: round(sum(ir_path(assets, m, p).with_suffix(".bin").stat().st_size for m in MODELS) / 1e6, 2)
+                     for p in runs}  # fmt: skip
+        finally:
+            if old is None:
+                os.environ.pop("XDG_DATA_HOME", None)
+            else:
+                os.environ["XDG_DATA_HOME"] = old
+    from gazeflow.services.capture.source import resolve_input
+
+    start = int(_frame_count(resolve_input(input_spec, assets)) * CALIBRATE_SHARE)
+    reference = runs["FP16"]["results"]
+    out: dict[str, Any] = {"held_out_from_frame": start}
+    for p, report in runs.items():
+        out[p] = {"fps": report["fps"], "cpu_ms_per_frame": report["cpu_ms_per_frame"], "size_mb": sizes[p],
+                  "vs_fp16": _held_out_change(reference, report["results"], start)}  # fmt: skip
+    published, local = out["FP16-INT8"]["vs_fp16"]["gaze_deg"][0], out["local-INT8"]["vs_fp16"]["gaze_deg"][0]
+    out["gaze_vs_published"] = round(local / published, 3) if published else 0.0
+    out["speed_vs_published"] = round(out["local-INT8"]["fps"] / out["FP16-INT8"]["fps"], 3)
+    return out

@@ -286,6 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("action", metavar="ACTION", help="pause, resume, toggle, recenter or status")
     p.add_argument("--run-dir", help="the run directory of the pipeline (when several are running)")
+    p = sub.add_parser(
+        "quantize",
+        help="quantize the models to INT8 with NNCF, calibrated on your own video (precision local-INT8)",
+        description="Runs the pipeline on the first 70%% of VIDEO to collect each model's real inputs, quantizes "
+        "the chosen stages' models with NNCF and writes them to ~/.local/share/gazeflow/models as the precision "
+        "local-INT8. Example: gazeflow quantize --input me.mp4, then gazeflow run-all --precision local-INT8.",
+    )
+    p.add_argument("stages", nargs="*", metavar="STAGE", help="the stages whose models to quantize (default: all)")
+    p.add_argument("--input", "-i", default="demo", help="the video to calibrate on (default: the demo video)")
+    p.add_argument("--assets-dir", help="where the fetched models are (default: .assets in the checkout)")
     p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")
     p.add_argument(
         "name",
@@ -382,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CURVE keys in {d}, one folder per stage ({', '.join(cfg.chain)}): copy {d}/STAGE to the host "
                   f'that runs STAGE only, and set curve_keys = "{d}" (its path there) in the config')  # fmt: skip
             return 0
+        if args.command == "quantize":
+            from .quantize import quantize_command
+
+            cfg = config_mod.load(None, {"assets_dir": args.assets_dir} if args.assets_dir else None)
+            return quantize_command(cfg, args.stages, args.input)
         if args.command == "ctl":
             from .pointer.control import ctl_command
 

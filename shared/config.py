@@ -19,7 +19,7 @@ from .endpoint import Endpoint
 from .errors import GazeflowError, read_document
 from .registry import Link
 
-PRECISIONS = ("FP32", "FP16", "FP16-INT8")
+PRECISIONS = ("FP32", "FP16", "FP16-INT8", "LOCAL-INT8")  # LOCAL-INT8: made by 'gazeflow quantize'
 HINTS = ("", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PACES = ("realtime", "max-speed")
 INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")

@@ -1,0 +1,141 @@
+"""``gazeflow quantize``: NNCF post-training quantization of the stages' models, calibrated on the user's own
+video with the inputs the pipeline itself gives each model (frames for the detector, face crops for
+landmarks and head pose, eye crops and angles for gaze). The INT8 IRs go to the user's data directory as
+the precision ``local-INT8`` (``--precision STAGE=local-INT8``). The first CALIBRATE_SHARE of the video
+calibrates; the rest is held out for ``make bench`` to compare against FP16 and the published FP16-INT8.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gazeflow.models.catalog import LOCAL_INT8, ONNX, ir_path, require_ir
+from gazeflow.shared import registry
+from gazeflow.shared.config import Config
+from gazeflow.shared.errors import GazeflowError
+
+log = logging.getLogger("gazeflow.quantize")
+CALIBRATE_SHARE = 0.7
+MAX_SAMPLES = 300
+
+
+def _frame_count(video: str) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return n
+
+
+def collect(cfg: Config, video: str, frames: int) -> dict[tuple[str, str], list[dict[Any, np.ndarray]]]:
+    """Each model's inputs on the first ``frames`` frames, as the pipeline makes them (every frame detected)."""
+    from gazeflow.shared.inference import SyncModel, compile_model, load_model
+    from gazeflow.shared.stage import build
+
+    from .capture.source import Source
+
+    cfg = replace(cfg, input=video, pace="max-speed", max_frames=frames, detect_every=1, loop=False)
+    procs = [build(name, cfg) for name in cfg.chain[1:] if registry.get(name).models]
+    recorded: dict[tuple[str, str], list[dict[Any, np.ndarray]]] = {}
+    models: dict[str, dict[str, SyncModel]] = {}
+    for proc in procs:
+        models[proc.name] = {key: SyncModel(compile_model(load_model(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY"))
+                             for key, model in registry.get(proc.name).models.items()}  # fmt: skip
+    source = Source(video)
+    frames_of = registry.get(cfg.source).load().frames
+    try:
+        for msg in frames_of(cfg, source):
+            for proc in procs:
+                inputs = proc.prepare(msg)
+                outputs = {}
+                for key, value in inputs.items():
+                    recorded.setdefault((proc.name, key), []).append({k: np.array(v) for k, v in value.items()})
+                    outputs[key] = models[proc.name][key].infer(value)
+                msg = proc.finish(msg, outputs)
+    finally:
+        source.close()
+    return recorded
+
+
+def _to_model_layout(sample: dict[Any, np.ndarray], model: Any) -> dict[Any, np.ndarray]:
+    """A recorded input (u8 NHWC images, as the stages feed the graph with its pre-processing) for the bare
+    IR (f32 NCHW)."""
+    out = {}
+    for key, array in sample.items():
+        port = model.inputs[key] if isinstance(key, int) else model.input(key)
+        if array.ndim == 4 and array.dtype == np.uint8:
+            array = array.transpose(0, 3, 1, 2).astype(np.float32)
+        out[port.get_any_name()] = array
+    return out
+
+
+def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
+    import nncf
+    import openvino as ov
+
+    chosen = stages or [n for n in cfg.chain if registry.get(n).models]
+    for name in chosen:
+        spec = registry.get(name)  # an unknown stage: one line
+        if not spec.models:
+            raise GazeflowError(f"stage {name} runs no model: nothing to quantize")
+    total = _frame_count(video)
+    if total < 10:
+        raise GazeflowError(f"{video}: {total} frames; quantizing needs a video of at least 10 frames")
+    calibrate = max(1, int(total * CALIBRATE_SHARE))
+    log.info(
+        "quantize: collecting the models' inputs on frames 0-%d of %s (the rest is held out)", calibrate - 1, video
+    )
+    recorded = collect(cfg, video, calibrate)
+    written = []
+    core = ov.Core()
+    for name in chosen:
+        for key, model_name in registry.get(name).models.items():
+            if model_name in ONNX:
+                log.info("quantize: %s is left as it is (a 0.01-GFLOP model read from ONNX)", model_name)
+                continue
+            samples = recorded.get((name, key), [])
+            if not samples:
+                raise GazeflowError(f"no face in the first {calibrate} frames of {video}: nothing to calibrate "
+                                    f"{model_name} on (use a video where your face is in view)")  # fmt: skip
+            model = core.read_model(require_ir(cfg.assets_dir, model_name, "FP16"))
+            step = max(1, len(samples) // MAX_SAMPLES)
+            data = nncf.Dataset(samples[::step], lambda s, m=model: _to_model_layout(s, m))
+            log.info("quantize: %s on %d samples", model_name, len(samples[::step]))
+            quantized = nncf.quantize(model, data, subset_size=len(samples[::step]))
+            target = ir_path(cfg.assets_dir, model_name, LOCAL_INT8)
+            target.parent.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=target.parent.parent))
+            try:  # written aside, then moved into place: never a half-written model
+                ov.save_model(quantized, tmp / target.name)
+                if target.parent.exists():
+                    shutil.rmtree(target.parent)
+                tmp.rename(target.parent)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            written.append(target)
+    return written
+
+
+def quantize_command(cfg: Config, stages: list[str], video: str) -> int:
+    from .capture.source import Source, resolve_input
+
+    path = resolve_input(video, cfg.assets_dir)
+    if path.startswith("cam:"):
+        raise GazeflowError("gazeflow quantize needs a video file (--input FILE), not a camera")
+    Source(path).close()  # a missing or unreadable video: one line
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        raise GazeflowError("gazeflow quantize needs NNCF: pip install 'gazeflow[quantize]'") from None
+    for target in quantize(cfg, stages, path):
+        print(f"wrote {target}")
+    print("use them with --precision local-INT8 (or --precision STAGE=local-INT8); make bench compares them")
+    return 0
