@@ -94,33 +94,36 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
         "quantize: collecting the models' inputs on frames 0-%d of %s (the rest is held out)", calibrate - 1, video
     )
     recorded = collect(cfg, video, calibrate)
-    written = []
-    core = ov.Core()
+    jobs = []
     for name in chosen:
         for key, model_name in registry.get(name).models.items():
             if model_name in ONNX:
                 log.info("quantize: %s is left as it is (a 0.01-GFLOP model read from ONNX)", model_name)
                 continue
             samples = recorded.get((name, key), [])
-            if not samples:
+            if not samples:  # checked for every model before any is written
                 raise GazeflowError(f"no face in the first {calibrate} frames of {video}: nothing to calibrate "
                                     f"{model_name} on (use a video where your face is in view)")  # fmt: skip
-            model = core.read_model(require_ir(cfg.assets_dir, model_name, "FP16"))
-            step = max(1, len(samples) // MAX_SAMPLES)
-            data = nncf.Dataset(samples[::step], lambda s, m=model: _to_model_layout(s, m))
-            log.info("quantize: %s on %d samples", model_name, len(samples[::step]))
-            quantized = nncf.quantize(model, data, subset_size=len(samples[::step]))
-            target = ir_path(cfg.assets_dir, model_name, LOCAL_INT8)
-            target.parent.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=target.parent.parent))
-            try:  # written aside, then moved into place: never a half-written model
-                ov.save_model(quantized, tmp / target.name)
-                if target.parent.exists():
-                    shutil.rmtree(target.parent)
-                tmp.rename(target.parent)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            written.append(target)
+            jobs.append((model_name, samples))
+    written = []
+    core = ov.Core()
+    for model_name, samples in jobs:
+        model = core.read_model(require_ir(cfg.assets_dir, model_name, "FP16"))
+        step = max(1, len(samples) // MAX_SAMPLES)
+        data = nncf.Dataset(samples[::step], lambda s, m=model: _to_model_layout(s, m))
+        log.info("quantize: %s on %d samples", model_name, len(samples[::step]))
+        quantized = nncf.quantize(model, data, subset_size=len(samples[::step]))
+        target = ir_path(cfg.assets_dir, model_name, LOCAL_INT8)
+        target.parent.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=target.parent.parent))
+        try:  # written aside, then moved into place: never a half-written model
+            ov.save_model(quantized, tmp / target.name)
+            if target.parent.exists():
+                shutil.rmtree(target.parent)
+            tmp.rename(target.parent)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        written.append(target)
     return written
 
 
@@ -131,6 +134,9 @@ def quantize_command(cfg: Config, stages: list[str], video: str) -> int:
     if path.startswith("cam:"):
         raise GazeflowError("gazeflow quantize needs a video file (--input FILE), not a camera")
     Source(path).close()  # a missing or unreadable video: one line
+    from gazeflow.shared.inference import use_cache
+
+    use_cache(cfg.model_cache)  # a model cache folder that cannot be written: one line
     try:
         import nncf  # noqa: F401
     except ImportError:

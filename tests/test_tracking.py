@@ -1,0 +1,110 @@
+"""Tracking the face between detections: the lost rules, the feedback's validation, and quantize's mistakes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from gazeflow.shared import tracking
+
+POINTS = [[160.0, 170.0], [240.0, 170.0], [200.0, 220.0], [170.0, 270.0], [230.0, 270.0]]
+POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
+
+
+def _frame(tracked: bool, dx: float = 0.0, pose=POSE, points=POINTS, face=(100.0, 80.0, 300.0, 330.0)):
+    return {"face": list(face), "crop": [90, 70, 260], "tracked": tracked, "head_pose": pose,
+            "landmarks": [[x + dx, y] for x, y in points]}  # fmt: skip
+
+
+def test_the_box_follows_the_landmarks_centre_and_keeps_its_size():
+    t = tracking.Tracker()
+    assert t.update(_frame(False)) == [100.0, 80.0, 300.0, 330.0]  # a detection: its own box
+    assert t.update(_frame(True, dx=12.0)) == [112.0, 80.0, 312.0, 330.0]  # moved with the face, same size
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"face": None, "landmarks": None, "head_pose": None},  # no face
+        _frame(True, pose={"yaw": 15.0, "pitch": 0.0, "roll": 0.0}),  # the head pose jumped 15 degrees
+        _frame(True, points=[[160.0, 170.0], [240.0, 170.0], [200.0, 250.0], [170.0, 270.0], [230.0, 270.0]]),
+    ],
+    ids=["no-face", "head-jump", "shape-change"],
+)
+def test_tracking_is_lost_on_each_rule(frame):
+    t = tracking.Tracker()
+    t.update(_frame(False))
+    assert t.update(frame) is None and t.lost == 1
+    assert t.update(_frame(True)) is None  # nothing to track from until the next detection
+
+
+def test_the_box_for_a_frame_comes_from_the_frame_before_or_is_waited_for():
+    f = tracking.Feedback()
+    f.send(10, [1.0, 2.0, 3.0, 4.0])
+    assert f.box(11, live=False) == [1.0, 2.0, 3.0, 4.0]
+    assert f.box(12, live=False) is None and not f.known(11)  # frame 11's box has not come: wait (or detect)
+    assert f.box(12, live=True) == [1.0, 2.0, 3.0, 4.0]  # live: a slightly older box will do
+    assert f.box(20, live=True) is None  # too old
+
+
+def test_feedback_from_the_socket_is_validated(tmp_path):
+    ctx = zmq.Context()
+    try:
+        receiver = tracking.SocketFeedback(ctx, str(tmp_path), receiving=True)
+        sender = ctx.socket(zmq.PUSH)
+        sender.connect(f"ipc://{tmp_path}/track")
+        for junk in (b"\0\1", msgpack.packb([-1, None]), msgpack.packb([3, [1, 2]]), msgpack.packb(["x", None]),
+                     msgpack.packb([4, [1.0, float("nan"), 2.0, 3.0]])):  # fmt: skip
+            sender.send(junk)
+        sender.send(msgpack.packb([5, [1.0, 2.0, 3.0, 4.0]]))
+        for _ in range(100):
+            receiver.receive()
+            if receiver.known(5):
+                break
+            receiver.sock.poll(50)
+        assert receiver.boxes == {5: [1.0, 2.0, 3.0, 4.0]} and receiver.malformed == 5
+        sender.close(0)
+        receiver.close()
+    finally:
+        ctx.destroy(0)
+
+
+def _gazeflow(*args: str, env=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gazeflow.services.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env or os.environ.copy())  # fmt: skip
+
+
+def test_quantize_mistakes_are_one_line_and_write_nothing(tmp_path):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    for args, message in ((["detector", "--input", "demo"], "unknown stage 'detector'"),
+                          (["pointer", "--input", "demo"], "runs no model"),
+                          (["--input", str(tmp_path / "none.mp4")], "video not found")):  # fmt: skip
+        proc = _gazeflow("quantize", *args, env=env)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+    blocked = tmp_path / "cache-is-a-file"
+    blocked.write_text("")
+    env["XDG_CACHE_HOME"] = str(blocked)  # the model cache cannot be made there
+    proc = _gazeflow("quantize", "--input", "demo", env=env)
+    assert proc.returncode == 2 and "model cache" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_quantize_a_video_without_a_face_is_one_line_and_writes_nothing(tmp_path):
+    video = tmp_path / "dark.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for _ in range(30):
+        writer.write(np.zeros((480, 640, 3), np.uint8))
+    writer.release()
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    proc = _gazeflow("quantize", "--input", str(video), env=env)
+    assert proc.returncode == 2 and "no face in the first" in proc.stderr, proc.stderr[-1500:]
+    assert not list((tmp_path / "data").rglob("*.xml"))
