@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("action", metavar="ACTION", help="pause, resume, toggle, recenter or status")
     p.add_argument("--run-dir", help="the run directory of the pipeline (when several are running)")
+    p.add_argument("--connect", metavar="tcp://HOST:PORT",
+                   help="a pointer on another host (its pointer.control endpoint)")  # fmt: skip
+    p.add_argument("--keys", metavar="DIR", help="the keys made by 'gazeflow keys' (its ctl/ folder is used)")
     p = sub.add_parser(
         "quantize",
         help="quantize the models to INT8 with NNCF, calibrated on your own video (precision local-INT8)",
@@ -400,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ctl":
             from .pointer.control import ctl_command
 
-            return ctl_command(args.action, args.run_dir)
+            return ctl_command(args.action, args.run_dir, args.connect or "", args.keys or "")
         if args.command == "report":
             from .report import report_command
 

@@ -109,6 +109,7 @@ class PointerConfig:
     face_lost_s: float = 2.0  # pause while no face has been seen this long; 0 = off
     fail_safe: bool = True  # pyautogui's corner fail-safe
     share: bool = False  # allow a second gazeflow to drive the same display's pointer
+    control: str = ""  # also answer 'gazeflow ctl --connect' here, e.g. tcp://192.168.1.5:5560 (CURVE when keys)
     max_age_ms: float = 500.0  # live input: gaze older than this (since capture) never moves the pointer
 
 
@@ -345,6 +346,11 @@ def _check_pointer(cfg: Config) -> None:
             f"pointer.pause_closed_s {p.pause_closed_s}: 0 (off) or longer than blink_max_ms, so a click never pauses",
         ),
         (p.hands_off_s > 0 and p.face_lost_s >= 0, "pointer: hands_off_s > 0 and face_lost_s >= 0"),
+        (not p.control or p.control.startswith("tcp://"), f"pointer.control {p.control!r}: a tcp://ADDRESS:PORT"),
+        (
+            not p.control or cfg.curve_keys or p.control.startswith(("tcp://127.", "tcp://localhost")),
+            f"pointer.control {p.control}: beyond this host it needs curve_keys (gazeflow keys DIR)",
+        ),
         (10 <= cam.hfov_deg <= 170, f"camera.hfov_deg {cam.hfov_deg}: a field of view between 10 and 170 degrees"),
         (30 <= cam.ipd_mm <= 90, f"camera.ipd_mm {cam.ipd_mm}: a distance between pupils, 30 to 90 mm"),
         (cal.points in POINT_COUNTS, f"calibration.points {cal.points}: one of {', '.join(map(str, POINT_COUNTS))}"),

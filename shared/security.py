@@ -32,12 +32,18 @@ log = logging.getLogger("gazeflow.auth")
 _authenticators: list[ThreadAuthenticator] = []
 
 
+CTL = "ctl"  # the identity of 'gazeflow ctl' when it reaches the pointer over tcp
+
+
 def neighbours(links: Iterable[Link]) -> dict[str, set[str]]:
-    """Each stage's neighbours: the stages at the other end of its links."""
+    """Each stage's neighbours: the stages at the other end of its links (and 'gazeflow ctl' for the pointer)."""
     out: dict[str, set[str]] = {}
     for link in links:
         out.setdefault(link.up, set()).add(link.down)
         out.setdefault(link.down, set()).add(link.up)
+    if "pointer" in out:
+        out["pointer"].add(CTL)
+        out[CTL] = {"pointer"}
     return out
 
 

@@ -210,3 +210,36 @@ root.bind("<ButtonPress>", lambda e: out.write(json.dumps([e.x_root, e.y_root, e
 root.after(200, lambda: out.flush())
 root.mainloop()
 """
+
+
+@pytest.mark.integration
+def test_ctl_reaches_a_pointer_over_tcp_only_with_the_keys(tmp_path):
+    """pointer.control: 'gazeflow ctl --connect' over tcp, CurveZMQ with the ctl key pair of 'gazeflow keys';
+    other keys get no answer (one line), and the pipeline goes on."""
+    import socket
+
+    from gazeflow.shared.config import Config
+    from gazeflow.shared.security import make_keys
+
+    keys, other = (
+        make_keys(tmp_path / "keys", Config().chain_links),
+        make_keys(tmp_path / "other", Config().chain_links),
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "ctl.toml"
+    config.write_text(f'curve_keys = "{keys}"\n[pointer]\ncontrol = "tcp://127.0.0.1:{port}"\n')
+    proc = start_run("--config", str(config), "--input", "demo", "--loop", "--pointer", "null", "--log-interval", "0")
+    try:
+        address = f"tcp://127.0.0.1:{port}"
+        wait_for(lambda: "state: running" in _ctl("status", "--connect", address, "--keys", str(keys)).stdout,
+                 "the pointer over tcp", 60)  # fmt: skip
+        assert _ctl("pause", "--connect", address, "--keys", str(keys)).stdout.strip() == "paused"
+        refused = _ctl("status", "--connect", address, "--keys", str(other))
+        assert refused.returncode == 2 and "did not answer" in refused.stderr
+        assert _ctl("resume", "--connect", address, "--keys", str(keys)).stdout.strip() == "running"
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(2)
+        proc.communicate(timeout=30)

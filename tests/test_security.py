@@ -63,7 +63,7 @@ def test_only_a_neighbour_with_its_own_key_gets_in_and_refusals_are_logged(tmp_p
 def test_each_stage_gets_its_own_pair_and_only_its_neighbours_public_keys(tmp_path):
     keys = make_keys(tmp_path / "keys", CHAIN)
     stages = [link.up for link in CHAIN] + [CHAIN[-1].down]
-    assert sorted(p.name for p in keys.iterdir()) == sorted(stages)
+    assert sorted(p.name for p in keys.iterdir()) == sorted([*stages, "ctl"])  # and 'gazeflow ctl' over tcp
     near = neighbours(CHAIN)
     for stage in stages:
         own = keys / stage
@@ -71,7 +71,7 @@ def test_each_stage_gets_its_own_pair_and_only_its_neighbours_public_keys(tmp_pa
         assert [p.name for p in own.rglob("*.key_secret")] == [f"{stage}.key_secret"]  # no one else's secret
         assert (own / f"{stage}.key_secret").stat().st_mode & 0o777 == 0o600
         assert {p.stem for p in (own / "peers").iterdir()} == near[stage]
-    assert near["landmarks_headpose"] == {"face_detection", "gaze"}
+    assert near["landmarks_headpose"] == {"face_detection", "gaze"} and near["ctl"] == {"pointer"}
     publics = {zmq.auth.load_certificate(keys / s / f"{s}.key")[0] for s in stages}
     assert len(publics) == len(stages)  # a pair per stage, none shared
 
@@ -106,4 +106,4 @@ def test_keys_follow_the_configs_chain(tmp_path):
     cfg.write_text('chain = ["capture", "face_detection", "landmarks_headpose", "pointer"]\n')
     assert main(["keys", str(tmp_path / "keys"), "--config", str(cfg)]) == 0
     assert not (tmp_path / "keys" / "gaze").exists()
-    assert {p.stem for p in (tmp_path / "keys" / "pointer" / "peers").iterdir()} == {"landmarks_headpose"}
+    assert {p.stem for p in (tmp_path / "keys" / "pointer" / "peers").iterdir()} == {"landmarks_headpose", "ctl"}

@@ -26,22 +26,42 @@ MAX_BYTES = 4096
 REPLY_S = 3.0
 
 
-class ControlServer:
-    """The pointer's end: polled from its loop, never blocking it."""
+def _rep(ctx: zmq.Context) -> zmq.Socket:
+    sock = ctx.socket(zmq.REP)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
+    return sock
 
-    def __init__(self, run_dir: str) -> None:
+
+class ControlServer:
+    """The pointer's end: polled from its loop, never blocking it. Always an ipc socket in the run directory;
+    with ``pointer.control`` also a tcp one (CurveZMQ with the run's keys: only 'gazeflow ctl' holding the
+    ctl key pair gets in)."""
+
+    def __init__(self, run_dir: str, tcp: str = "", curve: Any = None) -> None:
         self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.REP)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
         self.path = Path(run_dir) / SOCKET
-        self.sock.bind(f"ipc://{self.path}")
+        self.socks = [_rep(self.ctx)]
+        self.socks[0].bind(f"ipc://{self.path}")
+        if tcp:
+            sock = _rep(self.ctx)
+            if curve is not None:
+                curve.apply(self.ctx, sock, tcp, True)
+            sock.bind(tcp)
+            self.socks.append(sock)
+        self.sock = self.socks[0]  # the one a request came in on, for the reply
 
     def take(self) -> str | None:
         """The next request's command, or None when none waits. An unknown one is answered here."""
-        try:
-            raw = self.sock.recv(zmq.NOBLOCK)
-        except zmq.Again:
+        raw = None
+        for sock in self.socks:
+            try:
+                raw = sock.recv(zmq.NOBLOCK)
+                self.sock = sock
+                break
+            except zmq.Again:
+                continue
+        if raw is None:
             return None
         try:
             command = json.loads(raw).get("command")
@@ -56,7 +76,8 @@ class ControlServer:
         self.sock.send(json.dumps(answer).encode())
 
     def close(self) -> None:
-        self.sock.close(0)
+        for sock in self.socks:
+            sock.close(0)
         self.path.unlink(missing_ok=True)
 
 
@@ -76,10 +97,12 @@ def runs() -> list[Path]:
     return found
 
 
-def send(command: str, run_dir: str | None = None) -> dict[str, Any]:
+def send(command: str, run_dir: str | None = None, connect: str = "", keys: str = "") -> dict[str, Any]:
     """Send one command to the running pipeline and return its reply; one line when there is none."""
     if command not in COMMANDS:
         raise GazeflowError(f"ctl {command!r}: one of {', '.join(COMMANDS)}")
+    if connect:
+        return _request(command, connect, keys)
     if run_dir:
         path = Path(run_dir) / SOCKET
         if not path.exists():
@@ -92,21 +115,31 @@ def send(command: str, run_dir: str | None = None) -> dict[str, Any]:
             listed = ", ".join(str(p.parent) for p in found)
             raise GazeflowError(f"{len(found)} pipelines are running ({listed}): choose one with --run-dir")
         path = found[0]
+    return _request(command, f"ipc://{path}", "")
+
+
+def _request(command: str, address: str, keys: str) -> dict[str, Any]:
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        sock.connect(f"ipc://{path}")
+        if keys:
+            from gazeflow.shared.security import CTL, Curve
+
+            Curve(keys, CTL).apply(ctx, sock, address, False, "pointer")
+        elif address.startswith("tcp://") and not address.startswith(("tcp://127.", "tcp://localhost")):
+            raise GazeflowError(f"ctl --connect {address}: give the keys (--keys DIR, made by 'gazeflow keys')")
+        sock.connect(address)
         sock.send(json.dumps({"command": command}).encode())
         if not sock.poll(int(REPLY_S * 1000)):
-            raise GazeflowError(f"the pipeline at {path.parent} did not answer in {REPLY_S:.0f} s")
+            raise GazeflowError(f"the pipeline at {address} did not answer in {REPLY_S:.0f} s")
         return json.loads(sock.recv())
     finally:
         sock.close(0)
 
 
-def ctl_command(command: str, run_dir: str | None) -> int:
-    answer = send(command, run_dir)
+def ctl_command(command: str, run_dir: str | None, connect: str = "", keys: str = "") -> int:
+    answer = send(command, run_dir, connect, keys)
     if not answer.get("ok"):
         raise GazeflowError(f"ctl {command}: {answer.get('error', 'refused')}")
     if command == "status":

@@ -68,7 +68,12 @@ class Pointer(Processor):
         self.clicks = {"left": 0, "right": 0}
         self.last_click = ""
         self.hotkey = actions.Hotkey(p.hotkey if self.backend.name != "null" else "")
-        self.control = ControlServer(cfg.run_dir) if private(cfg.run_dir) else None
+        tcp_curve = None
+        if p.control and cfg.curve_keys:
+            from gazeflow.shared.security import CTL, Curve
+
+            tcp_curve = Curve(cfg.curve_keys, "pointer").end(CTL)
+        self.control = ControlServer(cfg.run_dir, p.control, tcp_curve) if private(cfg.run_dir) else None
         log.info("pointer backend %s on %s, %s filter, clicks %s; %s", self.backend.name, monitor.describe(),
                  p.filter, p.click, which)  # fmt: skip
 
