@@ -439,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
             registry.get(name)  # an unknown stage: one line naming the known ones
             if name not in cfg.chain:
                 raise GazeflowError(f"stage {name!r} is not in the chain {cfg.chain} of this config")
+            if worker and cfg.workers(name) == 1:
+                raise GazeflowError(f"{args.name}: {name} has one process in this config (workers = 1): "
+                                    f"run it as '{name}', or set stages.{name}.workers")  # fmt: skip
+            if worker.isdigit() and int(worker) >= cfg.workers(name):
+                raise GazeflowError(f"{args.name}: {name} has workers 0-{cfg.workers(name) - 1} in this config")
             worker = args.worker or worker or (socket.gethostname() if cfg.workers(name) > 1 else "0")
             return run_stage(process_name(name, worker, cfg), stage_body(name, cfg, worker))
         if args.command == "calibrate":

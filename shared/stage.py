@@ -34,6 +34,7 @@ from .process import Control, StopFlag, Throttled
 __all__ = ["Inputs", "Outputs", "Processor", "StageRuntime", "build"]
 log = logging.getLogger("gazeflow.stage")
 POLL_MS = 100  # how often an idle stage looks at its stop flag
+WAITING_NOTE_S = 5.0  # a stage that has had no frame yet says so this often
 
 
 class Processor:
@@ -195,6 +196,7 @@ class StageRuntime:
         self.control.send("ready")
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
+        started, next_note = time.monotonic(), time.monotonic() + WAITING_NOTE_S
         try:
             while not self.stop:
                 want = not eos and self.inbox.wants()
@@ -213,6 +215,11 @@ class StageRuntime:
                 self.inbox.credit(0)
                 self.proc.tick()
                 self.control.beat()
+                if not self.counters.received and time.monotonic() > next_note:  # say what it waits for
+                    next_note = time.monotonic() + WAITING_NOTE_S
+                    upstream = self.cfg.link(self.name, "input").up
+                    log.info("%s: waiting for the first frame from %s on %s (%.0f s)", self.name, upstream,
+                             self.inbox.endpoint, time.monotonic() - started)  # fmt: skip
                 if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
                     self._end(self.pending.popleft().msg, time.process_time() - cpu0)
                     return

@@ -106,3 +106,9 @@ def test_every_gazeflow_command_in_the_readme_exists_and_its_flags_parse():
         parser.parse_args(args)  # raises SystemExit on an unknown command or flag
     for name in sorted({w[1] for w in commands}):
         assert _gazeflow(name, "--help").returncode == 0, name
+
+
+def test_a_worker_label_the_config_does_not_have_is_one_line():
+    for name, message in (("face_detection:1", "has one process in this config"), ("gaze:x", "one process")):
+        proc = _gazeflow("stage", name, "--config", str(REPO / "deploy" / "local.toml"))
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
