@@ -618,27 +618,49 @@ def profile_stages(input_spec: str, seconds: float = 10.0, fps: float = 30.0) ->
         for child in Path("/proc").glob("[0-9]*"):
             try:
                 title = (child / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                if (child / "stat").read_text().split()[3] == str(proc.pid) and "stage" in title:
+                ppid = (child / "stat").read_text().rsplit(")", 1)[1].split()[1]  # the name may hold spaces
+                if ppid == str(proc.pid) and "stage" in title:
                     stages[title.split("stage ", 1)[1].split()[0]] = child.name
             except (OSError, IndexError):
                 continue
+        before = {name: _thread_cpu(pid) for name, pid in stages.items()}
         with tempfile.TemporaryDirectory() as tmp:
             spies = {name: subprocess.Popen([spy, "record", "--pid", pid, "--duration", str(int(seconds)), "--rate",
-                                             "50", "--format", "raw", "--nonblocking", "--output",
+                                             "200", "--format", "raw", "--nonblocking", "--output",
                                              str(Path(tmp) / f"{name}.txt")],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for name, pid in stages.items()}  # fmt: skip
-            for name, p in spies.items():
+            for p in spies.values():
                 p.wait(seconds + 60)
-                out[name] = _classify(Path(tmp) / f"{name}.txt")
+            for name, pid in stages.items():
+                (main0, all0), (main1, all1) = before[name], _thread_cpu(pid)
+                out[name] = _classify(Path(tmp) / f"{name}.txt", main1 - main0, all1 - all0)
     finally:
         proc.send_signal(2)
         proc.wait(30)
     return out
 
 
-def _classify(path: Path) -> dict[str, Any]:
-    """Collapsed stacks ('frame;frame;... count') -> share of samples per kind and the top own functions."""
+def _thread_cpu(pid: str) -> tuple[float, float]:
+    """CPU seconds of a process's main (Python) thread and of all its threads, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    try:
+        main = cpu(Path(f"/proc/{pid}/task/{pid}/stat"))
+        total = sum(cpu(t / "stat") for t in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0, 0.0
+    return main, total
+
+
+def _classify(path: Path, main_cpu: float = 0.0, all_cpu: float = 0.0) -> dict[str, Any]:
+    """Collapsed stacks ('frame;frame;... count') of the Python thread -> share per kind and the top own
+    functions. py-spy sees Python threads only: the CPU of the others (OpenVINO's inference threads, ZeroMQ's
+    I/O thread) is counted as inference, from /proc."""
     counts: dict[str, int] = {"inference": 0, "OpenCV": 0, "ZeroMQ/msgpack": 0, "our Python": 0}
     functions: dict[str, int] = {}
     total = 0
@@ -660,8 +682,11 @@ def _classify(path: Path) -> dict[str, Any]:
         if own and kind == "our Python":
             functions[own[-1].split(" (")[0]] = functions.get(own[-1].split(" (")[0], 0) + k
     top = sorted(functions.items(), key=lambda kv: -kv[1])[:5]
-    return {"samples": total, "share": {k: round(v / total, 3) if total else 0.0 for k, v in counts.items()},
-            "top_own": [[name, round(c / total, 3)] for name, c in top] if total else []}  # fmt: skip
+    main = main_cpu / all_cpu if all_cpu else 1.0  # the Python thread's part of the process's CPU
+    share = {k: main * v / total if total else 0.0 for k, v in counts.items()}
+    share["native threads"] = 1 - main  # OpenVINO's inference threads, FFmpeg's decoding, ZeroMQ's I/O
+    return {"samples": total, "cpu_s": round(all_cpu, 2), "share": {k: round(v, 3) for k, v in share.items()},
+            "top_own": [[name, round(main * c / total, 3)] for name, c in top] if total else []}  # fmt: skip
 
 
 def _held_out_change(reference: list[dict[str, Any]], rows: list[dict[str, Any]], start: int) -> dict[str, Any]:

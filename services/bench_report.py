@@ -247,13 +247,15 @@ def to_markdown(r: dict[str, Any]) -> str:
                      f"{qz['speed_vs_published']:.2f}x its speed")  # fmt: skip
     if "profile" in r and "skipped" not in r["profile"]:
         lines += ["", "Where each stage's CPU goes at 30 fps (py-spy samples of a live run; share of the samples):", "",
-                  "| stage | samples | inference | OpenCV | ZeroMQ/msgpack | our Python | busiest own functions |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| stage | CPU s | native threads (inference, decoding, ZeroMQ I/O) | OpenVINO calls | OpenCV | "
+                  "ZeroMQ/msgpack | our Python | busiest own functions |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for stage, p in r["profile"].items():
             sh = p["share"]
             top = ", ".join(f"{name} {share:.0%}" for name, share in p["top_own"][:3])
-            lines.append(f"| {stage} | {p['samples']} | {sh['inference']:.0%} | {sh['OpenCV']:.0%} | "
-                         f"{sh['ZeroMQ/msgpack']:.0%} | {sh['our Python']:.0%} | {top} |")  # fmt: skip
+            native = sh.get("native threads", 0)
+            cells = " | ".join(f"{sh[k]:.0%}" for k in ("inference", "OpenCV", "ZeroMQ/msgpack", "our Python"))
+            lines.append(f"| {stage} | {p.get('cpu_s', 0):.1f} | {native:.0%} | {cells} | {top} |")
     if "eye_state" in r:
         e = r["eye_state"]
         lines += ["", f"Eye state: the gaze stage's inference {e['gaze']:.2f} ms alone, {e['gaze+eye_state']:.2f} ms "
