@@ -11,7 +11,7 @@ ARGS ?=
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: ASSETS_MIRROR=DIR (fetch offline from a mirror), INPUT=video|cam:N, ARGS='more flags'"
+	@echo "  variables: ASSETS_MIRROR=DIR (fetch offline from a mirror), INPUT=video|cam:N, CAMERA=cam:N (calibrate), ARGS='more flags'"
 
 setup: ## make .venv, install gazeflow with its dev tools, fetch and verify the assets
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

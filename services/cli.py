@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         "screen on the chosen monitor, one at a time: look at each red dot until it disappears. Then a few "
         "validation targets elsewhere. The fit corrects the geometric gaze-to-screen model; the validation "
         "error (median and p95, in pixels and degrees) is printed before and after, and the better of the two "
-        "is saved in the profile. Esc cancels and saves nothing. Without a display, fit from a recording: "
+        "is saved in the profile. Esc cancels and saves nothing. The camera is cam:0 unless --input says "
+        "otherwise (a video stands in for it, looped). Without a display, fit from a recording: "
         "--replay DIR (made by --record DIR), or --input VIDEO --targets FILE.json (README: the targets format).",
     )
     p.add_argument(
@@ -369,7 +370,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_level_first(argv: list[str]) -> list[str]:
+    """--log-level is gazeflow's own option: accept it after the command too."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--log-level" and i + 1 < len(argv):
+            out[:0] = argv[i : i + 2]
+            i += 2
+        elif argv[i].startswith("--log-level="):
+            out.insert(0, argv[i])
+            i += 1
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _log_level_first(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # the command's own usage and its nearest flag, not the top level's

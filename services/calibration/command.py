@@ -277,6 +277,8 @@ class Session:
 
 
 def calibrate(cfg: Config, args: Any) -> int:
+    if args.input is None and cfg.input == "demo" and not (args.replay or args.targets):
+        cfg = replace(cfg, input="cam:0")  # calibrating is done with the camera unless asked otherwise
     if args.list_monitors:
         found = screen.monitors()
         if not found:
