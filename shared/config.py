@@ -90,9 +90,9 @@ class PointerConfig:
     monitor: int = -1  # which monitor (0, 1, ... as 'gazeflow calibrate --list-monitors' prints); -1 = the primary
     profile: str = "default"  # calibration profile: a name (in the config dir) or a path; "" = uncalibrated
     filter: str = "one-euro"  # one-euro | ema | none
-    min_cutoff: float = 0.3  # One Euro: cutoff (Hz) while the gaze is still: lower = steadier
-    beta: float = 0.002  # One Euro: how fast the cutoff rises with speed (per px/s): higher = less lag
-    d_cutoff: float = 2.0  # One Euro: cutoff (Hz) of the speed estimate
+    min_cutoff: float = 0.1  # One Euro: cutoff (Hz) while the gaze is still: lower = steadier
+    beta: float = 0.0015  # One Euro: how fast the cutoff rises with speed (per px/s): higher = less lag
+    d_cutoff: float = 5.0  # One Euro: cutoff (Hz) of the speed estimate
     smoothing: float = 0.5  # ema: weight of the previous point per frame, 0 <= smoothing < 1
     dead_zone_px: int = 8  # moves smaller than this are not made
     click: str = "none"  # none | dwell | blink: how a click is made (none: a replay never clicks by itself)
