@@ -49,6 +49,7 @@ def frames(
     index = 0
     info = source.info()
     while not stop and (cfg.max_frames == 0 or index < cfg.max_frames):
+        beat()  # alive on every frame, also while every frame is dropped (no free slot)
         pacer.ahead(lead.seconds)
         slot = None
         released = False
