@@ -720,7 +720,8 @@ def quantization_table(input_spec: str) -> dict[str, Any]:
     from gazeflow.models.catalog import MODELS, ir_path
     from gazeflow.shared.config import default_assets_dir
 
-    from .quantize import CALIBRATE_SHARE, _frame_count
+    from .capture.source import frame_count
+    from .quantize import CALIBRATE_SHARE
 
     assets = default_assets_dir()
     with tempfile.TemporaryDirectory() as data_home:
@@ -744,7 +745,7 @@ def quantization_table(input_spec: str) -> dict[str, Any]:
                 os.environ["XDG_DATA_HOME"] = old
     from gazeflow.services.capture.source import resolve_input
 
-    start = int(_frame_count(resolve_input(input_spec, assets)) * CALIBRATE_SHARE)
+    start = int(frame_count(resolve_input(input_spec, assets)) * CALIBRATE_SHARE)
     reference = runs["FP16"]["results"]
     out: dict[str, Any] = {"held_out_from_frame": start}
     for p, report in runs.items():

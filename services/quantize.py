@@ -21,18 +21,11 @@ from gazeflow.shared import registry
 from gazeflow.shared.config import Config
 from gazeflow.shared.errors import GazeflowError
 
+from .capture.source import frame_count
+
 log = logging.getLogger("gazeflow.quantize")
 CALIBRATE_SHARE = 0.7
 MAX_SAMPLES = 300
-
-
-def _frame_count(video: str) -> int:
-    import cv2
-
-    cap = cv2.VideoCapture(video)
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    cap.release()
-    return n
 
 
 def collect(cfg: Config, video: str, frames: int) -> dict[tuple[str, str], list[dict[Any, np.ndarray]]]:
@@ -86,7 +79,7 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
         spec = registry.get(name)  # an unknown stage: one line
         if not spec.models:
             raise GazeflowError(f"stage {name} runs no model: nothing to quantize")
-    total = _frame_count(video)
+    total = frame_count(video)
     if total < 10:
         raise GazeflowError(f"{video}: {total} frames; quantizing needs a video of at least 10 frames")
     calibrate = max(1, int(total * CALIBRATE_SHARE))

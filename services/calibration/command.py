@@ -14,13 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from gazeflow.shared import registry
 from gazeflow.shared.config import CameraConfig, Config, runtime_root, validate
 from gazeflow.shared.errors import GazeflowError
 
-from ..capture.source import resolve_input
+from ..capture.source import frame_count, resolve_input
 from ..pointer import profile, screen
 from ..pointer.gaze_model import GazeMapper, Monitor
 from ..supervisor import _Signalled, _signals_raise, run_all, supervised
@@ -29,19 +27,6 @@ from . import fit, targets
 log = logging.getLogger("gazeflow.calibrate")
 FIRST_FACE_S = 60.0  # a live session waits this long for a first face before the targets start
 INTRO_S = 2.0  # the instructions are shown at least this long
-
-
-def _frame_count(video: str) -> int:
-    cap = cv2.VideoCapture(video)
-    try:
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if n <= 0:  # a container without the count (MJPG .avi has it): count by reading
-            n = 0
-            while cap.grab():
-                n += 1
-        return n
-    finally:
-        cap.release()
 
 
 def _camera(cfg: CameraConfig, table: dict[str, Any], where: str) -> CameraConfig:
@@ -81,7 +66,7 @@ class Session:
             raise GazeflowError("--record saves a live session; a replay is one already")
         if self.replay:
             video, targets_file = self._recording(cfg, args)
-            self.targets, self.screen, camera_table = targets.read(targets_file, _frame_count(video))
+            self.targets, self.screen, camera_table = targets.read(targets_file, frame_count(video))
             camera = _camera(cfg.camera, camera_table, f"targets file {targets_file}")
             self.monitor = _recorded_monitor(self.screen)
             cfg = replace(cfg, input=video, pace="max-speed", loop=False, max_frames=0, camera=camera)

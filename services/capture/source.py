@@ -102,6 +102,20 @@ class Source:
         self.cap.release()
 
 
+def frame_count(video: str) -> int:
+    """The frames of a video file (counted by reading when the container does not say)."""
+    cap = cv2.VideoCapture(video)
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if n <= 0:
+            n = 0
+            while cap.grab():
+                n += 1
+        return n
+    finally:
+        cap.release()
+
+
 class Recorder:
     """Every frame capture reads, written to a video file (a session to replay: 'calibrate --record')."""
 

@@ -93,7 +93,8 @@ class Pointer(Processor):
         if event == "toggle":
             self.pause.set_user(not self.pause.user, f"eyes closed {self.cfg.pointer.pause_closed_s:g} s")
         self.pause.face_seen(h["face"] is not None, t)
-        self.pause.mouse_check(self.backend.position(), self.controller.last_move)
+        if self.cfg.pointer.auto_pause_mouse:  # an X round trip per frame: only when it is used
+            self.pause.mouse_check(self.backend.position(), self.controller.last_move)
         paused = self.pause.paused
         self.pause.frames += paused
         # while both eyes are closed the pointer holds still (a blink); eyes "closed" for longer than a
