@@ -10,6 +10,10 @@ run directory): the box of the last detection moved by how far the landmarks' ce
 * the head pose jumped more than HEAD_JUMP_DEG since the previous frame;
 * a landmark moved more than SHAPE_CHANGE of the crop's side, relative to the others, since the detection.
 
+Landmarks of a detection's own frame only give its box back, so face detection takes that box itself: frame
+i uses the newest detection's box when frame i - DELAY is not after that detection, and waits for landmarks only
+otherwise (at N = 3, for one frame in three: the rest overlap, at max speed too).
+
 The delay is fixed (DELAY frames), so that the results never depend on timing: in a lossless replay face
 detection waits for frame i - DELAY's box before frame i (it keeps sending its earlier frames meanwhile, so
 this cannot deadlock), and run-sync, which tracks the same way, gives the same results. Live, it never

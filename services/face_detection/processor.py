@@ -26,24 +26,39 @@ class FaceDetection(Processor):
         self.every = cfg.detect_every
         self.detected = self.tracked = self.late = 0
         self.waiting_since: float | None = None
+        self.last_detection = -1  # the frame of the newest detection started
+        self.detection_box: list[float] | None = None  # its box as sent, once finished (None: no face)
+        self.finished = -1  # the newest frame finished
 
     def check(self, msg: Message) -> None:
         source = msg.header.get("source") or {}
         check_array(msg, "frame", (source.get("height"), source.get("width"), 3))
 
+    def _own(self, frame: int) -> bool:
+        """True when this frame's box is the newest detection's own: landmarks of a frame before that
+        detection are older than it, and those of the detection's frame only give its box back."""
+        return frame - tracking.DELAY <= self.last_detection
+
     def _box(self, msg: Message) -> list[float] | None:
         """The tracked box for this frame, or None: detect."""
         frame = msg.header["frame"]
-        if self.feedback is None or frame % self.every == 0:
+        if self.feedback is None or frame % self.every == 0 or self.last_detection < 0:
             return None
+        if self._own(frame) and self.finished >= self.last_detection:
+            return self.detection_box
         return self.feedback.box(frame, self.cfg.live)
 
     def ready(self, msg: Message) -> bool:
-        """Lossless: a frame to track waits until landmarks has sent the box it needs (WAIT_S at most)."""
+        """Lossless: a frame to track waits until its box is known: the newest detection's own (finished
+        here) or, when landmarks has seen a later frame, the one landmarks sent (WAIT_S at most)."""
         if self.feedback is None or msg.kind != "frame" or self.cfg.live:
             return True
         frame = msg.header["frame"]
-        if frame % self.every == 0 or frame < tracking.DELAY or self.feedback.known(frame - tracking.DELAY):
+        if self._own(frame):
+            known = self.finished >= self.last_detection
+        else:
+            known = self.feedback.known(frame - tracking.DELAY)
+        if frame % self.every == 0 or self.last_detection < 0 or known:
             self.waiting_since = None
             return True
         now = time.monotonic()
@@ -59,8 +74,9 @@ class FaceDetection(Processor):
         box = self._box(msg)
         if box is not None:
             msg.header["tracked"] = True
-            msg.header["face"] = box
+            msg.header["face"] = list(box)
             return {}
+        self.last_detection = msg.header["frame"]
         place = self.input("face", 0, (1, INPUT_H, INPUT_W, 3))  # resized straight into the request
         return {"face": {0: geometry.resize(msg.arrays["frame"], (INPUT_W, INPUT_H), place)}}
 
@@ -68,7 +84,11 @@ class FaceDetection(Processor):
         """The face box, and the pixels around it that landmarks needs."""
         frame = msg.arrays.pop("frame")
         height, width = frame.shape[:2]
-        if msg.header.get("tracked"):
+        detected = not msg.header.get("tracked")
+        self.finished = msg.header["frame"]
+        if detected:
+            self.detection_box = None
+        if not detected:
             face = tuple(msg.header["face"])
             self.tracked += 1
         else:
@@ -88,6 +108,8 @@ class FaceDetection(Processor):
             self.partial_dropped += 1  # too little of the face is in the frame to trust the crop
             return msg
         msg.header["face"] = [round(v, 2) for v in face]
+        if detected:
+            self.detection_box = msg.header["face"]
         msg.header["crop"] = list(square)
         self.frames.pass_on(msg, frame, geometry.region(square, width, height))
         return msg
