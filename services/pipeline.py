@@ -7,7 +7,6 @@ import zmq
 from gazeflow.shared import registry
 from gazeflow.shared.config import Config
 from gazeflow.shared.process import Control, StopFlag, private_dir
-from gazeflow.shared.stage import StageRuntime
 
 
 def process_name(name: str, worker: str, cfg: Config) -> str:
@@ -24,6 +23,8 @@ def stage_body(name: str, cfg: Config, worker: str = "0"):
         if spec.role == "source":
             spec.load().run(cfg, ctx, control, stop)
         else:
+            from gazeflow.shared.stage import StageRuntime  # imported here: run-all names processes without it
+
             StageRuntime(name, cfg, ctx, control, stop, worker).run()
 
     return body

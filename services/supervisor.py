@@ -1,7 +1,8 @@
 """run-all: start the stage processes (and the workers of scaled stages), watch them, stop them cleanly.
 
-Downstream stages start first; capture starts once all of them report ready
-(models compiled, sockets up), so no frame waits on a model load. A stage that
+Every stage starts at once; capture opens its input and sends its first frame
+once all the others report ready (models compiled, sockets up), so no frame
+waits on a model load. A stage that
 exits with an error stops the pipeline with a one-line reason, unless it can be
 restarted (below). Stages run in their own session, so a Ctrl-C at the terminal
 reaches run-all alone, which decides: live input stops every stage at once;
@@ -32,10 +33,10 @@ import zmq
 from gazeflow.models.catalog import model_files, require_ir
 from gazeflow.models.fetch import verify_files
 from gazeflow.shared import registry
-from gazeflow.shared.config import Config, runtime_root
+from gazeflow.shared.config import Config, check_cache, runtime_root
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.framering import DIED
-from gazeflow.shared.process import CONTROL_ENV
+from gazeflow.shared.process import CONTROL_ENV, GO_ENV
 
 from .capture.source import Source, resolve_input
 from .pipeline import process_name
@@ -59,11 +60,11 @@ class _Signalled(Exception):
 def preflight(cfg: Config) -> None:
     """Fail fast, before any process starts, on a bad input, a missing model, a device or a display that is
     not there, a cache folder that cannot be written."""
-    from gazeflow.shared.inference import check_device, use_cache
-
-    use_cache(cfg.model_cache)  # a cache folder that cannot be written
+    check_cache(cfg.model_cache)  # a cache folder that cannot be written
     for name in cfg.chain:
-        if registry.get(name).models:
+        if registry.get(name).models and cfg.stages[name].device != "CPU":  # OpenVINO always has its CPU
+            from gazeflow.shared.inference import check_device  # (OpenVINO takes a while to import)
+
             try:
                 check_device(cfg.stages[name].device)
             except GazeflowError as exc:
@@ -130,6 +131,8 @@ class Supervisor:
     def start(self, name: str) -> None:
         stage, worker = self.units[name]
         env = dict(os.environ, **{CONTROL_ENV: self.control_address})
+        if name == self.cfg.source:
+            env[GO_ENV] = str(self.run_dir / "go")
         level = logging.getLevelName(logging.getLogger().level)
         cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", level, "stage", stage,
                "--worker", worker, "--config", str(self.config_file)]  # fmt: skip
@@ -381,10 +384,10 @@ def supervised(cfg: Config) -> Iterator[Supervisor]:
     try:
         sup = Supervisor(cfg, run_dir)
         downstream = [name for name in sup.units if name != cfg.source]
-        for name in reversed(downstream):
-            sup.start(name)
+        for name in [*reversed(downstream), cfg.source]:
+            sup.start(name)  # the source opens its input meanwhile, and waits
         sup.wait_ready(downstream)
-        sup.start(cfg.source)
+        (run_dir / "go").touch()  # every downstream stage is ready: the source sends its first frame
         yield sup
     finally:
         handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -42,6 +42,25 @@ def default_cache_dir() -> str:
     return str(Path(cache) / "gazeflow" / "model-cache")
 
 
+def check_cache(cache_dir: str) -> str:
+    """The model cache's folder ("auto": the user's cache directory), made and known to be writable, or ""
+    when the cache is off; a folder that cannot be written is one line. Without OpenVINO: run-all checks it
+    before any stage starts, and starts sooner for it."""
+    if not cache_dir:
+        return ""
+    path = Path(default_cache_dir() if cache_dir == "auto" else cache_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise GazeflowError(
+            f'model cache {cache_dir}: {exc.strerror or exc} (set model_cache = "" to go without)'
+        ) from None
+    return str(path)
+
+
 def default_assets_dir() -> str:
     env = os.environ.get("GAZEFLOW_ASSETS_DIR")
     if env:

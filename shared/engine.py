@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import Config
-from .inference import AsyncModel, Fusion, compile_model, execution_precision, load_model, use_cache, warm_up
 from .messages import Message
+
+if TYPE_CHECKING:
+    from .inference import AsyncModel, Fusion
 
 Inputs = dict[str, dict[Any, np.ndarray]]  # model key -> input name or index -> array
 Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
@@ -41,10 +43,21 @@ class Item:
 
 class Engine:
     def __init__(self, cfg: Config, stage: str, models: dict[str, str]) -> None:
-        stage_cfg = cfg.stages[stage]
         self.wake_fd, self._wake_w = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
+        self.models: dict[str, AsyncModel] = {}
+        self.sizes: dict[str, int] = {}
+        self.precision = ""
+        self.fusion: Fusion | None = None
+        self.submitted = 0  # frames submitted so far: each one's tag
+        if models:  # OpenVINO is imported only where there are models: the others start sooner
+            self._load(cfg, stage, models)
+
+    def _load(self, cfg: Config, stage: str, models: dict[str, str]) -> None:
+        from .inference import AsyncModel, Fusion, compile_model, execution_precision, load_model, use_cache, warm_up
+
+        stage_cfg = cfg.stages[stage]
         read = {key: load_model(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
         self.fusion = Fusion.of(read) if len(read) > 1 else None
         use_cache(cfg.model_cache)
@@ -54,13 +67,11 @@ class Engine:
             compiled = {self.fusion.key: compile_model(self.fusion.model, *args)}
         else:
             compiled = {key: compile_model(model, *args) for key, model in read.items()}
-        self.models: dict[str, AsyncModel] = {}
         for key, model in compiled.items():
             warm_up(model)  # the first inference is slow: take it before the stream starts
             self.models[key] = AsyncModel(model, stage_cfg.requests, self._wake_w)
         self.sizes = {key: m.size for key, m in self.models.items()}
         self.precision = ",".join(sorted({execution_precision(c) for c in compiled.values()}))  # what runs
-        self.submitted = 0  # frames submitted so far: each one's tag
 
     def woken(self) -> None:
         """One read takes every wake-up byte (a byte per completion, a few in flight); reading on until

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from .config import check_cache
 from .errors import GazeflowError
 
 log = logging.getLogger("gazeflow.inference")
@@ -35,19 +36,9 @@ def core() -> ov.Core:
 def use_cache(cache_dir: str) -> None:
     """Keep compiled models in ``cache_dir`` (OpenVINO's model cache): a second start, and a restarted
     stage, load them instead of compiling. A folder that cannot be made or written is one line."""
-    if not cache_dir:
-        return
-    path = Path(cache_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise GazeflowError(
-            f'model cache {cache_dir}: {exc.strerror or exc} (set model_cache = "" to go without)'
-        ) from None
-    core().set_property({"CACHE_DIR": str(path)})
+    path = check_cache(cache_dir)
+    if path:
+        core().set_property({"CACHE_DIR": path})
 
 
 def execution_precision(compiled: ov.CompiledModel) -> str:

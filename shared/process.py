@@ -28,6 +28,7 @@ from .security import stop_authenticators
 
 log = logging.getLogger("gazeflow")
 CONTROL_ENV = "GAZEFLOW_CONTROL"
+GO_ENV = "GAZEFLOW_GO"  # run-all: the file whose appearance tells the source that every stage is ready
 BEAT_S = 1.0  # a stage's heartbeat to run-all
 _PR_SET_PDEATHSIG = 1
 
@@ -93,6 +94,19 @@ class Control:
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
+
+
+def wait_for_go(stop: StopFlag, beat: Callable[[], None]) -> bool:
+    """Under run-all, the source starts with the other stages (opening its input while they compile) and
+    sends its first frame when run-all makes the GO_ENV file; True then (at once without run-all), False
+    when stopped first."""
+    path = os.environ.get(GO_ENV)
+    while path and not os.path.exists(path):
+        if stop:
+            return False
+        beat()
+        time.sleep(0.005)
+    return not stop
 
 
 class Throttled:

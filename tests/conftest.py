@@ -20,10 +20,20 @@ DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The suite never reads the user's own profiles (a 'default' profile would change every result)."""
+    """The suite never reads the user's own profiles (a 'default' profile would change every result), nor
+    writes into the user's model cache."""
     import tempfile
 
-    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gazeflow-test-config-")
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        os.environ[var] = tempfile.mkdtemp(prefix=f"gazeflow-test-{var.split('_')[1].lower()}-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        if "gazeflow-test-" in os.environ.get(var, ""):
+            shutil.rmtree(os.environ[var], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

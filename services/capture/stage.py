@@ -13,7 +13,7 @@ from gazeflow.shared.framering import RingProducer
 from gazeflow.shared.links import LinkEnd
 from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, Counters, trace_row
-from gazeflow.shared.process import Control, StopFlag
+from gazeflow.shared.process import Control, StopFlag, wait_for_go
 
 from .source import DecodeLead, Pacer, Recorder, Source, resolve_input
 
@@ -123,6 +123,8 @@ def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None
         sender.endpoint,
     )
     control.send("ready")
+    if not wait_for_go(stop, control.beat):
+        return
     if not lossless and not sender.watch.wait_connected(stop):  # a live send before that would be a needless drop
         return
 

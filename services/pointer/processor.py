@@ -57,7 +57,8 @@ class Pointer(Processor):
         self.camera = cfg.input.startswith("cam:")
         self.controller = PointerController(cfg, monitor, correction)
         self.metrics = metrics.PipelineMetrics(registry.through_first_sink(cfg.chain))  # not the view after it
-        self.results: IO[str] | None = open(cfg.results, "w") if cfg.results else None  # noqa: SIM115
+        # line-buffered: each result can be read (tail -f, another program) as soon as its frame is done
+        self.results: IO[str] | None = open(cfg.results, "w", buffering=1) if cfg.results else None  # noqa: SIM115
         self._next_live = time.monotonic() + cfg.log_interval
         self.max_age_s = cfg.pointer.max_age_ms / 1e3
         self.stale = 0  # live frames whose gaze was too old to move the pointer
