@@ -35,9 +35,17 @@ def user_models_dir() -> Path:
     return Path(base) / "gazeflow" / "models"
 
 
+KEPT_FP16 = "KEPT-FP16"  # in a local-INT8 folder: quantize found INT8 not worth it here, the FP16 IR is read
+
+
 def ir_path(assets_dir: str | Path, model: str, precision: str) -> Path:
+    """A model's IR; for local-INT8, the one 'gazeflow quantize' wrote, or the FP16 one where it measured
+    that INT8 does not pay on this machine (a KEPT_FP16 note in the folder says why)."""
     if precision.upper() == LOCAL_INT8.upper():
-        return user_models_dir() / "intel" / model / LOCAL_INT8 / f"{model}.xml"
+        local = user_models_dir() / "intel" / model / LOCAL_INT8
+        if not (local / KEPT_FP16).is_file():
+            return local / f"{model}.xml"
+        precision = "FP16"
     return Path(assets_dir) / "models" / "intel" / model / precision / f"{model}.xml"
 
 

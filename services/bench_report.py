@@ -236,15 +236,17 @@ def to_markdown(r: dict[str, Any]) -> str:
         qz = r["quantization"]
         lines += ["", f"Quantization: gazeflow quantize on the first frames, compared from frame "
                   f"{qz['held_out_from_frame']} on (held out) with FP16; median / p95:", "",
-                  "| precision | fps | CPU ms/frame | MB | face box px | head pose deg | gaze deg | pointer px |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| precision | models ms/frame | fps | CPU ms/frame | MB | face box px | head pose deg | gaze deg | "
+                  "pointer px |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for p in ("FP16", "FP16-INT8", "local-INT8"):
             e, v = qz[p], qz[p]["vs_fp16"]
             cells = " | ".join(f"{v[k][0]:.2f} / {v[k][1]:.2f}" for k in ("face_px", "head_pose_deg", "gaze_deg",
                                                                           "pointer_px"))  # fmt: skip
-            lines.append(f"| {p} | {e['fps']:.1f} | {e['cpu_ms_per_frame']:.1f} | {e['size_mb']:.2f} | {cells} |")
+            lines.append(f"| {p} | {e.get('model_ms', 0):.2f} | {e['fps']:.1f} | {e['cpu_ms_per_frame']:.1f} | "
+                         f"{e['size_mb']:.2f} | {cells} |")  # fmt: skip
         lines.append(f"local-INT8 moves gaze {qz['gaze_vs_published']:.2f}x as much as the published INT8, at "
-                     f"{qz['speed_vs_published']:.2f}x its speed")  # fmt: skip
+                     f"{qz['speed_vs_published']:.2f}x its speed (the models' inference time per frame)")  # fmt: skip
+        lines += [f"- quantize: {line}" for line in qz.get("quantize_said", []) if not line.startswith("use them")]
     if "profile" in r and "skipped" not in r["profile"]:
         lines += ["", "Where each stage's CPU goes at 30 fps (py-spy samples of a live run; share of the samples):", "",
                   "| stage | CPU s | native threads (inference, decoding, ZeroMQ I/O) | OpenVINO calls | OpenCV | "
