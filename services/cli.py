@@ -293,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize",
         help="quantize the models to INT8 with NNCF, calibrated on your own video (precision local-INT8)",
-        description="Runs the pipeline on the first 70%% of VIDEO to collect each model's real inputs, quantizes "
+        description="Runs the pipeline on the first 70% of VIDEO to collect each model's real inputs, quantizes "
         "the chosen stages' models with NNCF, times each against its FP16 IR on this CPU and keeps INT8 only where "
-        "it saves at least 5%% of the models' time per frame (elsewhere it costs accuracy for nothing: the FP16 IR "
+        "it saves at least 5% of the models' time per frame (elsewhere it costs accuracy for nothing: the FP16 IR "
         "is used). They go to ~/.local/share/gazeflow/models as the precision local-INT8. Example: gazeflow "
         "quantize --input me.mp4, then gazeflow run-all --precision local-INT8.",
     )
