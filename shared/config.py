@@ -199,6 +199,18 @@ class Config:
             return hint
         return "THROUGHPUT" if self.pace == "max-speed" else "LATENCY"
 
+    def threads_for(self, stage: str) -> int:
+        """Inference threads per request (0: the device's default, all cores): the config's; else one where
+        the host has fewer cores than the pipeline has processes (each has less than a core: its parallelism
+        is between the processes, and splitting an inference only adds synchronisation and spinning); else,
+        at real-time pace, the stage's own default (registry: one for the sub-millisecond models)."""
+        threads = self.stages[stage].threads
+        if threads:
+            return threads
+        if len(os.sched_getaffinity(0)) < sum(self.workers(name) for name in self.chain):
+            return 1
+        return registry.get(stage).realtime_threads if self.hint_for(stage) == "LATENCY" else 0
+
     def workers(self, stage: str) -> int:
         return self.stages[stage].workers
 

@@ -61,7 +61,7 @@ class Engine:
         read = {key: load_model(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
         self.fusion = Fusion.of(read) if len(read) > 1 else None
         use_cache(cfg.model_cache)
-        args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, stage_cfg.threads,
+        args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, cfg.threads_for(stage),
                 stage_cfg.inference_precision)  # fmt: skip
         if self.fusion is not None:
             compiled = {self.fusion.key: compile_model(self.fusion.model, *args)}

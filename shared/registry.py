@@ -45,6 +45,9 @@ class Stage:
     scalable: bool = False  # several worker processes may share its load
     optional: bool = False  # in the chain only when the config's chain names it
     reads_frames: bool = False  # a sink that needs the frame's pixels (the view): earlier stages pass them on
+    # inference threads per request at real-time pace (0: the device's default, all cores): 1 for models of
+    # well under a millisecond, where sharing one inference between threads costs more CPU than it saves time
+    realtime_threads: int = 0
 
     def load(self) -> Any:
         """The processor class (or the source object): imported only by the process that runs it."""
@@ -61,10 +64,12 @@ BUILTIN: tuple[Stage, ...] = (
     Stage(
         "landmarks_headpose", "inference", "gazeflow.services.landmarks_headpose.processor:LandmarksHeadPose",
         output="eyes", models={"landmarks": LANDMARKS, "head_pose": HEAD_POSE}, restartable=True, scalable=True,
+        realtime_threads=1,
     ),
     Stage(
         "gaze", "inference", "gazeflow.services.gaze.processor:Gaze",
         output="gaze", models={"gaze": GAZE, "eye_state": EYE_STATE}, restartable=True, scalable=True,
+        realtime_threads=1,
     ),
     Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer", output="results"),
     # in place of the pointer while 'gazeflow calibrate' runs: writes the samples it fits from

@@ -181,3 +181,21 @@ def test_secure_by_default_across_hosts_one_line_naming_the_link(tmp_path, links
     loopback = "[stages.gaze]\noutput = 'push+bind:tcp://127.0.0.1:5557'\n[stages.pointer]\ninput = " \
                "'pull+connect:tcp://127.0.0.1:5557'"  # fmt: skip
     assert _cfg(tmp_path, loopback).curve_keys == ""  # on this host plaintext is fine
+
+
+def test_inference_threads_default_to_one_where_processes_outnumber_cores(monkeypatch):
+    """Fewer cores than processes: one thread per request everywhere; more cores: the device's default,
+    except one for the sub-millisecond models at real-time pace; a configured number always wins."""
+    import os
+
+    from gazeflow.shared.config import Config
+
+    cfg = Config(pace="realtime")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(2)))
+    assert [cfg.threads_for(s) for s in ("face_detection", "landmarks_headpose", "gaze")] == [1, 1, 1]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    assert [cfg.threads_for(s) for s in ("face_detection", "landmarks_headpose", "gaze")] == [0, 1, 1]
+    fast = Config(pace="max-speed")
+    assert [fast.threads_for(s) for s in ("face_detection", "landmarks_headpose", "gaze")] == [0, 0, 0]
+    cfg.stages["face_detection"].threads = 3
+    assert cfg.threads_for("face_detection") == 3
