@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gazeflow.shared.config import default_assets_dir
+from gazeflow.shared.config import default_assets_dir, runtime_root
 
 ASSETS = Path(default_assets_dir())
 DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
@@ -113,7 +113,8 @@ def _no_run_outlives_its_test():
 
 
 def start_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start gazeflow run-all in the background; return once capture is running (frames flow)."""
+    """Start gazeflow run-all in the background; return once capture is running and every other stage is
+    ready (run-all has told capture to go: frames flow)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "gazeflow.services.cli", "run-all", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
@@ -122,12 +123,24 @@ def start_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     RUNNING.append(proc)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
-    while "gazeflow-stage capture" not in {title(c) for c in parent.children() if c.is_running()}:
+
+    def going() -> bool:
+        run_dirs = [d for d in Path(runtime_root()).glob("gazeflow-*") if _read(d / "run-all.pid") == str(proc.pid)]
+        return any((d / "go").exists() for d in run_dirs)
+
+    while "gazeflow-stage capture" not in {title(c) for c in parent.children() if c.is_running()} or not going():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"capture never started: {proc.communicate()[1][-2000:]}")
         time.sleep(0.2)
     return proc
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def stage_process(proc: subprocess.Popen[str], name: str) -> psutil.Process:
