@@ -199,3 +199,15 @@ def test_inference_threads_default_to_one_where_processes_outnumber_cores(monkey
     assert [fast.threads_for(s) for s in ("face_detection", "landmarks_headpose", "gaze")] == [0, 0, 0]
     cfg.stages["face_detection"].threads = 3
     assert cfg.threads_for("face_detection") == 3
+    assert not cfg.few_cores  # 16 cores: capture's decoder keeps FFmpeg's own thread count
+
+
+def test_a_video_decodes_the_same_on_one_thread(assets):
+    from gazeflow.services.capture.source import Source
+
+    one, default = (
+        Source(str(assets / "videos" / "demo.mp4"), decode_threads=1),
+        Source(str(assets / "videos" / "demo.mp4")),
+    )
+    for _ in range(20):
+        assert (one.read() == default.read()).all()

@@ -28,7 +28,8 @@ def resolve_input(spec: str, assets_dir: str) -> str:
 class Source:
     """Opens the input and yields (frame, grabbed wall time); raises GazeflowError when it cannot."""
 
-    def __init__(self, spec: str, loop: bool = False) -> None:
+    def __init__(self, spec: str, loop: bool = False, decode_threads: int = 0) -> None:
+        """``decode_threads``: a file's decoder threads (0: FFmpeg's choice, one per core)."""
         self.spec = spec
         self.loop = loop
         self.camera = spec.startswith("cam:")
@@ -45,7 +46,10 @@ class Source:
                 raise GazeflowError(f"video not found: {spec}")
             if not os.access(path, os.R_OK):
                 raise GazeflowError(f"video not readable: {spec}")
-            self.cap = cv2.VideoCapture(str(path))
+            threads = [cv2.CAP_PROP_N_THREADS, decode_threads] if decode_threads else []
+            self.cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, threads)
+            if threads and not self.cap.isOpened():  # a reader that takes no thread count: without it
+                self.cap = cv2.VideoCapture(str(path))
             if not self.cap.isOpened():
                 raise GazeflowError(f"cannot decode video: {spec} (not a video OpenCV can read)")
         ok, first = self.cap.read()

@@ -103,7 +103,7 @@ def frames(
 
 
 def run(cfg: Config, ctx: zmq.Context, control: Control, stop: StopFlag) -> None:
-    source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop)
+    source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop, decode_threads=1 if cfg.few_cores else 0)
     lossless = not cfg.live
     # with the ring, free slots bound what is in flight; into scaled workers, their credits do
     sender = LinkEnd.of(cfg, cfg.source, "output").sender(ctx)
