@@ -1,6 +1,7 @@
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +166,18 @@ def test_stale_gaze_never_moves_the_pointer_on_live_input(tmp_path):
     assert pointer.finish(stale, {}).header["pointer"] is None and pointer.stale == 1
     replay = Pointer(Config(pace="max-speed", pointer=PointerConfig(backend="null")))  # a replay is never stale
     assert replay.finish(stale, {}).header["pointer"] is not None and replay.stale == 0
+
+
+def test_the_pointer_claim_refuses_a_second_holder_and_leaves_no_file(monkeypatch, tmp_path):
+    from gazeflow.services.pointer.screen import PointerClaim
+    from gazeflow.shared.errors import GazeflowError
+
+    monkeypatch.setenv("DISPLAY", ":77")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    first = PointerClaim("run one")
+    with pytest.raises(GazeflowError, match="already moves the pointer on display :77 \\(pid"):
+        PointerClaim("run two")
+    assert [p.name for p in Path(first.path).parent.glob("gazeflow-pointer-*")] == ["gazeflow-pointer-:77.lock"]
+    first.release()
+    assert not Path(first.path).exists()  # nothing left behind
+    PointerClaim("run three").release()  # free again

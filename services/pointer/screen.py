@@ -105,20 +105,29 @@ class PointerClaim:
 
         display = (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "none").replace("/", "_")
         self.path = os.path.join(runtime_root(), f"gazeflow-pointer-{display}.lock")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "?"
+        while True:  # the holder removes the file when it lets go: a lock on a removed file is no claim
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "?"
+                os.close(self.fd)
+                raise GazeflowError(
+                    f"another gazeflow already moves the pointer on display {display} ({holder}): stop it, or "
+                    "pass --share-pointer to run a second one anyway"
+                ) from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(self.fd)
-            raise GazeflowError(
-                f"another gazeflow already moves the pointer on display {display} ({holder}): stop it, or pass "
-                "--share-pointer to run a second one anyway"
-            ) from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"pid {os.getpid()}, run dir {run_dir}".encode(), 0)
 
     def release(self) -> None:
         if self.fd >= 0:
+            with contextlib.suppress(OSError):  # removed while still held: no file is left behind
+                os.unlink(self.path)
             os.close(self.fd)
             self.fd = -1
