@@ -299,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         "is used). They go to ~/.local/share/gazeflow/models as the precision local-INT8. Example: gazeflow "
         "quantize --input me.mp4, then gazeflow run-all --precision local-INT8.",
     )
-    p.add_argument("stages", nargs="*", metavar="STAGE", help="the stages whose models to quantize (default: all)")
+    with_models = ", ".join(name for name, spec in registry.stages().items() if spec.models)
+    p.add_argument("stages", nargs="*", metavar="STAGE",
+                   help=f"the stages whose models to quantize: {with_models} (default: all)")  # fmt: skip
     p.add_argument("--input", "-i", default="demo", help="the video to calibrate on (default: the demo video)")
     p.add_argument("--assets-dir", help="where the fetched models are (default: .assets in the checkout)")
     p = sub.add_parser("stage", help="run one stage process (for several hosts or by hand)")

@@ -56,7 +56,7 @@ def check_cache(cache_dir: str) -> str:
         probe.unlink()
     except OSError as exc:
         raise GazeflowError(
-            f'model cache {cache_dir}: {exc.strerror or exc} (set model_cache = "" to go without)'
+            f'model cache {cache_dir}: {exc.strerror or exc} (or go without: model_cache = "" in a --config file)'
         ) from None
     return str(path)
 
