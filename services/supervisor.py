@@ -240,8 +240,9 @@ class Supervisor:
             self.next_health = time.monotonic() + (self.cfg.log_interval or 1.0)
             line = self.health_line()
             if line:
-                if self.cfg.log_interval > 0:
-                    log.info("%s", line)
+                source = self.procs.get(self.cfg.source)
+                if self.cfg.log_interval > 0 and (source is None or source.poll() is None):  # not once it ends:
+                    log.info("%s", line)  # the stages' own end-of-stream lines have the final counts
                 tmp = self.run_dir / "health.tmp"  # for 'gazeflow ctl status'
                 tmp.write_text(line + "\n")
                 tmp.replace(self.run_dir / "health")
