@@ -721,7 +721,7 @@ def quantization_table(input_spec: str) -> dict[str, Any]:
     from gazeflow.shared.config import default_assets_dir
 
     from .capture.source import frame_count
-    from .quantize import CALIBRATE_SHARE, _latency_ms
+    from .quantize import CALIBRATE_SHARE, latency_ms
 
     assets = default_assets_dir()
     with tempfile.TemporaryDirectory() as data_home:
@@ -738,7 +738,7 @@ def quantization_table(input_spec: str) -> dict[str, Any]:
                             results=True) for p in ("FP16", "FP16-INT8", "local-INT8")}  # fmt: skip
             sizes = {p: round(sum(ir_path(assets, m, p).with_suffix(".bin").stat().st_size for m in MODELS) / 1e6, 2)
                      for p in runs}  # fmt: skip
-            timed = _latency_ms([ir_path(assets, m, p) for p in runs for m in MODELS])  # alternating, all at once
+            timed = latency_ms([ir_path(assets, m, p) for p in runs for m in MODELS])  # alternating, all at once
             model_ms = {p: round(sum(timed[i * len(MODELS) : (i + 1) * len(MODELS)]), 2) for i, p in enumerate(runs)}
         finally:
             if old is None:

@@ -35,7 +35,7 @@ MIN_SAVING = 0.05  # INT8 is kept when it saves at least this share of all the m
 TIMING_S = 1.0  # each timing (median latency, one request at a time), taken three times, alternating
 
 
-def _latency_ms(xmls: list[Path]) -> list[float]:
+def latency_ms(xmls: list[Path]) -> list[float]:
     """Median latency of each model, one request at a time: the best of three alternating timings (on a
     shared machine a neighbour's load only ever adds time, and the per-round medians moved by 30%)."""
     from .model_bench import measure
@@ -115,7 +115,7 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
                                     f"{model_name} on (use a video where your face is in view)")  # fmt: skip
             jobs.append((model_name, samples))
     every = [m for n in cfg.chain for m in registry.get(n).models.values() if m not in ONNX]
-    total_ms = sum(_latency_ms([require_ir(cfg.assets_dir, m, "FP16") for m in every]))
+    total_ms = sum(latency_ms([require_ir(cfg.assets_dir, m, "FP16") for m in every]))
     written = []
     core = ov.Core()
     for model_name, samples in jobs:
@@ -130,27 +130,27 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
         tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=folder.parent))
         try:  # written aside, then moved into place: never a half-written model
             ov.save_model(quantized, tmp / fp16.name)
-            fp16_ms, int8_ms = _latency_ms([fp16, tmp / fp16.name])
+            fp16_ms, int8_ms = latency_ms([fp16, tmp / fp16.name])
             saving = (fp16_ms - int8_ms) / max(total_ms, 1e-9)
-            if saving < MIN_SAVING:  # not worth the accuracy INT8 costs
+            keep = saving >= MIN_SAVING
+            if not keep:  # not worth the accuracy INT8 costs
                 for f in tmp.iterdir():
                     f.unlink()
                 gain = f"saves {100 * saving:.1f}% of" if saving > 0 else "saves nothing of"
-                (tmp / KEPT_FP16).write_text(
-                    f"INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference on this CPU: it {gain} the "
-                    f"models' {total_ms:.1f} ms per frame (under {100 * MIN_SAVING:.0f}%), so local-INT8 reads the "
-                    f"FP16 IR\n"
-                )  # fmt: skip
+                why = (f"INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference on this CPU: it {gain} "
+                       f"the models' {total_ms:.1f} ms per frame (under {100 * MIN_SAVING:.0f}%), so local-INT8 "
+                       f"reads the FP16 IR")  # fmt: skip
+                (tmp / KEPT_FP16).write_text(why + "\n")
             if folder.exists():
                 shutil.rmtree(folder)
             tmp.rename(folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        if saving < MIN_SAVING:
-            print(f"kept FP16 for {model_name}: {(folder / KEPT_FP16).read_text().strip()}")
-        else:
+        if keep:
             print(f"wrote {folder / fp16.name}: INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference")
             written.append(folder / fp16.name)
+        else:
+            print(f"kept FP16 for {model_name}: {why}")
     return written
 
 

@@ -39,12 +39,16 @@ class FaceDetection(Processor):
         detection are older than it, and those of the detection's frame only give its box back."""
         return frame - tracking.DELAY <= self.last_detection
 
+    def _own_known(self) -> bool:
+        """The newest detection has finished here: its box is known."""
+        return self.finished >= self.last_detection
+
     def _box(self, msg: Message) -> list[float] | None:
         """The tracked box for this frame, or None: detect."""
         frame = msg.header["frame"]
         if self.feedback is None or frame % self.every == 0 or self.last_detection < 0:
             return None
-        if self._own(frame) and self.finished >= self.last_detection:
+        if self._own(frame) and self._own_known():
             return self.detection_box
         return self.feedback.box(frame, self.cfg.live)
 
@@ -54,10 +58,7 @@ class FaceDetection(Processor):
         if self.feedback is None or msg.kind != "frame" or self.cfg.live:
             return True
         frame = msg.header["frame"]
-        if self._own(frame):
-            known = self.finished >= self.last_detection
-        else:
-            known = self.feedback.known(frame - tracking.DELAY)
+        known = self._own_known() if self._own(frame) else self.feedback.known(frame - tracking.DELAY)
         if frame % self.every == 0 or self.last_detection < 0 or known:
             self.waiting_since = None
             return True
@@ -86,12 +87,11 @@ class FaceDetection(Processor):
         height, width = frame.shape[:2]
         detected = not msg.header.get("tracked")
         self.finished = msg.header["frame"]
-        if detected:
-            self.detection_box = None
         if not detected:
             face = tuple(msg.header["face"])
             self.tracked += 1
         else:
+            self.detection_box = None  # until this detection's box is sent (below)
             raw = next(iter(outputs["face"].values()))
             boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.confidence)]
             face = geometry.follow(boxes, self.previous)
