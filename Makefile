@@ -51,5 +51,5 @@ run-sync: ## the one-process synchronous baseline on the same input
 clean: ## remove the virtual environment and the fetched assets
 	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info
 
-bench: ## models; run-sync vs run-all; what INT8 changes; workers; latency per precision and hop; the pointer (edges, filters); the view; eye state; cold and warm start; tracking; target verdicts -> out/bench.{json,md}
+bench: ## models; run-sync vs run-all; what INT8 changes; workers; latency per precision and hop; the pointer (edges, filters); the view; eye state; cold and warm start; tracking (N, gaze change, fps, cores); quantize vs the published INT8; execution precision; per-stage CPU profile; target verdicts -> out/bench.{json,md}
 	$(BIN)/gazeflow bench --input $(INPUT) --targets docs/targets.toml $(ARGS)
