@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gazeflow.shared.config import PointerConfig
+from .settings import PointerConfig
 
 log = logging.getLogger("gazeflow.pointer")
 EPS = 1e-6  # frame times are sums of 1/fps: 2 s may come out as 1.9999999
@@ -89,30 +89,65 @@ class Eyes:
 
 
 @dataclass
+class Mean:
+    """The running mean of points: constant work per frame however long a dwell lasts."""
+
+    n: int = 0
+    x: float = 0.0
+    y: float = 0.0
+
+    def add(self, point: Any) -> tuple[float, float]:
+        self.n, self.x, self.y = self.n + 1, self.x + float(point[0]), self.y + float(point[1])
+        return self.x / self.n, self.y / self.n
+
+    @property
+    def value(self) -> tuple[float, float] | None:
+        return (self.x / self.n, self.y / self.n) if self.n else None
+
+
+@dataclass
 class Dwell:
+    """A dwell: the pointer held within ``dwell_radius_px`` of where it dwells (the mean of its points since
+    the dwell began: a pointer that trembles around a place dwells there) for ``dwell_ms``."""
+
     cfg: PointerConfig
     anchor: tuple[float, float] | None = None
     since: float = 0.0
     armed: bool = True  # False after a click, until the pointer leaves the circle
+    looked: Mean = field(default_factory=lambda: Mean())  # the raw gaze points of this dwell
+    held: Mean = field(default_factory=lambda: Mean())  # the pointer's points of this dwell
 
-    def update(self, point: tuple[int, int] | None, t: float) -> tuple[float, bool]:
-        """(progress 0..1 towards a click, whether to click now) for the pointer at ``point``."""
+    def update(self, point: tuple[int, int] | None, t: float, raw: Any = None, ms: float = 0.0) -> tuple[float, bool]:
+        """(progress 0..1 towards a click, whether to click now) for the pointer at ``point`` (``raw``: the
+        unfiltered gaze point, whose mean over the dwell is where the user looked: ``where``)."""
         if point is None:
             self.anchor = None
             return 0.0, False
         if self.anchor is None or math.dist(point, self.anchor) > self.cfg.dwell_radius_px:
             self.anchor, self.since, self.armed = point, t, True
+            self.looked, self.held = Mean(), Mean()
+        self.anchor = self.held.add(point)
+        if raw is not None:
+            self.looked.add(raw)
+        if self.since == t:
             return 0.0, False
         if not self.armed:
             return 0.0, False
-        progress = min(1.0, (t - self.since) * 1000 / self.cfg.dwell_ms)
+        progress = min(1.0, (t - self.since) * 1000 / (ms or self.cfg.dwell_ms))
         if progress >= 1.0:
             self.armed = False
             return 1.0, True
         return progress, False
 
+    @property
+    def where(self) -> tuple[float, float] | None:
+        """Where the user looked during this dwell: the mean of its raw gaze points (their jitter averaged out,
+        where the pointer's filter would only smooth it)."""
+        return self.looked.value
+
     def reset(self) -> None:
         self.anchor = None
+        self.looked, self.held = Mean(), Mean()
 
 
 @dataclass
@@ -134,8 +169,9 @@ class Pause:
         return self.user or self.mouse or self.face
 
     def reason(self) -> str:
-        reasons = [name for name, on in (("by you", self.user), ("mouse in use", self.mouse),
-                                         ("no face", self.face)) if on]  # fmt: skip
+        reasons = [
+            name for name, on in (("by you", self.user), ("mouse in use", self.mouse), ("no face", self.face)) if on
+        ]
         return ", ".join(reasons)
 
     def set_user(self, paused: bool, how: str) -> None:
@@ -149,8 +185,12 @@ class Pause:
             if self.face:
                 self.face = False
                 log.info("pointer resumed: the face is back")
-        elif (self.cfg.face_lost_s and not self.face and self.last_face is not None
-              and t - self.last_face >= self.cfg.face_lost_s):  # fmt: skip
+        elif (
+            self.cfg.face_lost_s
+            and not self.face
+            and self.last_face is not None
+            and t - self.last_face >= self.cfg.face_lost_s
+        ):
             self.face = True
             log.info("pointer paused: no face for %.1f s", self.cfg.face_lost_s)
 

@@ -6,8 +6,9 @@ import logging
 import os
 from typing import Protocol
 
-from gazeflow.shared.config import PointerConfig
 from gazeflow.shared.errors import GazeflowError
+
+from .settings import PointerConfig
 
 log = logging.getLogger("gazeflow.pointer")
 
@@ -21,6 +22,12 @@ class Backend(Protocol):
     def click(self, button: str) -> None: ...
 
     def position(self) -> tuple[int, int] | None: ...
+
+    def do(self, what: str) -> None: ...
+
+    def scroll(self, lines: int) -> None: ...
+
+    def window_at(self, x: int, y: int) -> tuple[int, int, int, int] | None: ...
 
 
 class NullBackend:
@@ -39,6 +46,15 @@ class NullBackend:
 
     def position(self) -> tuple[int, int] | None:
         return None  # no real pointer: nobody else moves it
+
+    def do(self, what: str) -> None:
+        log.debug("pointer: %s", what)
+
+    def scroll(self, lines: int) -> None:
+        log.debug("scroll %+d", lines)
+
+    def window_at(self, x: int, y: int) -> tuple[int, int, int, int] | None:
+        return None  # no windows: the monitor stands for the window under the pointer
 
 
 class PyAutoGuiBackend:
@@ -68,6 +84,38 @@ class PyAutoGuiBackend:
     def position(self) -> tuple[int, int] | None:
         x, y = self._pyautogui.position()
         return int(x), int(y)
+
+    def do(self, what: str) -> None:
+        """An action where the pointer is: a click of a button, a double click, a drag's press or release."""
+        p = self._pyautogui
+        if what in ("left", "right", "middle"):
+            p.click(button=what, _pause=False)
+        elif what == "double":
+            p.doubleClick(_pause=False)
+        elif what == "press":
+            p.mouseDown(_pause=False)
+        elif what == "release":
+            p.mouseUp(_pause=False)
+
+    def scroll(self, lines: int) -> None:
+        self._pyautogui.scroll(lines, _pause=False)
+
+    def window_at(self, x: int, y: int) -> tuple[int, int, int, int] | None:
+        """The top-level window under the pointer (x, y, width, height), from the X server; None elsewhere."""
+        try:
+            from Xlib import display
+
+            d = display.Display()
+            root = d.screen().root
+            child = root.query_pointer().child
+            if not child:
+                return None
+            g = child.get_geometry()
+            pos = child.translate_coords(root, 0, 0)
+            d.close()
+            return -pos.x, -pos.y, g.width, g.height
+        except Exception:  # not X11, no permission: the monitor stands for it
+            return None
 
     def move(self, x: int, y: int) -> None:
         try:

@@ -3,82 +3,70 @@
 The pointer stage answers on a ZeroMQ request/reply socket, ``ctl``, in its run
 directory (private to the user: 0700). ``gazeflow ctl`` finds the run: the one
 run-all that is running (``--run-dir`` picks one of several), or the directory
-of a pointer started with ``gazeflow stage``. Requests and replies are small
-JSON objects; a request that is not one of the commands gets an error reply,
-never a crash.
+of a pointer started with ``gazeflow stage``. Requests and replies are the
+``ctl`` channel's schemas (shared/channels.py); a request that is not one of
+them gets an error reply, never a crash.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import zmq
 
+from gazeflow.shared import channels
 from gazeflow.shared.config import default_run_dir, runtime_root
 from gazeflow.shared.errors import GazeflowError
 
-COMMANDS = ("pause", "resume", "toggle", "recenter", "status")
+COMMANDS = channels.COMMANDS
 SOCKET = "ctl"
-MAX_BYTES = 4096
 REPLY_S = 3.0
 
 
-def _rep(ctx: zmq.Context) -> zmq.Socket:
-    sock = ctx.socket(zmq.REP)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_BYTES)
-    return sock
-
-
 class ControlServer:
-    """The pointer's end: polled from its loop, never blocking it. Always an ipc socket in the run directory;
-    with ``pointer.control`` also a tcp one (CurveZMQ with the run's keys: only 'gazeflow ctl' holding the
-    ctl key pair gets in)."""
+    """The pointer's ends of its channels, polled from its loop, never blocking it: ``ctl`` (an ipc socket in
+    the run directory; with ``pointer.control`` also a tcp one, CurveZMQ with the run's keys: only 'gazeflow
+    ctl' holding the ctl key pair gets in) and ``health`` (run-all's health lines)."""
 
-    def __init__(self, run_dir: str, tcp: str = "", curve: Any = None) -> None:
+    def __init__(self, cfg: Any) -> None:
         self.ctx = zmq.Context.instance()
-        self.path = Path(run_dir) / SOCKET
-        self.socks = [_rep(self.ctx)]
-        self.socks[0].bind(f"ipc://{self.path}")
+        self.ends = [channels.End.local(self.ctx, cfg.run_dir, SOCKET, serves=True)]
+        tcp = cfg.pointer.control
         if tcp:
-            sock = _rep(self.ctx)
-            if curve is not None:
-                curve.apply(self.ctx, sock, tcp, True)
-            sock.bind(tcp)
-            self.socks.append(sock)
-        self.sock = self.socks[0]  # the one a request came in on, for the reply
+            secure = None
+            if cfg.curve_keys:
+                from gazeflow.shared.security import CTL, Curve
 
-    def take(self) -> str | None:
-        """The next request's command, or None when none waits. An unknown one is answered here."""
-        raw = None
-        for sock in self.socks:
-            try:
-                raw = sock.recv(zmq.NOBLOCK)
-                self.sock = sock
-                break
-            except zmq.Again:
-                continue
-        if raw is None:
-            return None
-        try:
-            command = json.loads(raw).get("command")
-        except (ValueError, AttributeError):
-            command = None
-        if command not in COMMANDS:
-            self.reply({"ok": False, "error": f"unknown command; one of {', '.join(COMMANDS)}"})
-            return None
-        return str(command)
+                curve = Curve(cfg.curve_keys, "pointer").end(CTL)
+                secure = lambda sock: curve.apply(self.ctx, sock, tcp, True)  # noqa: E731
+            self.ends.append(channels.End(self.ctx, SOCKET, tcp, serves=True, secure=secure))
+        self.end = self.ends[0]  # the one a request came in on, for the reply
+        self.health_end = channels.End.local(self.ctx, cfg.run_dir, "health", serves=True)
 
-    def reply(self, answer: dict[str, Any]) -> None:
-        self.sock.send(json.dumps(answer).encode())
+    def take(self) -> channels.Request | None:
+        """The next request, or None when none waits (one that is not a request is answered by its End)."""
+        for end in self.ends:
+            request = end.receive()
+            if request is not None:
+                self.end = end
+                return request
+        return None
+
+    def reply(self, answer: channels.Reply) -> None:
+        self.end.send(answer)
+
+    def health(self) -> str:
+        """run-all's newest health line, or "" when none came since."""
+        line = ""
+        while (message := self.health_end.receive()) is not None:
+            line = message.line
+        return line
 
     def close(self) -> None:
-        for sock in self.socks:
-            sock.close(0)
-        self.path.unlink(missing_ok=True)
+        for end in [*self.ends, self.health_end]:
+            end.close()
 
 
 def runs() -> list[Path]:
@@ -97,7 +85,7 @@ def runs() -> list[Path]:
     return found
 
 
-def send(command: str, run_dir: str | None = None, connect: str = "", keys: str = "") -> dict[str, Any]:
+def send(command: str, run_dir: str | None = None, connect: str = "", keys: str = "") -> channels.Reply:
     """Send one command to the running pipeline and return its reply; one line when there is none."""
     if command not in COMMANDS:
         raise GazeflowError(f"ctl {command!r}: one of {', '.join(COMMANDS)}")
@@ -118,36 +106,36 @@ def send(command: str, run_dir: str | None = None, connect: str = "", keys: str 
     return _request(command, f"ipc://{path}", "")
 
 
-def _request(command: str, address: str, keys: str) -> dict[str, Any]:
+def _request(command: str, address: str, keys: str) -> channels.Reply:
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        if keys:
-            from gazeflow.shared.security import CTL, Curve
+    secure = None
+    if keys:
+        from gazeflow.shared.security import CTL, Curve
 
-            Curve(keys, CTL).apply(ctx, sock, address, False, "pointer")
-        elif address.startswith("tcp://") and not address.startswith(("tcp://127.", "tcp://localhost")):
-            raise GazeflowError(f"ctl --connect {address}: give the keys (--keys DIR, made by 'gazeflow keys')")
-        sock.connect(address)
-        sock.send(json.dumps({"command": command}).encode())
-        if not sock.poll(int(REPLY_S * 1000)):
+        secure = lambda sock: Curve(keys, CTL).apply(ctx, sock, address, False, "pointer")  # noqa: E731
+    elif address.startswith("tcp://") and not address.startswith(("tcp://127.", "tcp://localhost")):
+        raise GazeflowError(f"ctl --connect {address}: give the keys (--keys DIR, made by 'gazeflow keys')")
+    end = channels.End(ctx, SOCKET, address, serves=False, secure=secure)
+    try:
+        end.send(channels.Request(command), block=True)  # type: ignore[arg-type]
+        if not end.poll(int(REPLY_S * 1000)) or (reply := end.receive()) is None:
             raise GazeflowError(f"the pipeline at {address} did not answer in {REPLY_S:.0f} s")
-        return json.loads(sock.recv())
+        return reply
     finally:
-        sock.close(0)
+        end.sock.close(0)
 
 
 def ctl_command(command: str, run_dir: str | None, connect: str = "", keys: str = "") -> int:
     answer = send(command, run_dir, connect, keys)
-    if not answer.get("ok"):
-        raise GazeflowError(f"ctl {command}: {answer.get('error', 'refused')}")
+    if not answer.ok:
+        raise GazeflowError(f"ctl {command}: {answer.error or 'refused'}")
     if command == "status":
-        for key, value in answer.items():
-            if key != "ok":
-                print(f"{key}: {value}")
+        for key, value in answer.status.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{n} {k}" for k, n in value.items()) or "none"
+            print(value if str(value).startswith(f"{key} ") else f"{key}: {value}")  # "health (...)": once
     else:
-        print(answer.get("state", "ok"))
+        print(answer.state or "ok")
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from OneEuroFilter import OneEuroFilter
 
-from gazeflow.shared.config import PointerConfig
+from .settings import PointerConfig
 
 GAP_S = 0.5  # after this long without a point the filter starts afresh (the face was lost)
 

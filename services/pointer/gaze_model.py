@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from gazeflow.shared import geometry
-from gazeflow.shared.config import CameraConfig
+
+from .settings import CameraConfig
 
 FEATURES = ("geo_x", "geo_y", "gaze_h", "gaze_v", "yaw", "pitch", "eye_x", "eye_y", "eye_z")
 MIN_TOWARDS_SCREEN = 0.05  # a gaze whose z is above -this looks along the screen or away: no point

@@ -1,217 +1,327 @@
-"""Pointer: the sink. Act on the gaze, write the results file, account the metrics."""
+"""Pointer: the sink. Act on the gaze: move the pointer, click, pause; answer 'gazeflow ctl'. The results
+file, the metrics and the summary line are the runtime's sink end (shared/sink.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-from gazeflow.shared import metrics, registry
-from gazeflow.shared.config import Config
-from gazeflow.shared.messages import RESULT_KEYS, Message
-from gazeflow.shared.process import CONTROL_ENV
+from gazeflow.shared import channels
+from gazeflow.shared.errors import GazeflowError
+from gazeflow.shared.messages import Message
+from gazeflow.shared.sink import frame_time
 from gazeflow.shared.stage import Outputs, Processor
 
 from . import actions, profile, screen
+from .adapt import Drift
 from .backends import make_backend
 from .control import ControlServer, private
 from .controller import PointerController
+from .selection import DEFAULT_ERROR_PX, Rect, Safety, Scroll, Selector, check_palette, on_monitor
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 log = logging.getLogger("gazeflow.pointer")
 
 
-def read_health(run_dir: str) -> str:
-    """run-all's latest health line (it writes one each interval), or "" without run-all."""
-    try:
-        return (Path(run_dir) / "health").read_text().strip()
-    except OSError:
-        return ""
-
-
-def frame_time(header: dict[str, Any], camera: bool = False) -> float:
-    """The frame's position in the video in seconds (the same in every run of a file), or for a camera
-    its wall-clock capture time."""
-    fps = float(header.get("source", {}).get("fps") or 0.0)
-    return header["t_capture"] if camera or fps <= 0 else round(header["frame"] / fps, 6)
-
-
-def result_line(msg: Message, camera: bool = False) -> str:
-    """One results line: the frame, its time, and what each stage found."""
-    h = msg.header
-    record: dict[str, Any] = {"frame": h["frame"], "t": frame_time(h, camera)}
-    record.update({key: h[key] for key in RESULT_KEYS})
-    record["paused"] = bool(h.get("paused", False))
-    return json.dumps(record, separators=(",", ":"))
+def preflight(cfg: Config) -> None:
+    """Before anything starts: pyautogui without a display, another run driving this display's pointer, a
+    missing, damaged or foreign profile, a monitor that is not there, a palette off it."""
+    if cfg.pointer.backend == "pyautogui" and not screen.has_display():
+        raise GazeflowError("--pointer pyautogui needs a display (DISPLAY is not set): use --pointer null")
+    if cfg.pointer.backend != "null" and not cfg.pointer.share and screen.has_display():
+        screen.PointerClaim("(checking)").release()  # another run that drives this display's pointer: refused
+    found = screen.monitors() if cfg.pointer.backend != "null" else []
+    monitor = screen.choose(cfg.pointer, found)
+    profile.for_run(cfg.pointer.profile, monitor)
+    check_palette(cfg.pointer, monitor)
 
 
 class Pointer(Processor):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
-        self.backend = make_backend(cfg.pointer)
-        self.claim = screen.PointerClaim(cfg.run_dir) if self.backend.name != "null" and not cfg.pointer.share else None
-        monitor = screen.choose(cfg.pointer, screen.monitors() if self.backend.name != "null" else [])
-        correction, which = profile.for_run(cfg.pointer.profile, monitor)
+        p = cfg.pointer
+        self.backend = make_backend(p)
+        self.claim = screen.PointerClaim(cfg.run_dir) if self.backend.name != "null" and not p.share else None
+        monitor = screen.choose(p, screen.monitors() if self.backend.name != "null" else [])
+        correction, self.profile = profile.for_run(p.profile, monitor)
         self.camera = cfg.input.startswith("cam:")
         self.controller = PointerController(cfg, monitor, correction)
-        self.metrics = metrics.PipelineMetrics(registry.through_first_sink(cfg.chain))  # not the view after it
-        # line-buffered: each result can be read (tail -f, another program) as soon as its frame is done
-        self.results: IO[str] | None = open(cfg.results, "w", buffering=1) if cfg.results else None  # noqa: SIM115
-        self._next_live = time.monotonic() + cfg.log_interval
-        self.max_age_s = cfg.pointer.max_age_ms / 1e3
+        self.max_age_s = p.max_age_ms / 1e3
         self.stale = 0  # live frames whose gaze was too old to move the pointer
-        self.source_fps: float = 0.0
-        self.profile = which
-        p = cfg.pointer
         self.eyes, self.dwell, self.pause = actions.Eyes(p), actions.Dwell(p), actions.Pause(p)
         self.clicks = {"left": 0, "right": 0}
-        self.last_click = ""
-        self.hotkey = actions.Hotkey(p.hotkey if self.backend.name != "null" else "")
-        tcp_curve = None
-        if p.control and cfg.curve_keys:
-            from gazeflow.shared.security import CTL, Curve
+        self.monitor = monitor
+        data = profile.load(p.profile) if p.profile and profile.path_of(p.profile).exists() else None
+        error = p.magnifier_error_px or profile.error_px(data) or DEFAULT_ERROR_PX
+        self.selector = Selector(p, monitor, error)
+        self.controller.placement.saccade_px = p.saccade_px or 2 * error
+        self.safety = Safety(p)
+        adapted = (data or {}).get("adapted") or {}
+        self.drift = Drift(p.adapt_window, tuple(adapted.get("offset_px", (0.0, 0.0))))
+        self.controller.drift = self.drift.offset
+        self.fps = 30.0
+        self.windows = None
+        if self.backend.name != "null" and (p.select != "none" or p.palette):
+            from .windows import Windows  # Tk: only where there is a display and something to show
 
-            tcp_curve = Curve(cfg.curve_keys, "pointer").end(CTL)
-        self.control = ControlServer(cfg.run_dir, p.control, tcp_curve) if private(cfg.run_dir) else None
-        log.info("pointer backend %s on %s, %s filter, clicks %s; %s", self.backend.name, monitor.describe(),
-                 p.filter, p.click, which)  # fmt: skip
+            self.windows = Windows(p, self.selector)
+        self.hotkey = actions.Hotkey(p.hotkey if self.backend.name != "null" else "")
+        self.control = ControlServer(cfg) if private(cfg.run_dir) else None
+        self.health = ""  # run-all's latest health line (its health channel)
+        log.info(
+            "pointer backend %s on %s, %s filter, clicks %s; %s",
+            self.backend.name,
+            monitor.describe(),
+            p.filter,
+            p.click,
+            self.profile,
+        )
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:
         if msg.kind == "eos":
-            self._end(msg.header.get("stats", {}))
+            self._close()
             return msg
         h = msg.header
-        self.source_fps = (h.get("source") or {}).get("fps", 0)
         self._requests()  # a pause asked for before this frame applies to it
         t = frame_time(h, self.camera)
+        self.fps = float((h.get("source") or {}).get("fps") or 30.0)
         gaze = h["gaze"]
-        if gaze is not None and self.cfg.live and time.time() - h["t_capture"] > self.max_age_s:
+        stale = gaze is not None and self.cfg.live and time.time() - h["t_capture"] > self.max_age_s
+        if stale:
             self.stale += 1  # after a stall upstream: where the user looked then is not where they look now
             gaze = None
+        blinking, click = self._eyes_and_pause(h, t)
+        self.safety.see(h, t, stale, self.cfg.detect_every)
+        paused = self.pause.paused
+        # the pointer stays put while the magnifier is open, but for the head steering it (head, hybrid)
+        holding = self.selector.zoom is not None and self.cfg.pointer.mode == "gaze"
+        usable = gaze is not None and not blinking
+        decision = self.controller.update(h, t, act=not paused and click is None and not holding) if usable else None
+        point = (decision["x"], decision["y"]) if decision is not None and not paused else None
+        event = self._select(decision, point, click, t)
+        h["pointer"] = self._act(decision, event, t)
+        h["paused"] = paused
+        if self.windows is not None and self.selector.zoom is not None and decision is not None:
+            self.windows.progress(decision.get("dwell", 0.0))
+        return msg
+
+    def _select(
+        self, decision: dict[str, Any] | None, point: tuple[int, int] | None, click: str | None, t: float
+    ) -> dict[str, Any] | None:
+        """What this frame's dwell, blink click or gaze does to the selection: an event, or None."""
+        sel = self.selector
+        fire = False
+        if self.cfg.pointer.click == "dwell":
+            raw = decision.get("raw") if decision is not None else None
+            ms = self.cfg.pointer.select_dwell_ms if sel.zoom is not None else 0.0  # inside the magnifier
+            progress, fire = self.dwell.update(point, t, raw, ms)
+            if decision is not None:
+                decision["dwell"] = round(progress, 2)
+        if sel.scroll is not None:
+            return self._scroll(point, t)
+        closed = sel.watch(point, t) if point is not None or sel.zoom is not None else None
+        if closed is not None or self._escaped():
+            self.dwell.reset()
+            return closed or sel.close("Esc")
+        here = self.controller.last_move or point  # where the pointer is: a click never moves it
+        if here is None or not (fire or click) or self.pause.paused:
+            return None
+        looked = self._looked(fire, point or here)
+        self.dwell.reset()
+        if sel.zoom is not None:
+            return sel.choose(looked)
+        if click == "right" and self.cfg.pointer.select != "zoom":  # a wink: a right click where the pointer is
+            return {"event": "act", "at": list(here), "action": "right", "do": "right"}
+        return sel.trigger(looked if self.cfg.pointer.select == "zoom" else here, t)
+
+    def _looked(self, fire: bool, pointer: tuple[int, int]) -> tuple[float, float]:
+        """Where the user chose: in gaze mode where they looked during the dwell (its raw points averaged),
+        on the monitor; in head and hybrid modes where they steered the pointer."""
+        where = self.dwell.where if fire and self.cfg.pointer.mode == "gaze" else None
+        return pointer if where is None else on_monitor(self.monitor, where)
+
+    def _scroll(self, point: tuple[int, int] | None, t: float) -> dict[str, Any] | None:
+        sel = self.selector
+        assert sel.scroll is not None
+        lines = sel.scroll.step(point or (-1, -1), t, 1 / max(self.fps, 1.0), self.cfg.pointer.scroll_px / 40)
+        if lines is None:
+            sel.scroll = None
+            return {"event": "scrolled"}
+        if lines:
+            self.backend.scroll(lines)
+        return None
+
+    def _act(self, decision: dict[str, Any] | None, event: dict[str, Any] | None, t: float) -> dict[str, Any] | None:
+        """Move the pointer, or carry out the selection's event (show or hide the magnifier, click, press,
+        release, start scrolling), a click only when it is safe."""
+        if event is None:
+            if decision is not None and decision["moved"]:
+                self.backend.move(decision["x"], decision["y"])
+                self.pause.moved_to((decision["x"], decision["y"]))
+            return self._annotated(decision)
+        decision = dict(decision or {}, moved=False, select=event)
+        if self.windows is not None:
+            self.windows.show(self.selector.zoom)
+        if event["event"] == "act":
+            self._do(event, decision, t)
+        elif event.get("do") == "release":  # a drag abandoned for another action
+            self.backend.do("release")
+        elif (last := self.controller.last_move) is not None:
+            decision["x"], decision["y"] = last
+        return self._annotated(decision)
+
+    def _do(self, event: dict[str, Any], decision: dict[str, Any], t: float) -> None:
+        if not self.safety.allows(t):
+            event["blocked"] = True  # too soon after trouble or after the last click
+            return
+        x, y = event["at"]
+        decision["x"], decision["y"] = x, y
+        if (x, y) != self.controller.last_move:
+            self.backend.move(x, y)
+            self.controller.last_move = (x, y)
+            self.pause.moved_to((x, y))
+        if event["do"] == "scroll":
+            m = self.monitor
+            self.selector.scroll = Scroll(Rect(*(self.backend.window_at(x, y) or (m.x, m.y, m.width, m.height))))
+        else:
+            self.backend.do(event["do"])
+        decision["click"] = event["action"]
+        self.clicks[event["action"]] = self.clicks.get(event["action"], 0) + 1
+        if "from" in event and self.cfg.pointer.adapt and self.drift.add(tuple(event["from"]), (x, y)):
+            self.controller.drift = self.drift.offset
+            if self.camera and self.cfg.pointer.profile and profile.path_of(self.cfg.pointer.profile).exists():
+                profile.adapt(self.cfg.pointer.profile, self.drift.offset, len(self.drift.samples), self.drift.error_px)
+
+    def _annotated(self, decision: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The selection's state on the decision: the chosen action, the live error estimate."""
+        if decision is None:
+            return None
+        if self.cfg.pointer.palette or self.cfg.pointer.select != "none":
+            decision["action"] = self.selector.action
+        error = self.drift.error_px
+        if error is not None:
+            decision["error_px"] = error
+            decision["error_deg"] = round(self.controller.degrees(error), 2)
+        return decision
+
+    def _escaped(self) -> bool:
+        return self.windows is not None and self.windows.escaped()
+
+    def _eyes_and_pause(self, h: dict[str, Any], t: float) -> tuple[bool, str | None]:
+        """The eyes' gestures and the pauses: whether the eyes are in a blink (the pointer holds still), and
+        the click a blink or a wink made."""
         state, event = self.eyes.update(h.get("eyes"), t)
         if event == "toggle":
             self.pause.set_user(not self.pause.user, f"eyes closed {self.cfg.pointer.pause_closed_s:g} s")
         self.pause.face_seen(h["face"] is not None, t)
         if self.cfg.pointer.auto_pause_mouse:  # an X round trip per frame: only when it is used
             self.pause.mouse_check(self.backend.position(), self.controller.last_move)
-        paused = self.pause.paused
-        self.pause.frames += paused
+        self.pause.frames += self.pause.paused
         # while both eyes are closed the pointer holds still (a blink); eyes "closed" for longer than a
         # deliberate blink while a gaze is still found are lids lowered to look down: the gaze counts again
         since = self.eyes.closed_since
         blinking = state == "closed" and since is not None and (t - since) * 1000 <= self.cfg.pointer.blink_max_ms
-        usable = gaze is not None and not blinking
-        click = event if event in ("left", "right") and not paused else None
-        decision = self.controller.update(h, t, act=not paused and click is None) if usable else None
-        if self.cfg.pointer.click == "dwell":
-            point = (decision["x"], decision["y"]) if decision is not None and not paused else None
-            progress, fire = self.dwell.update(point, t)
-            click = "left" if fire else click
-            if decision is not None:
-                decision["dwell"] = round(progress, 2)
-        if click is not None:  # where the pointer is: a click never moves it
-            self.backend.click(click)
-            self.clicks[click] += 1
-            self.last_click = click
-            last = self.controller.last_move  # where the pointer is, so where the click goes
-            decision = dict(decision or {}, moved=False, click=click)
-            if last is not None:
-                decision["x"], decision["y"] = last
-        elif decision is not None and decision["moved"]:
-            self.backend.move(decision["x"], decision["y"])
-            self.pause.moved_to((decision["x"], decision["y"]))
-        h["pointer"] = decision
-        h["paused"] = paused
-        return msg
+        click = event if event in ("left", "right") and not self.pause.paused else None
+        return blinking, click
 
     def _requests(self) -> None:
-        """ctl requests and the hotkey, between frames."""
+        """ctl requests, run-all's health line and the hotkey, between frames."""
         if self.hotkey.take():
             self.pause.set_user(not self.pause.user, "hotkey")
-        while self.control is not None and (command := self.control.take()) is not None:
-            if command in ("pause", "resume", "toggle"):
-                want = {"pause": True, "resume": False}.get(command, not self.pause.user)
-                self.pause.set_user(want, "gazeflow ctl")
-                self.control.reply({"ok": True, "state": "paused" if self.pause.paused else "running"})
-            elif command == "recenter":
-                shift = self.controller.recenter()
-                answer = {"ok": shift is not None, "state": f"recentred by {shift}" if shift else ""}
-                self.control.reply(answer if shift else {"ok": False, "error": "no gaze seen yet to recentre on"})
-            else:
-                self.control.reply({"ok": True, **self.status()})
+        if self.control is None:
+            return
+        self.health = self.control.health() or self.health
+        while (request := self.control.take()) is not None:
+            self.control.reply(self._answer(request))
+
+    def _answer(self, request: channels.Request) -> channels.Reply:
+        command = request.command
+        if command in ("pause", "resume", "toggle"):
+            want = {"pause": True, "resume": False}.get(command, not self.pause.user)
+            self.pause.set_user(want, "gazeflow ctl")
+            return channels.Reply(ok=True, state="paused" if self.pause.paused else "running")
+        if command == "recenter":
+            shift = self.controller.recenter()
+            if shift is None:
+                return channels.Reply(ok=False, error="no gaze seen yet to recentre on")
+            return channels.Reply(ok=True, state=f"recentred by {shift}")
+        return channels.Reply(ok=True, status=self.status())
 
     def status(self) -> dict[str, Any]:
-        live = self.metrics.live_line() or "no frame yet"
-        health = read_health(self.cfg.run_dir) or self.metrics.health_line(
-            {name: stage.workers for name, stage in self.cfg.stages.items()})  # fmt: skip
-        return {"state": f"paused ({self.pause.reason()})" if self.pause.paused else "running",
-                "figures": live, "profile": self.profile, "clicks": self.clicks, "click mode": self.cfg.pointer.click,
-                "moves": self.controller.moves, "health": health}  # fmt: skip
+        end = self.sink_end
+        figures = end.figures() if end is not None else "no frame yet"
+        health = self.health or (end.health() if end is not None else "")
+        return {
+            "state": f"paused ({self.pause.reason()})" if self.pause.paused else "running",
+            "figures": figures,
+            "profile": self.profile,
+            "clicks": self.clicks,
+            "click mode": self.cfg.pointer.click,
+            "moves": self.controller.moves,
+            "mode": self.cfg.pointer.mode,
+            "select": self.cfg.pointer.select
+            + (", magnifier open" if self.selector.zoom is not None else "")
+            + (f", palette on the {self.cfg.pointer.palette_side}" if self.cfg.pointer.palette else ""),
+            "action": self.selector.action,
+            "live error": self._error_text(),
+            "health": health,
+        }
 
-    def sent(self, msg: Message) -> None:
-        """After the trace row is complete: results line and metrics."""
-        if msg.kind != "frame":
-            return
-        if self.results is not None:
-            self.results.write(result_line(msg, self.camera) + "\n")
-        self.metrics.add(msg)
-        if self.metrics.frames == 1:  # intervals count from the first frame, not from model loading
-            self._next_live = time.monotonic() + self.cfg.log_interval
+    def _error_text(self) -> str:
+        error = self.drift.error_px
+        if error is None:
+            return f"no selection yet (the profile's: {self.selector.error_px:.0f} px)"
+        deg = self.controller.degrees(error)
+        dx, dy = self.drift.offset
+        n = len(self.drift.samples)
+        return f"{error:.0f} px = {deg:.1f} deg over {n} selections (drift corrected by {dx:+.0f}, {dy:+.0f} px)"
 
     def tick(self) -> None:
-        """The live line, on time even when no frame comes (then its health part says which stage is silent)."""
-        if self.cfg.log_interval <= 0 or not self.metrics.frames or time.monotonic() < self._next_live:
-            return
-        self._next_live = max(self._next_live + self.cfg.log_interval, time.monotonic())
-        line = self.metrics.live_line()
         self._requests()  # also between frames, when none comes
-        if line:
-            last = self.controller.last_move
-            where = f"pointer {self.backend.name} ({last[0]}, {last[1]})" if last else "pointer still"
-            if self.pause.paused:
-                where += f", PAUSED ({self.pause.reason()})"
-            if any(self.clicks.values()):
-                where += f", clicks {self.clicks['left']} left {self.clicks['right']} right"
-            workers = {name: stage.workers for name, stage in self.cfg.stages.items()}
-            # under run-all the health line comes from each stage's own heartbeats (run-all prints it)
-            health = "" if os.environ.get(CONTROL_ENV) else " | " + self.metrics.health_line(workers)
-            log.info("%s | %s, %d moves%s", line, where, self.controller.moves, health)
+        if self.windows is not None:
+            self.windows.pump()
 
-    def _end(self, stats: dict[str, dict[str, int]]) -> None:
-        stats = dict(stats)
-        stats[self.name] = stats.get(self.name, {})
-        report = self.metrics.report(stats)
-        used = {
-            k: v["inference_precision"] for k, v in stats.items() if isinstance(v, dict) and "inference_precision" in v
+    def live(self) -> str:
+        """The pointer's part of the live line."""
+        last = self.controller.last_move
+        where = f"pointer {self.backend.name} ({last[0]}, {last[1]})" if last else "pointer still"
+        if self.pause.paused:
+            where += f", PAUSED ({self.pause.reason()})"
+        if any(self.clicks.values()):
+            where += ", clicks " + " ".join(f"{n} {kind}" for kind, n in self.clicks.items() if n)
+        if self.cfg.pointer.select != "none" or self.cfg.pointer.palette:
+            where += f", action {self.selector.action}"
+        return f"{where}, {self.controller.moves} moves"
+
+    def report(self) -> dict[str, Any]:
+        """The pointer's part of the metrics report."""
+        monitor = self.controller.monitor
+        return {
+            "run": {"profile": self.profile, "screen": [monitor.width, monitor.height]},
+            "pointer_moves": self.controller.moves,
+            "pointer_stale": self.stale,
+            "pointer_backend": self.backend.name,
+            "pointer_clicks": dict(self.clicks),
+            "pointer_paused_frames": self.pause.frames,
+            "eye_closures": self.eyes.closures,
+            "selection": {
+                **self.selector.counts,
+                "blocked_clicks": self.safety.blocked,
+                "error_px": self.drift.error_px,
+                "correction_px": list(self.drift.offset),
+            },
         }
-        report["inference_precision"] = used
-        cfg = self.cfg
-        report["run"] = {
-            "input": cfg.input, "pace": cfg.pace, "fps": cfg.fps or float(self.source_fps or 0),
-            "precision": sorted({cfg.stages[n].precision for n in cfg.chain if registry.get(n).models}),
-            "inference": sorted(set(used.values())), "detect_every": cfg.detect_every, "profile": self.profile,
-            "screen": [self.controller.monitor.width, self.controller.monitor.height],
-        }  # fmt: skip
-        report["pointer_moves"] = self.controller.moves
-        report["pointer_stale"] = self.stale
-        report["pointer_backend"] = self.backend.name
-        report["pointer_clicks"] = dict(self.clicks)
-        report["pointer_paused_frames"] = self.pause.frames
-        report["eye_closures"] = self.eyes.closures
+
+    def _close(self) -> None:
         self.hotkey.stop()
+        if self.windows is not None:
+            self.windows.close()
+            self.windows = None
         if self.claim is not None:
             self.claim.release()
         if self.control is not None:
             self.control.close()
             self.control = None
-        if self.results is not None:
-            self.results.close()
-            self.results = None
-        if self.cfg.metrics:
-            metrics.write_report(self.cfg.metrics, report)
-        summary = self.metrics.summary_line(report["dropped"], report["lost"])
-        if used:
-            summary += ", inference " + "/".join(sorted(set(used.values())))
-        print(summary, flush=True)  # the run's one summary line

@@ -91,8 +91,29 @@ def summary(data: dict[str, Any]) -> str:
     used = v.get(data.get("used", "uncalibrated")) or {}
     if not used:
         return "no validation figures"
-    return (f"validation error median {used['median_px']:.0f} px = {used['median_deg']:.1f} deg, "
-            f"p95 {used['p95_px']:.0f} px = {used['p95_deg']:.1f} deg ({data.get('used')})")  # fmt: skip
+    return (
+        f"validation error median {used['median_px']:.0f} px = {used['median_deg']:.1f} deg, "
+        f"p95 {used['p95_px']:.0f} px = {used['p95_deg']:.1f} deg ({data.get('used')})"
+    )
+
+
+def error_px(data: dict[str, Any] | None) -> float | None:
+    """The profile's validation error (median, pixels) of the model it uses, or None."""
+    v = ((data or {}).get("validation") or {}).get((data or {}).get("used", "uncalibrated")) or {}
+    return float(v["median_px"]) if "median_px" in v else None
+
+
+def adapt(name: str, offset: tuple[float, float], samples: int, error: float | None) -> None:
+    """Save the drift correction learnt from selections in the profile (a live run's, not a replay's)."""
+    data = load(name)
+    data.pop("path", None)
+    data.pop("format", None)
+    data["adapted"] = {
+        "offset_px": [round(offset[0], 1), round(offset[1], 1)],
+        "selections": samples,
+        "error_px": error,
+    }
+    save(name, data)
 
 
 def for_run(name: str, monitor: Monitor) -> tuple[Correction | None, str]:

@@ -9,10 +9,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from gazeflow.shared.config import PointerConfig
 from gazeflow.shared.errors import GazeflowError
 
 from .gaze_model import Monitor
+from .settings import PointerConfig
 
 log = logging.getLogger("gazeflow.pointer")
 NULL_MM = (527.0, 296.0)  # the null backend's screen: a 24" 16:9 monitor

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from gazeflow.shared.config import PointerConfig
-
 from .filters import make_filter
+from .settings import PointerConfig
 
 DISPERSION_PX = 150  # a window is a fixation while (x range + y range) stays within this (about 3 deg here)
 MIN_FRAMES = 5  # and lasts at least this long (167 ms at 30 fps)
@@ -92,8 +91,12 @@ def compare(rows: list[dict[str, Any]], cfg: PointerConfig, fps: float) -> dict[
     t = [float(r["t"]) for r in kept]
     windows = fixations(raw)
     found = jumps(raw, windows)
-    out: dict[str, Any] = {"points": len(raw), "fixations": len(windows), "jumps": len(found),
-                           "in_fixations": round(sum(b - a for a, b in windows) / max(1, len(raw)), 3)}  # fmt: skip
+    out: dict[str, Any] = {
+        "points": len(raw),
+        "fixations": len(windows),
+        "jumps": len(found),
+        "in_fixations": round(sum(b - a for a, b in windows) / max(1, len(raw)), 3),
+    }
     for kind in ("none", "ema", "one-euro"):
         f = make_filter(cfg, kind, fps)
         filtered = np.array([f(x, y, ti) for (x, y), ti in zip(raw, t, strict=True)])
