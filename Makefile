@@ -7,7 +7,7 @@ CAMERA ?= cam:0
 INPUT ?= demo
 ARGS ?=
 
-.PHONY: help setup fetch test container-test soak lint run-all run-sync bench clean
+.PHONY: help setup fetch test container-test soak lint run-all run-sync bench clean config-file
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,5 +51,8 @@ run-sync: ## the one-process synchronous baseline on the same input
 clean: ## remove the virtual environment and the fetched assets
 	rm -rf $(VENV) .assets .pytest_cache .ruff_cache *.egg-info
 
-bench: ## models; run-sync vs run-all; what INT8 changes; workers; latency per precision and hop; the pointer (edges, filters); the view; eye state; cold and warm start; tracking (N, gaze change, fps, cores); quantize vs the published INT8; execution precision; per-stage CPU profile; target verdicts -> out/bench.{json,md}
+bench: ## models; run-sync vs run-all; what INT8 changes; workers; latency per precision and hop; the pointer (edges, filters); the view; eye state; cold and warm start; tracking (N, gaze change, fps, cores); quantize vs the published INT8; execution precision; per-stage CPU profile; decode of the demo and of MJPEG; the EyeTrax peer; selection (bench select, under Xvfb); target verdicts -> out/bench.{json,md}
 	$(BIN)/gazeflow bench --input $(INPUT) --targets docs/targets.toml $(ARGS)
+
+config-file: ## write deploy/local.toml: every setting at its default, with its help (gazeflow config --defaults)
+	$(BIN)/gazeflow config --defaults --save deploy/local.toml

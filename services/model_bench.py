@@ -45,43 +45,10 @@ def measure(xml: Path, hint: str, seconds: float, fps: float = 0.0) -> dict[str,
     t0 = time.perf_counter()
     request.infer(inputs)
     first_ms = (time.perf_counter() - t0) * 1e3
-    latencies: list[float] = []
     if hint == "LATENCY":
-        end = time.perf_counter() + seconds
-        start = next_start = time.perf_counter()
-        while time.perf_counter() < end or len(latencies) < 10:
-            if fps:
-                time.sleep(max(0.0, next_start - time.perf_counter()))
-                next_start += 1.0 / fps
-            t = time.perf_counter()
-            request.infer()  # on the inputs set by the first inference
-            latencies.append((time.perf_counter() - t) * 1e3)
-        elapsed = time.perf_counter() - start
-        count, requests = len(latencies), 1
+        latencies, count, elapsed, requests = _one_at_a_time(request, seconds, fps)
     else:
-        requests = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        queue = ov.AsyncInferQueue(compiled, requests)
-        starts: dict[int, float] = {}
-
-        def done(_request: ov.InferRequest, key: int) -> None:
-            latencies.append((time.perf_counter() - starts.pop(key)) * 1e3)
-
-        queue.set_callback(done)
-        for i in range(len(queue)):
-            for index, array in inputs.items():
-                queue[i].get_input_tensor(index).data[...] = array
-        start = time.perf_counter()
-        end = start + seconds
-        key = 0
-        while time.perf_counter() < end or key < 10:
-            handle = queue.get_idle_request_id()  # waits for a free request
-            starts[key] = time.perf_counter()
-            queue.start_async(userdata=key)
-            key += 1
-            del handle
-        queue.wait_all()
-        elapsed = time.perf_counter() - start
-        count = key
+        latencies, count, elapsed, requests = _in_flight(compiled, inputs, seconds)
     return {
         "load_ms": round(load_ms, 1),
         "first_ms": round(first_ms, 2),
@@ -89,6 +56,49 @@ def measure(xml: Path, hint: str, seconds: float, fps: float = 0.0) -> dict[str,
         "fps": round(count / elapsed, 1),
         "requests": requests,
     }
+
+
+def _one_at_a_time(request: ov.InferRequest, seconds: float, fps: float) -> tuple[list[float], int, float, int]:
+    """Inferences one after the other (or started ``fps`` times a second), on the inputs already set."""
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    start = next_start = time.perf_counter()
+    while time.perf_counter() < end or len(latencies) < 10:
+        if fps:
+            time.sleep(max(0.0, next_start - time.perf_counter()))
+            next_start += 1.0 / fps
+        t = time.perf_counter()
+        request.infer()  # on the inputs set by the first inference
+        latencies.append((time.perf_counter() - t) * 1e3)
+    return latencies, len(latencies), time.perf_counter() - start, 1
+
+
+def _in_flight(
+    compiled: ov.CompiledModel, inputs: dict[Any, Any], seconds: float
+) -> tuple[list[float], int, float, int]:
+    """The device's optimal number of requests in flight, each started as soon as one is free."""
+    requests = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+    queue = ov.AsyncInferQueue(compiled, requests)
+    latencies: list[float] = []
+    starts: dict[int, float] = {}
+
+    def done(_request: ov.InferRequest, key: int) -> None:
+        latencies.append((time.perf_counter() - starts.pop(key)) * 1e3)
+
+    queue.set_callback(done)
+    for i in range(len(queue)):
+        for index, array in inputs.items():
+            queue[i].get_input_tensor(index).data[...] = array
+    start = time.perf_counter()
+    end = start + seconds
+    key = 0
+    while time.perf_counter() < end or key < 10:
+        queue.get_idle_request_id()  # waits for a free request
+        starts[key] = time.perf_counter()
+        queue.start_async(userdata=key)
+        key += 1
+    queue.wait_all()
+    return latencies, key, time.perf_counter() - start, requests
 
 
 def complexity(xml: Path) -> dict[str, float]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import zmq
 
 from gazeflow.shared import registry
-from gazeflow.shared.config import Config
 from gazeflow.shared.process import Control, StopFlag, private_dir
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 
 def process_name(name: str, worker: str, cfg: Config) -> str:

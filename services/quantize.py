@@ -15,18 +15,19 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gazeflow.models.catalog import KEPT_FP16, LOCAL_INT8, ONNX, require_ir, user_models_dir
 from gazeflow.shared import registry
-from gazeflow.shared.config import Config
 from gazeflow.shared.errors import GazeflowError
 
 from .capture.source import frame_count
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 log = logging.getLogger("gazeflow.quantize")
 CALIBRATE_SHARE = 0.7
@@ -51,13 +52,17 @@ def collect(cfg: Config, video: str, frames: int) -> dict[tuple[str, str], list[
 
     from .capture.source import Source
 
-    cfg = replace(cfg, input=video, pace="max-speed", max_frames=frames, detect_every=1, loop=False)
+    cfg = cfg.model_copy(
+        update={"input": video, "pace": "max-speed", "max_frames": frames, "detect_every": 1, "loop": False}
+    )
     procs = [build(name, cfg) for name in cfg.chain[1:] if registry.get(name).models]
     recorded: dict[tuple[str, str], list[dict[Any, np.ndarray]]] = {}
     models: dict[str, dict[str, SyncModel]] = {}
     for proc in procs:
-        models[proc.name] = {key: SyncModel(compile_model(load_model(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY"))
-                             for key, model in registry.get(proc.name).models.items()}  # fmt: skip
+        models[proc.name] = {
+            key: SyncModel(compile_model(load_model(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY"))
+            for key, model in registry.get(proc.name).models.items()
+        }
     source = Source(video)
     frames_of = registry.get(cfg.source).load().frames
     try:
@@ -87,9 +92,6 @@ def _to_model_layout(sample: dict[Any, np.ndarray], model: Any) -> dict[Any, np.
 
 
 def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
-    import nncf
-    import openvino as ov
-
     chosen = stages or [n for n in cfg.chain if registry.get(n).models]
     for name in chosen:
         spec = registry.get(name)  # an unknown stage: one line
@@ -111,47 +113,54 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
                 continue
             samples = recorded.get((name, key), [])
             if not samples:  # checked for every model before any is written
-                raise GazeflowError(f"no face in the first {calibrate} frames of {video}: nothing to calibrate "
-                                    f"{model_name} on (use a video where your face is in view)")  # fmt: skip
+                raise GazeflowError(
+                    f"no face in the first {calibrate} frames of {video}: nothing to calibrate "
+                    f"{model_name} on (use a video where your face is in view)"
+                )
             jobs.append((model_name, samples))
     every = [m for n in cfg.chain for m in registry.get(n).models.values() if m not in ONNX]
     total_ms = sum(latency_ms([require_ir(cfg.assets_dir, m, "FP16") for m in every]))
-    written = []
-    core = ov.Core()
-    for model_name, samples in jobs:
-        fp16 = require_ir(cfg.assets_dir, model_name, "FP16")
-        model = core.read_model(fp16)
-        step = max(1, len(samples) // MAX_SAMPLES)
-        data = nncf.Dataset(samples[::step], lambda s, m=model: _to_model_layout(s, m))
-        log.info("quantize: %s on %d samples", model_name, len(samples[::step]))
-        quantized = nncf.quantize(model, data, subset_size=len(samples[::step]))
-        folder = user_models_dir() / "intel" / model_name / LOCAL_INT8
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=folder.parent))
-        try:  # written aside, then moved into place: never a half-written model
-            ov.save_model(quantized, tmp / fp16.name)
-            fp16_ms, int8_ms = latency_ms([fp16, tmp / fp16.name])
-            saving = (fp16_ms - int8_ms) / max(total_ms, 1e-9)
-            keep = saving >= MIN_SAVING
-            if not keep:  # not worth the accuracy INT8 costs
-                for f in tmp.iterdir():
-                    f.unlink()
-                gain = f"saves {100 * saving:.1f}% of" if saving > 0 else "saves nothing of"
-                why = (f"INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference on this CPU: it {gain} "
-                       f"the models' {total_ms:.1f} ms per frame (under {100 * MIN_SAVING:.0f}%), so local-INT8 "
-                       f"reads the FP16 IR")  # fmt: skip
-                (tmp / KEPT_FP16).write_text(why + "\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            tmp.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if keep:
-            print(f"wrote {folder / fp16.name}: INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference")
-            written.append(folder / fp16.name)
-        else:
-            print(f"kept FP16 for {model_name}: {why}")
-    return written
+    return [path for model_name, samples in jobs if (path := _one(cfg, model_name, samples, total_ms))]
+
+
+def _one(cfg: Config, model_name: str, samples: list[Any], total_ms: float) -> Path | None:
+    """Quantize one model, time it against its FP16 IR, keep it (its path) or a KEPT-FP16 note (None)."""
+    import nncf
+    import openvino as ov
+
+    fp16 = require_ir(cfg.assets_dir, model_name, "FP16")
+    model = ov.Core().read_model(fp16)
+    step = max(1, len(samples) // MAX_SAMPLES)
+    data = nncf.Dataset(samples[::step], lambda s, m=model: _to_model_layout(s, m))
+    log.info("quantize: %s on %d samples", model_name, len(samples[::step]))
+    quantized = nncf.quantize(model, data, subset_size=len(samples[::step]))
+    folder = user_models_dir() / "intel" / model_name / LOCAL_INT8
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".quantize-", dir=folder.parent))
+    try:  # written aside, then moved into place: never a half-written model
+        ov.save_model(quantized, tmp / fp16.name)
+        fp16_ms, int8_ms = latency_ms([fp16, tmp / fp16.name])
+        saving = (fp16_ms - int8_ms) / max(total_ms, 1e-9)
+        keep = saving >= MIN_SAVING
+        if not keep:  # not worth the accuracy INT8 costs
+            for f in tmp.iterdir():
+                f.unlink()
+            gain = f"saves {100 * saving:.1f}% of" if saving > 0 else "saves nothing of"
+            why = (
+                f"INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference on this CPU: it {gain} the "
+                f"models' {total_ms:.1f} ms per frame (under {100 * MIN_SAVING:.0f}%), so local-INT8 reads the FP16 IR"
+            )
+            (tmp / KEPT_FP16).write_text(why + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not keep:
+        print(f"kept FP16 for {model_name}: {why}")
+        return None
+    print(f"wrote {folder / fp16.name}: INT8 {int8_ms:.2f} ms against FP16 {fp16_ms:.2f} ms per inference")
+    return folder / fp16.name
 
 
 def quantize_command(cfg: Config, stages: list[str], video: str) -> int:

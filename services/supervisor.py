@@ -23,23 +23,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgpack
 import zmq
 
 from gazeflow.models.catalog import model_files, require_ir
 from gazeflow.models.fetch import verify_files
-from gazeflow.shared import registry
-from gazeflow.shared.config import Config, check_cache, runtime_root
+from gazeflow.shared import channels, registry
+from gazeflow.shared.config import check_cache, runtime_root
 from gazeflow.shared.errors import GazeflowError
-from gazeflow.shared.framering import DIED
 from gazeflow.shared.process import CONTROL_ENV, GO_ENV
 
-from .capture.source import Source, resolve_input
 from .pipeline import process_name
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 log = logging.getLogger("gazeflow.run_all")
 READY_TIMEOUT_S = 120.0
@@ -59,7 +58,8 @@ class _Signalled(Exception):
 
 def preflight(cfg: Config) -> None:
     """Fail fast, before any process starts, on a bad input, a missing model, a device or a display that is
-    not there, a cache folder that cannot be written."""
+    not there, a cache folder that cannot be written: the runtime's checks, then each stage's own (its
+    manifest's ``preflight``)."""
     check_cache(cfg.model_cache)  # a cache folder that cannot be written
     for name in cfg.chain:
         if registry.get(name).models and cfg.stages[name].device != "CPU":  # OpenVINO always has its CPU
@@ -69,31 +69,13 @@ def preflight(cfg: Config) -> None:
                 check_device(cfg.stages[name].device)
             except GazeflowError as exc:
                 raise GazeflowError(f"--device {cfg.stages[name].device} ({name}): {exc}") from None
-    if "pointer" in cfg.chain and cfg.pointer.backend == "pyautogui":
-        from .pointer.screen import has_display
-
-        if not has_display():
-            raise GazeflowError("--pointer pyautogui needs a display (DISPLAY is not set): use --pointer null")
-    if "pointer" in cfg.chain and cfg.pointer.backend != "null" and not cfg.pointer.share:
-        from .pointer.screen import PointerClaim, has_display
-
-        if has_display():
-            PointerClaim("(checking)").release()  # another run that drives this display's pointer: refused
-    source = Source(resolve_input(cfg.input, cfg.assets_dir))
-    source.close()
     for name in cfg.chain:
-        for model in registry.get(name).models.values():
+        spec = registry.get(name)
+        if spec.preflight:
+            registry.load_ref(spec.preflight)(cfg)
+        for model in spec.models.values():
             require_ir(cfg.assets_dir, model, cfg.stages[name].precision)
             verify_files(model_files(cfg.assets_dir, model, cfg.stages[name].precision), cfg.assets_dir)
-    if "view" in cfg.chain:
-        from .view.processor import check_display
-
-        check_display(cfg)
-    if "pointer" in cfg.chain:  # a missing, damaged or foreign profile, or a monitor that is not there
-        from .pointer import profile, screen
-
-        found = screen.monitors() if cfg.pointer.backend != "null" else []
-        profile.for_run(cfg.pointer.profile, screen.choose(cfg.pointer, found))
 
 
 def processes(cfg: Config) -> dict[str, tuple[str, str]]:
@@ -111,10 +93,10 @@ class Supervisor:
         self.cfg = cfg
         self.run_dir = run_dir
         self.ctx = zmq.Context()
-        self.control_address = f"ipc://{run_dir}/control"
-        self.control = self.ctx.socket(zmq.PULL)
-        self.control.setsockopt(zmq.LINGER, 0)
-        self.control.bind(self.control_address)
+        self.control = channels.End.local(self.ctx, run_dir, "control", serves=True)
+        self.go = channels.End.local(self.ctx, run_dir, "go", serves=True)
+        served = [name for name in cfg.chain if any(c.name == "health" for c in registry.get(name).channels)]
+        self.health = channels.End.local(self.ctx, run_dir, "health", serves=False) if served else None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.errors: dict[str, str] = {}
         self.ready_pids: set[int] = set()
@@ -130,38 +112,49 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         stage, worker = self.units[name]
-        env = dict(os.environ, **{CONTROL_ENV: self.control_address})
+        env = dict(os.environ, **{CONTROL_ENV: self.control.where})
         if name == self.cfg.source:
-            env[GO_ENV] = str(self.run_dir / "go")
+            env[GO_ENV] = self.go.where
         level = logging.getLevelName(logging.getLogger().level)
-        cmd = [sys.executable, "-m", "gazeflow.services.cli", "--log-level", level, "stage", stage,
-               "--worker", worker, "--config", str(self.config_file)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "gazeflow.services.cli",
+            "--log-level",
+            level,
+            "stage",
+            stage,
+            "--worker",
+            worker,
+            "--config",
+            str(self.config_file),
+        ]
         # its own session: a Ctrl-C at the terminal reaches run-all only, which drains or stops the stages
         self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         self.started_at[name] = time.monotonic()
 
-    def events(self, timeout_s: float) -> list[dict[str, Any]]:
+    def events(self, timeout_s: float) -> list[Any]:
         out = []
         if self.control.poll(int(timeout_s * 1000)):
-            while True:
-                try:
-                    out.append(msgpack.unpackb(self.control.recv(zmq.NOBLOCK), raw=False))
-                except zmq.Again:
-                    break
+            while (event := self.control.receive()) is not None:
+                out.append(event)
         for event in out:
-            if event.get("event") == "error":
-                self.errors[event["stage"]] = event.get("message", "")
-            elif event.get("event") == "ready":
-                self.ready_pids.add(event.get("pid", 0))
-                self.beats[event.get("pid", 0)] = time.monotonic()
-            elif event.get("event") == "alive":
-                pid, now = event.get("pid", 0), time.monotonic()
-                self.beats[pid] = now
-                if "frames_out" in event:
-                    last = self.passed.get(pid)
-                    moved = last is None or last[1] != event["frames_out"]
-                    self.passed[pid] = (event.get("frames_in", 0), event["frames_out"], now if moved else last[2])
+            if isinstance(event, channels.Failed):
+                self.errors[event.stage] = event.message
+            elif isinstance(event, channels.Ready):
+                self.ready_pids.add(event.pid)
+                self.beats[event.pid] = time.monotonic()
+            else:
+                self._alive(event)
         return out
+
+    def _alive(self, event: channels.Alive) -> None:
+        now = time.monotonic()
+        self.beats[event.pid] = now
+        if event.frames_out is not None:
+            last = self.passed.get(event.pid)
+            moved = last is None or last[1] != event.frames_out
+            self.passed[event.pid] = (event.frames_in or 0, event.frames_out, now if moved else last[2])
 
     def _reason(self, name: str, code: int) -> str:
         self.events(0)  # pick up its last words
@@ -243,9 +236,8 @@ class Supervisor:
                 source = self.procs.get(self.cfg.source)
                 if self.cfg.log_interval > 0 and (source is None or source.poll() is None):  # not once it ends:
                     log.info("%s", line)  # the stages' own end-of-stream lines have the final counts
-                tmp = self.run_dir / "health.tmp"  # for 'gazeflow ctl status'
-                tmp.write_text(line + "\n")
-                tmp.replace(self.run_dir / "health")
+                if self.health is not None:  # for 'gazeflow ctl status' and the panel
+                    self.health.send(channels.Health(line))
         for name, proc in self.procs.items():
             code = proc.poll()
             if code in (None, 0) or name in self.restart_at:
@@ -276,20 +268,17 @@ class Supervisor:
         takes back a slot from a stage that is only slow)."""
         if not self.cfg.shares_frames(self.cfg.source):
             return
-        sock = self.ctx.socket(zmq.PUSH)
-        sock.setsockopt(zmq.LINGER, 1000)
-        sock.connect(f"ipc://{self.run_dir}/release")
-        with contextlib.suppress(zmq.Again):
-            sock.send(DIED, zmq.NOBLOCK)
-        sock.close()
+        release = channels.End.local(self.ctx, self.run_dir, "release", serves=False, linger_ms=1000)
+        release.send(channels.Died())
+        release.close()
 
     def wait_ready(self, names: list[str]) -> None:
         waiting = set(names)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while waiting:
             for event in self.events(0.2):
-                if event.get("event") == "ready":
-                    waiting.discard(event["stage"])
+                if isinstance(event, channels.Ready):
+                    waiting.discard(event.stage)
             reason = self.failed()
             if reason:
                 raise GazeflowError(reason)
@@ -338,8 +327,21 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
 
+    def start_source(self) -> None:
+        """Every downstream stage is ready: the source sends its first frame (it connects as it starts)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.go.send(channels.Go()):
+            self.events(0.01)
+            reason = self.failed()
+            if reason:
+                raise GazeflowError(reason)
+            if time.monotonic() > deadline:
+                raise GazeflowError(f"the source did not start in {READY_TIMEOUT_S:.0f} s")
+
     def close(self) -> None:
-        self.control.close()
+        for end in (self.control, self.go, self.health):
+            if end is not None:
+                end.close()
         self.ctx.term()
 
 
@@ -380,7 +382,7 @@ def supervised(cfg: Config) -> Iterator[Supervisor]:
     remove_stale_run_dirs(root)
     run_dir = Path(tempfile.mkdtemp(prefix="gazeflow-", dir=root))
     (run_dir / "run-all.pid").write_text(str(os.getpid()))
-    cfg = replace(cfg, run_dir=str(run_dir))
+    cfg = cfg.model_copy(update={"run_dir": str(run_dir)})
     sup: Supervisor | None = None
     try:
         sup = Supervisor(cfg, run_dir)
@@ -388,7 +390,7 @@ def supervised(cfg: Config) -> Iterator[Supervisor]:
         for name in [*reversed(downstream), cfg.source]:
             sup.start(name)  # the source opens its input meanwhile, and waits
         sup.wait_ready(downstream)
-        (run_dir / "go").touch()  # every downstream stage is ready: the source sends its first frame
+        sup.start_source()
         yield sup
     finally:
         handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -411,8 +413,11 @@ def run_all(cfg: Config) -> int:
                     return 0
                 except _Signalled as sig:
                     name = signal.Signals(sig.signum).name
-                    log.info("run-all: %s, ending the stream: no new frames, those in flight finish, results and "
-                             "metrics are written (again to stop at once)", name)  # fmt: skip
+                    log.info(
+                        "run-all: %s, ending the stream: no new frames, those in flight finish, results and "
+                        "metrics are written (again to stop at once)",
+                        name,
+                    )
                     try:
                         sup.drain()
                     except _Signalled:

@@ -1,28 +1,38 @@
-"""Configuration: one dataclass tree, read from a TOML file, overridden by flags.
+"""Configuration: one typed tree (pydantic), read from the user's config file and a TOML file, overridden by
+flags; the stages' own tables come from their manifests.
 
-The same resolved configuration is handed to every stage process (as JSON in the
-run directory), so run-all and a stage started on its own read the same fields.
+Every setting is declared once (``shared/settings.py``: ``setting``): its type, default, limits and help, and
+the flag that sets it. The CLI builds its options from these declarations; ``gazeflow config`` writes them as
+a commented TOML file. Read in this order, later ones winning: the defaults, the user's
+``~/.config/gazeflow/config.toml`` (when it exists), ``--config FILE``, the flags. An error names the key as
+the user wrote it (the flag, or the file and its key) in one line.
+
+The same resolved configuration is handed to every stage process (as JSON in the run directory), so run-all
+and a stage started on its own read the same fields.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import difflib
 import os
 import tempfile
-from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError, create_model, field_validator, model_validator
 
 from . import registry
 from .endpoint import Endpoint
 from .errors import GazeflowError, read_document
 from .registry import Link
+from .settings import Section, setting
 
 PRECISIONS = ("FP32", "FP16", "FP16-INT8", "LOCAL-INT8")  # LOCAL-INT8: made by 'gazeflow quantize'
 HINTS = ("", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 PACES = ("realtime", "max-speed")
 INFERENCE_PRECISIONS = ("", "f32", "bf16", "f16")
+EVERY_INTERFACE = ("0.0.0.0", "::", "[::]", "0", "*")
 
 
 def runtime_root() -> str:
@@ -37,9 +47,18 @@ def default_run_dir() -> str:
     return str(Path(runtime_root()) / "gazeflow")
 
 
+def config_dir() -> Path:
+    """The user's gazeflow folder: profiles, the user's config file."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "gazeflow"
+
+
+def user_config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
 def default_cache_dir() -> str:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(cache) / "gazeflow" / "model-cache")
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(cache_home) / "gazeflow" / "model-cache")
 
 
 def check_cache(cache_dir: str) -> str:
@@ -68,126 +87,181 @@ def default_assets_dir() -> str:
     repo = Path(__file__).resolve().parents[1]
     if (repo / "pyproject.toml").exists():  # running from a checkout
         return str(repo / ".assets")
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(cache) / "gazeflow")
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(cache_home) / "gazeflow")
 
 
-@dataclass
-class StageConfig:
-    device: str = "CPU"
-    precision: str = "FP16"
-    requests: int = 0  # infer requests in flight; 0 = the device's optimal number
-    hint: str = ""  # "" = LATENCY for live/realtime input, THROUGHPUT for max-speed replay
-    threads: int = 0  # INFERENCE_NUM_THREADS; 0 = the device's default
-    inference_precision: str = ""  # INFERENCE_PRECISION_HINT: f32, bf16, f16; "" = the device's default
-    workers: int = 1  # processes of this stage sharing its load (inference stages only)
-    input: str = ""  # endpoint specs; "" = the default ipc link in run_dir
-    output: str = ""
+class StageConfig(Section):
+    """[stages.NAME]: how a stage runs. The flags marked per stage take VALUE for every stage with models, or
+    STAGE=VALUE for one."""
 
-
-@dataclass
-class LinkConfig:
-    insecure: bool = False  # tcp across the network without CURVE (only for a network you trust)
-    bind_all: bool = False  # may bind every interface (0.0.0.0, ::), as in a container
-
-
-@dataclass
-class CameraConfig:
-    """Where the camera is and how it sees: the geometric gaze-to-screen model (services/pointer/gaze_model.py)."""
-
-    hfov_deg: float = 70.0  # horizontal field of view (laptop webcams: 60-80 degrees; 78 diagonal is 70)
-    offset_mm: tuple[float, float] = (0.0, 0.0)  # from the middle of the screen's top edge: x right, y up
-    ipd_mm: float = 63.0  # distance between the pupils (adult median, Dodgson 2004): gives the eyes' distance
-    mirror: bool = True  # the camera faces the user: the image's right is the user's left
-
-
-@dataclass
-class PointerConfig:
-    backend: str = "auto"  # auto | pyautogui | null
-    screen: tuple[int, int] = (1920, 1080)  # the null backend's screen, in pixels
-    screen_mm: tuple[float, float] = (0.0, 0.0)  # the screen's size; 0 = what the display reports (null: 527 x 296)
-    monitor: int = -1  # which monitor (0, 1, ... as 'gazeflow calibrate --list-monitors' prints); -1 = the primary
-    profile: str = "default"  # calibration profile: a name (in the config dir) or a path; "" = uncalibrated
-    filter: str = "one-euro"  # one-euro | ema | none
-    min_cutoff: float = 0.1  # One Euro: cutoff (Hz) while the gaze is still: lower = steadier
-    beta: float = 0.0015  # One Euro: how fast the cutoff rises with speed (per px/s): higher = less lag
-    d_cutoff: float = 5.0  # One Euro: cutoff (Hz) of the speed estimate
-    smoothing: float = 0.5  # ema: weight of the previous point per frame, 0 <= smoothing < 1
-    dead_zone_px: int = 8  # moves smaller than this are not made
-    click: str = "none"  # none | dwell | blink: how a click is made (none: a replay never clicks by itself)
-    dwell_ms: float = 1000.0  # dwell: the pointer stays this long within dwell_radius_px -> a left click
-    dwell_radius_px: float = 40.0
-    blink_min_ms: float = 500.0  # blink: both eyes closed at least this long (natural blinks: 100-400 ms)
-    blink_max_ms: float = 1500.0  # and at most this long (longer is resting the eyes) -> a left click
-    wink: bool = False  # blink: one eye closed (the other open) for that long -> a right click
-    open_below: float = 0.5  # an eye whose probability of being open is below this counts as closed
-    pause_closed_s: float = 2.0  # eyes closed this long toggles pause (a gesture); 0 = off
-    hotkey: str = "<ctrl>+<alt>+p"  # toggles pause (pynput's syntax); "" = off; off without a display
-    hands_off_s: float = 1.5  # after you move the real mouse, gazeflow pauses until it has been still this long
-    auto_pause_mouse: bool = True  # pause while you use the real mouse (the pointer is not where gazeflow put it)
-    face_lost_s: float = 2.0  # pause while no face has been seen this long; 0 = off
-    fail_safe: bool = True  # pyautogui's corner fail-safe
-    share: bool = False  # allow a second gazeflow to drive the same display's pointer
-    control: str = ""  # also answer 'gazeflow ctl --connect' here, e.g. tcp://192.168.1.5:5560 (CURVE when keys)
-    max_age_ms: float = 500.0  # live input: gaze older than this (since capture) never moves the pointer
-
-
-@dataclass
-class CalibrationConfig:
-    points: int = 9  # targets to fit on: 5, 9, 13 or 16 (1: recentre an existing profile)
-    checks: int = 4  # validation targets, elsewhere on the screen
-    target_s: float = 2.0  # how long each target is shown
-    settle_s: float = 0.6  # samples of a target count from this long after it appeared (the saccade, the settling)
-    outlier_mad: float = 3.0  # a sample this many median absolute deviations from its target's median is dropped
-
-
-@dataclass
-class ViewConfig:
-    show: bool = False  # a window with the annotated frames (needs a display)
-    output: str = ""  # write the annotated frames to this video file (.mp4, .avi)
-    width: int = 960  # the window's width in pixels (the frame is scaled to it)
-    overlays: list[str] = field(default_factory=lambda: list(OVERLAYS))  # what is drawn, at the start
-
-
-OVERLAYS = ("face", "landmarks", "head_pose", "gaze", "eyes", "pointer", "figures")
-FILTERS = ("one-euro", "ema", "none")
-CLICKS = ("none", "dwell", "blink")
-POINT_COUNTS = (1, 5, 9, 13, 16)
-
-
-@dataclass
-class Config:
-    input: str = "demo"  # the fetched demo video
-    pace: str = "realtime"
-    fps: float = 0.0  # 0 = the recorded rate
-    loop: bool = False
-    lossless: bool = False
-    max_frames: int = 0  # 0 = all
-    curve_keys: str = ""  # folder made by 'gazeflow keys': encrypt and authenticate every tcp link
-    shared_frames: bool = True  # a same-host frames link passes shared-memory slots, not pixels
-    stale_ms: float = 100.0  # live input: a waiting frame this old is dropped once a newer one arrives
-    hang_s: float = 15.0  # run-all: a stage with no heartbeat for this long is hung: restarted as if it died (0: never)
-    results: str = ""
-    metrics: str = ""
-    record: str = ""  # capture also writes every frame it reads to this video file (MJPG .avi), to replay later
-    log_interval: float = 1.0  # seconds between live metric lines, 0 = off
-    confidence: float = 0.5
-    detect_every: int = 3  # the face detector runs on every Nth frame (and when tracking is lost); 1 = every frame
-    box_shift: float = 0.0  # a measurement (make bench): move each detected box by this fraction of its side
-    assets_dir: str = field(default_factory=default_assets_dir)
-    run_dir: str = field(default_factory=default_run_dir)
-    model_cache: str = "auto"  # OpenVINO's compiled-model cache: "auto" = the user's cache dir, "" = none
-    pointer: PointerConfig = field(default_factory=PointerConfig)
-    camera: CameraConfig = field(default_factory=CameraConfig)
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    view: ViewConfig = field(default_factory=ViewConfig)
-    # the stages a run uses, in order (shared/registry.py): a source, inference stages, a sink
-    chain: list[str] = field(default_factory=lambda: list(registry.default_chain()))
-    stages: dict[str, StageConfig] = field(default_factory=lambda: {name: StageConfig() for name in registry.stages()})
-    links: dict[str, LinkConfig] = field(
-        default_factory=lambda: {s.output: LinkConfig() for s in registry.stages().values() if s.output}
+    device: str = setting(
+        "CPU", "OpenVINO device (CPU, GPU, NPU, AUTO, ...)", flag="--device", group="Models", metavar="[STAGE=]DEV"
     )
+    precision: str = setting(
+        "FP16", f"model precision: {', '.join(PRECISIONS)}", flag="--precision", group="Models", metavar="[STAGE=]PREC"
+    )
+    requests: int = setting(
+        0,
+        "infer requests in flight; 0 = the device's optimal number",
+        ge=0,
+        flag="--requests",
+        group="Models",
+        metavar="STAGE=N",
+    )
+    hint: Literal["", "LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"] = setting(
+        "", "performance hint; '' = LATENCY real-time, THROUGHPUT at max speed", flag="--hint", group="Models"
+    )
+    threads: int = setting(0, "inference threads per request; 0 = the rule in Config.threads_for", ge=0)
+    inference_precision: Literal["", "f32", "bf16", "f16"] = setting(
+        "",
+        "the precision OpenVINO computes in (INFERENCE_PRECISION_HINT); '' = the device's own (bf16 on CPUs with "
+        "AMX or avx512_bf16: faster, results differ slightly between CPUs)",
+        flag="--inference-precision",
+        group="Models",
+        metavar="[STAGE=]f32|bf16|f16",
+    )
+    workers: int = setting(
+        1,
+        "processes of this stage sharing its load (inference stages)",
+        ge=1,
+        flag="--workers",
+        group="Models",
+        metavar="STAGE=N",
+    )
+    input: str = setting("", "endpoint spec (pull+bind:tcp://...); '' = the default ipc link in run_dir")
+    output: str = setting("", "endpoint spec (push+connect:tcp://...); '' = the default ipc link in run_dir")
 
+    @field_validator("device", "precision", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("inference_precision", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        if value not in PRECISIONS:
+            raise ValueError(f"one of {', '.join(PRECISIONS)}")
+        return value
+
+
+class LinkConfig(Section):
+    insecure: bool = setting(False, "tcp across the network without CURVE (only for a network you trust)")
+    bind_all: bool = setting(False, "may bind every interface (0.0.0.0, ::), as in a container")
+
+
+def _default_stages() -> dict[str, StageConfig]:
+    return {name: StageConfig() for name in registry.stages()}
+
+
+def _default_links() -> dict[str, LinkConfig]:
+    return {s.output: LinkConfig() for s in registry.stages().values() if s.output}
+
+
+def _default_chain() -> list[str]:
+    return list(registry.default_chain())
+
+
+class CoreConfig(Section):
+    """The pipeline's own settings; Config adds every stage's tables (its manifest's ``sections``)."""
+
+    input: str = setting(
+        "demo",
+        "video file, 'demo' (the fetched demo video) or cam:N",
+        flag="--input",
+        group="Input",
+        metavar="VIDEO|cam:N",
+    )
+    pace: Literal["realtime", "max-speed"] = setting(
+        "realtime",
+        "realtime: at the recorded rate (or fps), dropping frames the pipeline cannot take; max-speed: as fast as "
+        "possible, losing no frame (benchmark)",
+        flag={
+            "--realtime": (
+                "realtime",
+                "replay at the recorded rate (or --fps); drop frames the pipeline cannot take (default)",
+            ),
+            "--max-speed": ("max-speed", "replay as fast as possible, losing no frame (benchmark)"),
+        },
+        group="Pace",
+    )
+    fps: float = setting(
+        0.0, "replay rate in frames per second; 0 = the recorded rate", ge=0, flag="--fps", group="Pace"
+    )
+    loop: bool = setting(False, "replay the file forever", flag={"--loop": True}, group="Pace")
+    lossless: bool = setting(
+        False, "real-time replay that queues frames instead of dropping them", flag={"--lossless": True}, group="Pace"
+    )
+    max_frames: int = setting(0, "stop after this many frames; 0 = all", ge=0, flag="--max-frames", group="Input")
+    detect_every: int = setting(
+        3,
+        "run the face detector on every Nth frame and track the face between (1 = every frame); it also runs "
+        "as soon as tracking is lost",
+        ge=1,
+        flag="--detect-every",
+        group="Models",
+        metavar="N",
+    )
+    curve_keys: str = setting("", "folder made by 'gazeflow keys': encrypt and authenticate every tcp link")
+    shared_frames: bool = setting(True, "a same-host frames link passes shared-memory slots, not pixels")
+    stale_ms: float = setting(100.0, "live input: a waiting frame this old is dropped once a newer one arrives", ge=0)
+    hang_s: float = setting(15.0, "run-all: no heartbeat for this long is a hang: restarted as if it died (0: never)")
+    results: str = setting("", "write one JSON line per frame", flag="--results", group="Output", metavar="FILE.jsonl")
+    metrics: str = setting("", "write the final metrics report", flag="--metrics", group="Output", metavar="FILE.json")
+    record: str = setting("", "capture also writes every frame it reads to this video file (MJPG .avi)")
+    log_interval: float = setting(
+        1.0, "seconds between live metric lines, 0 = off", ge=0, flag="--log-interval", group="Output", metavar="S"
+    )
+    assets_dir: str = setting(
+        default_assets_dir, "where the fetched models and videos are", flag="--assets-dir", group="Run", metavar="DIR"
+    )
+    run_dir: str = setting(
+        default_run_dir,
+        "folder for ipc sockets (a stage by hand; run-all makes its own)",
+        flag="--run-dir",
+        group="Run",
+        metavar="DIR",
+    )
+    model_cache: str = setting("auto", "OpenVINO's compiled-model cache: 'auto' = the user's cache dir, '' = none")
+    chain: list[str] = setting(_default_chain, "the stages a run uses, in order: a source, inference stages, sinks")
+    stages: dict[str, StageConfig] = setting(_default_stages, "per stage: device, precision, workers, endpoints")
+    links: dict[str, LinkConfig] = setting(_default_links, "per link: what its tcp endpoints may do")
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _every_stage(cls, value: Any) -> Any:
+        return _fill(value, registry.stages(), "stage", StageConfig)
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _every_link(cls, value: Any) -> Any:
+        names = {s.output: None for s in registry.stages().values() if s.output}
+        return _fill(value, names, "link", LinkConfig)
+
+    @field_validator("hang_s")
+    @classmethod
+    def _hang(cls, value: float) -> float:
+        if value != 0 and value < 3:
+            raise ValueError("0 (never) or at least 3 s (stages beat once a second)")
+        return value
+
+    @model_validator(mode="after")
+    def _pipeline(self) -> CoreConfig:
+        if self.model_cache == "auto":
+            self.model_cache = default_cache_dir()
+        for name, spec in registry.stages().items():  # an optional stage its own settings ask for (--show)
+            wanted = any(getattr(self, table).wanted for table in spec.sections)
+            if spec.optional and wanted and name not in self.chain:
+                self.chain = [*self.chain, name]
+        check_pipeline(self)
+        return self
+
+    # -- what the stages ask of the configuration ---------------------------------------------------------
     @property
     def live(self) -> bool:
         """True when frames that cannot be taken in time are dropped."""
@@ -203,7 +277,7 @@ class Config:
         """Inference threads per request (0: the device's default, all cores): the config's; else one where
         the host has fewer cores than the pipeline has processes (each has less than a core: its parallelism
         is between the processes, and splitting an inference only adds synchronisation and spinning); else,
-        at real-time pace, the stage's own default (registry: one for the sub-millisecond models)."""
+        at real-time pace, the stage's own default (its manifest: one for the sub-millisecond models)."""
         threads = self.stages[stage].threads
         if threads:
             return threads
@@ -223,7 +297,7 @@ class Config:
     @property
     def scaled(self) -> bool:
         """True when some stage runs as several workers (frames then carry sequence numbers)."""
-        return any(s.workers > 1 for s in self.stages.values())
+        return any(self.stages[name].workers > 1 for name in self.chain)
 
     @property
     def chain_links(self) -> tuple[Link, ...]:
@@ -243,6 +317,10 @@ class Config:
     @property
     def sink(self) -> str:
         return self.chain[-1]
+
+    def in_chain(self, role: str) -> str:
+        """The chain's stage at this end of tracking ("detector", "tracker"), or ""."""
+        return registry.with_tracking(self.chain, role)
 
     def binder(self, link: Link) -> str:
         """Which stage of a link binds: the upstream one, unless it is scaled (then the one process its
@@ -274,139 +352,77 @@ class Config:
 
         return Curve(self.curve_keys, stage).end(peer)
 
+    def section(self, name: str) -> Section:
+        """A stage's config table by name (its manifest's ``sections``)."""
+        return getattr(self, name)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1)
+        return self.model_dump_json(indent=1)
 
 
-def _merge(obj: Any, values: dict[str, Any], where: str) -> None:
-    known = {f.name: f for f in dataclasses.fields(obj)}
-    for key, value in values.items():
-        if key not in known:
-            raise GazeflowError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise GazeflowError(f"{where}.{key}: expected a table")
-            _merge(current, value, f"{where}.{key}")
-        elif key in ("stages", "links"):  # tables of tables, one per stage or link
-            if not isinstance(value, dict):
-                raise GazeflowError(f"{where}.{key}: expected a table")
-            for name, values in value.items():
-                if name not in current:
-                    raise GazeflowError(f"{where}.{key}: unknown {key[:-1]} {name!r} ({key}: {', '.join(current)})")
-                if not isinstance(values, dict):
-                    raise GazeflowError(f"{where}.{key}.{name}: expected a table")
-                _merge(current[name], values, f"{where}.{key}.{name}")
-        else:
-            if isinstance(current, tuple):
-                value = tuple(value) if isinstance(value, list) else value
-            if isinstance(current, list) and isinstance(value, tuple):
-                value = list(value)
-            if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if type(value) is not type(current):
-                raise GazeflowError(f"{where}.{key}: expected {type(current).__name__}, got {type(value).__name__}")
-            setattr(obj, key, value)
+def _fill(value: Any, known: Any, what: str, model: type[Section]) -> Any:
+    """A table of tables (per stage, per link) with every known name in it: those not given get the defaults."""
+    if not isinstance(value, dict):
+        return value
+    unknown = [name for name in value if name not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"unknown {what} {unknown[0]!r} ({hint}{what}s: {', '.join(known)})")
+    return {name: value.get(name, model()) for name in known}
 
 
-def _normalise(cfg: Config) -> None:
-    """Names a user may write in any case: devices (GPU, gpu) and precisions (FP16, fp16)."""
-    for stage in cfg.stages.values():
-        stage.device = stage.device.upper()
-        stage.precision = stage.precision.upper()
-        stage.inference_precision = stage.inference_precision.lower()
+@cache
+def config_model() -> type[CoreConfig]:
+    """The whole configuration's model: the core settings and a table per stage section (registry)."""
+    tables: dict[str, Any] = {
+        table: (model, setting(model, (model.__doc__ or table).strip().splitlines()[0]))
+        for table, (_stage, model) in registry.sections().items()
+    }
+    return create_model("Config", __base__=CoreConfig, **tables)
 
 
-def validate(cfg: Config) -> Config:
-    _normalise(cfg)
-    if cfg.max_frames < 0:
-        raise GazeflowError(f"max_frames {cfg.max_frames}: 0 (all) or more")
-    if cfg.log_interval < 0 or cfg.stale_ms < 0 or not 0 <= cfg.confidence <= 1:
-        raise GazeflowError("log_interval and stale_ms must be >= 0, confidence between 0 and 1")
-    if cfg.pace not in PACES:
-        raise GazeflowError(f"pace {cfg.pace!r}: expected one of {', '.join(PACES)}")
-    if cfg.detect_every < 1:
-        raise GazeflowError(f"detect_every {cfg.detect_every}: 1 (every frame) or more")
-    if cfg.fps < 0:
-        raise GazeflowError(f"fps {cfg.fps}: must be positive")
-    if cfg.hang_s != 0 and cfg.hang_s < 3:
-        raise GazeflowError(f"hang_s {cfg.hang_s}: 0 (never) or at least 3 s (stages beat once a second)")
-    _check_pointer(cfg)
+def __getattr__(name: str) -> Any:
+    """``Config``: the model, made once the stages' manifests are read (a stage may add tables)."""
+    if name == "Config":
+        return config_model()
+    raise AttributeError(name)
+
+
+if TYPE_CHECKING:  # for type checkers: Config is CoreConfig with the stages' tables
+    Config = CoreConfig
+
+
+def check_pipeline(cfg: Any) -> None:
+    """What concerns several tables at once: the chain, its links and workers, what may cross the network."""
     try:
         registry.check_chain(cfg.chain)
     except GazeflowError as exc:
         raise GazeflowError(f"chain: {exc}") from None
-    for name, stage in cfg.stages.items():
-        if stage.precision not in PRECISIONS:
-            raise GazeflowError(f"precision {stage.precision!r} (stages.{name}.precision, --precision): one of "
-                                f"{', '.join(PRECISIONS)}")  # fmt: skip
-        if stage.hint not in HINTS:
-            raise GazeflowError(f"stages.{name}.hint {stage.hint!r}: one of {', '.join(h for h in HINTS if h)}")
-        if stage.inference_precision not in INFERENCE_PRECISIONS:
-            raise GazeflowError(f"stages.{name}.inference_precision {stage.inference_precision!r}: one of "
-                                "f32, bf16, f16, or \"\" for the device's default")  # fmt: skip
-        if stage.requests < 0 or stage.threads < 0:
-            raise GazeflowError(f"stages.{name}: requests and threads must be >= 0")
+    for name in cfg.chain:
+        stage = cfg.stages[name]
         scalable = registry.get(name).scalable
-        if stage.workers < 1 or (stage.workers > 1 and not scalable):
-            why = " or more" if scalable else " (one process holds its state)"
-            raise GazeflowError(f"stages.{name}.workers {stage.workers}: must be 1{why}")
+        if stage.workers > 1 and not scalable:
+            raise GazeflowError(f"stages.{name}.workers {stage.workers}: must be 1 (one process holds its state)")
     for link in cfg.chain_links:
         if cfg.workers(link.up) > 1 and cfg.workers(link.down) > 1:
             both = f"stages {link.up} and {link.down} are both scaled"
             raise GazeflowError(f"{both}: scale one of two neighbours ({link.name} link)")
         _check_link(cfg, link)
-    return cfg
+    control = getattr(getattr(cfg, "pointer", None), "control", "")
+    if control and not cfg.curve_keys and not control.startswith(("tcp://127.", "tcp://localhost")):
+        raise GazeflowError(f"pointer.control {control}: beyond this host it needs curve_keys (gazeflow keys DIR)")
 
 
-def _check_pointer(cfg: Config) -> None:
-    """What would make the pointer diverge or divide by zero after the start, refused before it."""
-    p, cam, cal = cfg.pointer, cfg.camera, cfg.calibration
-    checks = [
-        (
-            p.backend in ("auto", "pyautogui", "null"),
-            f"pointer.backend {p.backend!r}: expected auto, pyautogui or null",
-        ),
-        (p.filter in FILTERS, f"pointer.filter {p.filter!r}: expected one of {', '.join(FILTERS)}"),
-        (0 <= p.smoothing < 1, f"pointer.smoothing {p.smoothing}: 0 (none) up to, not including, 1"),
-        (p.min_cutoff > 0 and p.d_cutoff > 0 and p.beta >= 0, "pointer: min_cutoff and d_cutoff > 0, beta >= 0"),
-        (min(p.screen) > 0, f"pointer.screen {list(p.screen)}: a width and a height in pixels"),
-        (min(p.screen_mm) > 0 or p.screen_mm == (0.0, 0.0), f"pointer.screen_mm {list(p.screen_mm)}: mm, or 0, 0"),
-        (p.monitor >= -1, f"pointer.monitor {p.monitor}: -1 (the primary) or a monitor's number"),
-        (p.dead_zone_px >= 0 and p.max_age_ms > 0, "pointer: dead_zone_px >= 0 and max_age_ms > 0"),
-        (p.click in CLICKS, f"pointer.click {p.click!r}: expected one of {', '.join(CLICKS)}"),
-        (p.dwell_ms > 0 and p.dwell_radius_px > 0, "pointer: dwell_ms and dwell_radius_px must be > 0"),
-        (0 < p.blink_min_ms < p.blink_max_ms, f"pointer: 0 < blink_min_ms ({p.blink_min_ms}) < blink_max_ms"),
-        (0 < p.open_below < 1, f"pointer.open_below {p.open_below}: a probability between 0 and 1"),
-        (
-            p.pause_closed_s == 0 or p.pause_closed_s * 1000 > p.blink_max_ms,
-            f"pointer.pause_closed_s {p.pause_closed_s}: 0 (off) or longer than blink_max_ms, so a click never pauses",
-        ),
-        (p.hands_off_s > 0 and p.face_lost_s >= 0, "pointer: hands_off_s > 0 and face_lost_s >= 0"),
-        (not p.control or p.control.startswith("tcp://"), f"pointer.control {p.control!r}: a tcp://ADDRESS:PORT"),
-        (
-            not p.control or cfg.curve_keys or p.control.startswith(("tcp://127.", "tcp://localhost")),
-            f"pointer.control {p.control}: beyond this host it needs curve_keys (gazeflow keys DIR)",
-        ),
-        (10 <= cam.hfov_deg <= 170, f"camera.hfov_deg {cam.hfov_deg}: a field of view between 10 and 170 degrees"),
-        (30 <= cam.ipd_mm <= 90, f"camera.ipd_mm {cam.ipd_mm}: a distance between pupils, 30 to 90 mm"),
-        (cal.points in POINT_COUNTS, f"calibration.points {cal.points}: one of {', '.join(map(str, POINT_COUNTS))}"),
-        (0 <= cal.checks <= 9, f"calibration.checks {cal.checks}: 0 to 9"),
-        (0 <= cal.settle_s < cal.target_s, f"calibration: settle_s {cal.settle_s} must be below target_s"),
-        (cal.outlier_mad > 0, f"calibration.outlier_mad {cal.outlier_mad}: must be > 0"),
-        (set(cfg.view.overlays) <= set(OVERLAYS), f"view.overlays {cfg.view.overlays}: of {', '.join(OVERLAYS)}"),
-        (160 <= cfg.view.width <= 7680, f"view.width {cfg.view.width}: 160 to 7680 pixels"),
-        (
-            not cfg.view.output or Path(cfg.view.output).suffix.lower() in (".mp4", ".avi"),
-            f"view.output {cfg.view.output!r}: a .mp4 or .avi file",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise GazeflowError(message)
+def validate(cfg: Any) -> Any:
+    """Check a configuration changed in code (model_copy does not validate): the whole tree again."""
+    try:
+        return config_model().model_validate(cfg.model_dump())
+    except ValidationError as exc:
+        raise GazeflowError(explain(exc, {}, "config")) from None
 
 
-def _check_link(cfg: Config, link: Link) -> None:
+def _check_link(cfg: Any, link: Link) -> None:
     """The two ends of a link must agree: one binds, one connects, to the same address."""
     name, up, down = link.name, link.up, link.down
     out_spec, in_spec = cfg.stages[up].output, cfg.stages[down].input
@@ -433,10 +449,7 @@ def _check_link(cfg: Config, link: Link) -> None:
         _check_exposure(cfg, link, ep, f"{where}: {key}")
 
 
-EVERY_INTERFACE = ("0.0.0.0", "::", "[::]", "0", "*")
-
-
-def _check_exposure(cfg: Config, link: Link, ep: Endpoint, where: str) -> None:
+def _check_exposure(cfg: Any, link: Link, ep: Endpoint, where: str) -> None:
     """Secure by default: binding every interface must be asked for, and a tcp link beyond this host needs
     CURVE unless the topology says that link may go in plaintext."""
     if not ep.address.startswith("tcp://"):
@@ -445,8 +458,9 @@ def _check_exposure(cfg: Config, link: Link, ep: Endpoint, where: str) -> None:
     table = f"[links.{link.name}]"
     if host in EVERY_INTERFACE:
         if ep.mode == "bind" and not cfg.links[link.name].bind_all:
-            raise GazeflowError(f"{where} binds every interface ({host}): name one address, or set {table} "
-                                "bind_all = true")  # fmt: skip
+            raise GazeflowError(
+                f"{where} binds every interface ({host}): name one address, or set {table} bind_all = true"
+            )
         return
     loopback = host in ("localhost", "::1", "[::1]") or host.startswith("127.")
     if not loopback and not cfg.curve_keys and not cfg.links[link.name].insecure:
@@ -468,20 +482,82 @@ def _same_address(bound: str, connected: str) -> bool:
     return b_port == c_port and (b_host in ("0.0.0.0", "[::]") or b_host == c_host)
 
 
-def load(path: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Read a TOML (or resolved JSON) file, apply overrides, validate."""
-    cfg = Config()
-    if path:
-        data = read_document(path, "config file")
-        if not isinstance(data, dict):
-            raise GazeflowError(f"config file {path}: expected a table of keys")
-        _merge(cfg, data, Path(path).name)
+# -- reading: defaults, the user's file, --config, flags ----------------------------------------------------
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, table by table."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _paths(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], None]:
+    out: dict[tuple[str, ...], None] = {}
+    for key, value in data.items():
+        out.update(_paths(value, (*prefix, key)) if isinstance(value, dict) and value else {(*prefix, key): None})
+    return out
+
+
+def load(
+    path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    flags: dict[str, str] | None = None,
+    user_file: bool = True,
+) -> Any:
+    """The configuration: the defaults, the user's config file, ``path`` (TOML, or the resolved JSON), then
+    ``overrides`` (nested like the file; ``flags`` names the flag that gave each dotted key), validated."""
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    files = [str(user_config_file())] if user_file and user_config_file().is_file() else []
+    for file in [*files, *([path] if path else [])]:
+        doc = read_document(file, "config file")
+        if not isinstance(doc, dict):
+            raise GazeflowError(f"config file {file}: expected a table of keys")
+        data = merge(data, doc)
+        origin.update(dict.fromkeys(_paths(doc), Path(file).name))
     if overrides:
-        _merge(cfg, overrides, "flags")
-    cfg.assets_dir = cfg.assets_dir or default_assets_dir()  # "" in a file: the default
-    cfg.run_dir = cfg.run_dir or default_run_dir()
-    if cfg.model_cache == "auto":
-        cfg.model_cache = default_cache_dir()
-    if (cfg.view.show or cfg.view.output) and "view" not in cfg.chain:
-        cfg.chain = [*cfg.chain, "view"]  # --show, --output: the view follows the pointer
-    return validate(cfg)
+        data = merge(data, overrides)
+        origin.update({p: (flags or {}).get(".".join(p), "flags") for p in _paths(overrides)})
+    for key in ("assets_dir", "run_dir"):  # "" in a file: the default
+        if data.get(key) == "":
+            del data[key]
+    try:
+        return config_model().model_validate(data)
+    except ValidationError as exc:
+        raise GazeflowError(explain(exc, origin, "config")) from None
+
+
+def explain(exc: ValidationError, origin: dict[tuple[str, ...], str], default_origin: str) -> str:
+    """A validation error as one line naming the key as the user wrote it: the flag, or the file and key."""
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(str(p) for p in error["loc"])
+    key = ".".join(loc)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = _unknown_key(loc)
+    where = next((origin[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origin), default_origin)
+    if where.startswith("--"):
+        value = error.get("input")
+        return f"{where} {value}: {message} ({key})" if error["type"] != "extra_forbidden" else f"{where}: {message}"
+    if message.startswith(key) or not key:
+        return f"{where}: {message}"
+    shown = "" if error["type"] in ("extra_forbidden", "model_type") else f" {error.get('input')!r}"
+    return f"{where}: {key}{shown}: {message}"
+
+
+def _unknown_key(loc: tuple[str, ...]) -> str:
+    model: Any = config_model()
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            model = annotation
+        elif getattr(annotation, "__origin__", None) is dict:
+            model = annotation.__args__[1]
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown key {loc[-1]!r} ({hint}known: {', '.join(known)})"

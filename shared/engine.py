@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import Config
 from .messages import Message
 
 if TYPE_CHECKING:
-    from .inference import AsyncModel, Fusion
+    from .config import Config
+
+if TYPE_CHECKING:
+    from .inference import Fusion
 
 Inputs = dict[str, dict[Any, np.ndarray]]  # model key -> input name or index -> array
 Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
@@ -42,11 +44,15 @@ class Item:
 
 
 class Engine:
-    def __init__(self, cfg: Config, stage: str, models: dict[str, str]) -> None:
+    """``sync``: one request per model, inferred in the caller's thread (run-sync, the baseline): the same
+    models, compiled the same way (fused), with the LATENCY hint and the configured threads."""
+
+    def __init__(self, cfg: Config, stage: str, models: dict[str, str], sync: bool = False) -> None:
         self.wake_fd, self._wake_w = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
-        self.models: dict[str, AsyncModel] = {}
+        self.sync = sync
+        self.models: dict[str, Any] = {}
         self.sizes: dict[str, int] = {}
         self.precision = ""
         self.fusion: Fusion | None = None
@@ -55,23 +61,47 @@ class Engine:
             self._load(cfg, stage, models)
 
     def _load(self, cfg: Config, stage: str, models: dict[str, str]) -> None:
-        from .inference import AsyncModel, Fusion, compile_model, execution_precision, load_model, use_cache, warm_up
+        from .inference import (
+            AsyncModel,
+            Fusion,
+            SyncModel,
+            compile_model,
+            execution_precision,
+            load_model,
+            use_cache,
+            warm_up,
+        )
 
         stage_cfg = cfg.stages[stage]
         read = {key: load_model(cfg.assets_dir, model, stage_cfg.precision) for key, model in models.items()}
         self.fusion = Fusion.of(read) if len(read) > 1 else None
         use_cache(cfg.model_cache)
-        args = (stage_cfg.device, cfg.hint_for(stage), stage_cfg.requests, cfg.threads_for(stage),
-                stage_cfg.inference_precision)  # fmt: skip
+        if self.sync:
+            args = (stage_cfg.device, "LATENCY", 1, stage_cfg.threads, stage_cfg.inference_precision)
+        else:
+            args = (
+                stage_cfg.device,
+                cfg.hint_for(stage),
+                stage_cfg.requests,
+                cfg.threads_for(stage),
+                stage_cfg.inference_precision,
+            )
         if self.fusion is not None:
             compiled = {self.fusion.key: compile_model(self.fusion.model, *args)}
         else:
             compiled = {key: compile_model(model, *args) for key, model in read.items()}
         for key, model in compiled.items():
             warm_up(model)  # the first inference is slow: take it before the stream starts
-            self.models[key] = AsyncModel(model, stage_cfg.requests, self._wake_w)
-        self.sizes = {key: m.size for key, m in self.models.items()}
+            self.models[key] = SyncModel(model) if self.sync else AsyncModel(model, stage_cfg.requests, self._wake_w)
+        self.sizes = {key: getattr(m, "size", 1) for key, m in self.models.items()}
         self.precision = ",".join(sorted({execution_precision(c) for c in compiled.values()}))  # what runs
+
+    def infer(self, inputs: Inputs) -> Outputs:
+        """A sync engine's inference of one frame's inputs, in the caller's thread."""
+        if self.fusion is not None and inputs:
+            fused = self.models[self.fusion.key].infer(self.fusion.merge(inputs))
+            return self.fusion.split(fused)
+        return {key: self.models[key].infer(model_inputs) for key, model_inputs in inputs.items()}
 
     def woken(self) -> None:
         """One read takes every wake-up byte (a byte per completion, a few in flight); reading on until
@@ -124,6 +154,7 @@ class Engine:
 
     def close(self) -> None:
         for model in self.models.values():
-            model.wait_all()
+            if not self.sync:
+                model.wait_all()
         os.close(self.wake_fd)
         os.close(self._wake_w)

@@ -28,16 +28,13 @@ from typing import Any
 import numpy as np
 import zmq
 
-from . import transport
-from .endpoint import Endpoint
+from . import channels
 from .errors import GazeflowError
 from .messages import ITEMSIZE, MalformedMessage, array_nbytes, dtype_name
 
 SLOTS = 8
-RELEASE_HWM = 1000  # slot numbers coming back: tiny, never worth blocking on
 HOLDER_BYTES = 16  # per slot: the pid of the process that has it, and whether it holds it or sent it on
 HELD, SENT = 1, 2
-DIED = b"died"  # on the release socket, from run-all: a stage process died (its slots in transit are lost)
 DEAD_GRACE_S = 2.0  # after a death, how long slots sent before it may still arrive somewhere alive
 SCRATCH = 64 << 10  # bytes after each frame for small arrays that go on with it
 _ALIGN = 64
@@ -127,9 +124,7 @@ class RingProducer:
 
     def __init__(self, ctx: zmq.Context, run_dir: str, shape: tuple[int, ...], slots: int = SLOTS) -> None:
         self.ring = FrameRing(Path(run_dir) / "frames.ring", slots, shape, create=True)
-        self.release = Endpoint.parse(f"pull+bind:ipc://{run_dir}/release")
-        self.release_address = self.release.address
-        self.sock = transport.attach(transport.open_socket(ctx, zmq.PULL, self.release, RELEASE_HWM), self.release)
+        self.release = channels.End.local(ctx, run_dir, "release", serves=True)
         self.free: deque[int] = deque(range(slots))
         self.in_use: dict[int, tuple[int, float]] = {}  # slot -> (generation, taken at)
         self.generation = 0
@@ -138,27 +133,19 @@ class RingProducer:
 
     def reclaim(self, timeout_ms: int = 0) -> None:
         """Take back released slots; wait up to timeout_ms for the first one."""
-        if timeout_ms and not self.sock.poll(timeout_ms):
+        if timeout_ms and not self.release.poll(timeout_ms):
             return
-        while True:
-            try:
-                message = self.sock.recv(zmq.NOBLOCK)
-                if message == DIED:
-                    self.died_at = time.monotonic()
-                    continue
-                slot, gen = (int(v) for v in message.split(b":"))
-            except zmq.Again:
-                return
-            except ValueError:
-                continue  # not a release message: ignore it
-            if self.in_use.get(slot, (None,))[0] == gen:  # a late release of a slot already taken back is ignored
-                self.give_back(slot)
+        while (message := self.release.receive()) is not None:
+            if isinstance(message, channels.Died):
+                self.died_at = time.monotonic()
+            elif self.in_use.get(message.slot, (None,))[0] == message.gen:  # a late one, for a slot taken back: no
+                self.give_back(message.slot)
 
     def give_back(self, slot: int) -> None:
         del self.in_use[slot]
         self.free.append(slot)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         """Take back the slots of stages that died, never of slow ones: a slot whose holder's process is
         gone; or, after run-all said a stage died, one that was on its way (sent on before the death, not
         taken up since) once DEAD_GRACE_S has passed: it was in the dead stage's queue."""
@@ -173,7 +160,7 @@ class RingProducer:
     def take(self) -> int | None:
         self.reclaim()
         if not self.free:
-            self._expire()
+            self.expire()
         if not self.free:
             return None
         slot = self.free.popleft()
@@ -183,11 +170,17 @@ class RingProducer:
         return slot
 
     def ref(self, slot: int) -> dict[str, Any]:
-        return {"ring": str(self.ring.path), "slot": slot, "gen": self.in_use[slot][0], "shape": list(self.ring.shape),
-                "slots": self.ring.slots, "scratch": self.ring.scratch, "release": self.release_address}  # fmt: skip
+        return {
+            "ring": str(self.ring.path),
+            "slot": slot,
+            "gen": self.in_use[slot][0],
+            "shape": list(self.ring.shape),
+            "slots": self.ring.slots,
+            "scratch": self.ring.scratch,
+        }
 
     def close(self) -> None:
-        transport.close_socket(self.sock, self.release)  # and its socket file
+        self.release.close()  # and its socket file
         self.ring.unlink()
 
 
@@ -214,10 +207,10 @@ class RingConsumer:
     def __init__(self, ctx: zmq.Context, run_dir: str = "", local: bool = False) -> None:
         self.ctx = ctx
         self.path = Path(run_dir) / "frames.ring"
-        self.release_address = f"ipc://{Path(run_dir) / 'release'}"
+        self.run_dir = run_dir
         self.local = local and bool(run_dir)
         self.ring: FrameRing | None = None
-        self.sock: zmq.Socket | None = None
+        self.slots_back: channels.End | None = None
 
     def _open(self, ref: dict[str, Any]) -> FrameRing:
         """This run's ring, as the reference describes it (checked against the file's size)."""
@@ -229,10 +222,8 @@ class RingConsumer:
         if self.ring is not None and (self.ring.slots, self.ring.shape, self.ring.scratch) == (slots, shape, scratch):
             return self.ring
         ring = FrameRing(self.path, slots, shape, scratch)
-        if self.sock is None:
-            self.sock = self.ctx.socket(zmq.PUSH)
-            self.sock.setsockopt(zmq.LINGER, 0)
-            self.sock.connect(self.release_address)
+        if self.slots_back is None:
+            self.slots_back = channels.End.local(self.ctx, self.run_dir, "release", serves=False)
         return ring
 
     def attach(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -314,12 +305,9 @@ class RingConsumer:
 
     def give_back(self, ref: dict[str, Any] | None) -> None:
         """Send a slot back to capture (a ``frame_ref`` taken off a header; None: nothing to do)."""
-        if ref is not None and self.sock is not None:
-            try:
-                self.sock.send(f"{ref['slot']}:{ref['gen']}".encode(), zmq.NOBLOCK)
-            except zmq.Again:
-                pass  # capture has gone away: nobody needs the slot back
+        if ref is not None and self.slots_back is not None:  # capture gone: nobody needs it back (not sent)
+            self.slots_back.send(channels.Release(ref["slot"], ref["gen"]))
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close(0)
+        if self.slots_back is not None:
+            self.slots_back.close()

@@ -15,16 +15,19 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import zmq
 
-from .config import Config
 from .frames import Frames
 from .links import LinkEnd
 from .messages import MalformedMessage, Message
 from .metrics import Counters
 from .process import Throttled
 from .reorder import REPLAY_WAIT_S, Entry, Reorder
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("gazeflow.stage")
 LIVE_INBOX = 4  # live input: at most this many frames wait for a free request
@@ -33,9 +36,14 @@ LOSSLESS_INBOX = 8  # replay: at most this many messages wait; then the socket's
 
 class Inbox:
     def __init__(
-        self, cfg: Config, stage: str, ctx: zmq.Context, frames: Frames, counters: Counters,
+        self,
+        cfg: Config,
+        stage: str,
+        ctx: zmq.Context,
+        frames: Frames,
+        counters: Counters,
         check: Callable[[Message], None] = lambda msg: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stage = stage
         self.frames = frames
         self.counters = counters
@@ -148,8 +156,11 @@ class Inbox:
         if self.reorder is not None and (self.reorder.given_up or self.reorder.late):
             log.warning(
                 "%s: %d frames never came from %s (lost with a worker), %d came too late",
-                self.stage, self.reorder.given_up, self.reorder.upstream, self.reorder.late,
-            )  # fmt: skip
+                self.stage,
+                self.reorder.given_up,
+                self.reorder.upstream,
+                self.reorder.late,
+            )
 
     def close(self) -> None:
         self.receiver.close()

@@ -10,15 +10,17 @@ the source: those links keep a short queue (6 MB a frame over tcp).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .config import Config
 from .endpoint import Endpoint
 from .registry import Link
 from .senders import Distributor, PushSender, Sender
 from .transport import Receiver
+
+if TYPE_CHECKING:
+    from .config import Config
 
 FRAMES_HWM = 4  # messages queued on a link that carries full frames
 HWM = 16  # on the others

@@ -41,14 +41,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import msgpack
 import numpy as np
 
+from . import checks, registry
+from .errors import GazeflowError
+
 SCHEMA_VERSION = 1
 KINDS = ("frame", "eos", "drop")
-RESULT_KEYS = ("face", "landmarks", "head_pose", "gaze", "eyes", "pointer")
 ITEMSIZE = {"uint8": 1, "float32": 4}  # the dtypes an array on the wire may have
 _NAME_OF = {"B": "uint8", "f": "float32"}  # numpy dtype.char -> name on the wire
 
@@ -68,7 +71,7 @@ class Message:
     @classmethod
     def frame(cls, index: int, t_capture: float, source: dict[str, Any]) -> Message:
         header: dict[str, Any] = {"frame": index, "t_capture": t_capture, "source": source}
-        header.update(dict.fromkeys(RESULT_KEYS))
+        header.update(dict.fromkeys(result_defaults()))
         header["trace"] = []
         return cls("frame", header)
 
@@ -145,72 +148,68 @@ def decode(frames: list[Any]) -> Message:
 
 
 # -- the header's fields: what each may hold (every message is checked once, as it is received) ---------
-def _number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _count(x: Any, limit: int = 1 << 40) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < limit
-
-
-def _numbers(n: int) -> Any:
-    return lambda x: isinstance(x, list) and len(x) == n and all(_number(v) for v in x)
-
-
-def _ints(n: int) -> Any:
-    return lambda x: isinstance(x, list) and len(x) == n and all(isinstance(v, int) and abs(v) < 1 << 31 for v in x)
-
-
-def _optional(check: Any) -> Any:
-    return lambda x: x is None or check(x)
-
-
 def _row(r: Any) -> bool:  # a trace row: [stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]
     # msgpack's integers fit 64 bits already: only their type is checked (this runs for every row of every hop)
-    return (type(r) is list and len(r) == 10 and type(r[0]) is str and type(r[8]) is str
-            and all(type(v) is int for v in r[1:8]) and type(r[9]) is int)  # fmt: skip
+    return (
+        type(r) is list
+        and len(r) == 10
+        and type(r[0]) is str
+        and type(r[8]) is str
+        and all(type(v) is int for v in r[1:8])
+        and type(r[9]) is int
+    )
 
 
-POINT = _numbers(2)
-FIELDS: dict[str, Any] = {  # a frame's fields; (required) marks those every frame has
-    "frame": _count,  # (required)
-    "t_capture": lambda x: _number(x) and 0 <= x < 1e11,  # (required) seconds since the epoch
+CORE: dict[str, checks.Check] = {  # the fields of every frame, whatever the chain; (required) marks those it has
+    "frame": checks.count,  # (required)
+    "t_capture": lambda x: checks.number(x) and 0 <= x < 1e11,  # (required) seconds since the epoch
     "trace": lambda x: isinstance(x, list) and len(x) <= 64 and all(_row(r) for r in x),  # (required)
-    "source": lambda x: isinstance(x, dict) and all(_number(v) for v in x.values()),  # width, height, fps
-    "face": _optional(_numbers(4)),
-    "landmarks": _optional(lambda x: isinstance(x, list) and len(x) == 5 and all(POINT(p) for p in x)),
-    "head_pose": _optional(lambda x: isinstance(x, dict) and all(_number(x.get(k)) for k in ("yaw", "pitch", "roll"))),
-    "gaze": _optional(lambda x: _numbers(3)(x) and any(x)),
-    "eyes": _optional(
-        lambda x: isinstance(x, dict) and all(_number(x.get(k)) and 0 <= x[k] <= 1 for k in ("left", "right"))
-    ),
-    "pointer": _optional(lambda x: isinstance(x, dict)),
-    "crop": lambda x: _ints(3)(x) and x[2] > 0,
-    "tracked": lambda x: isinstance(x, bool),  # the face box came from tracking, not the detector
-    "region": lambda x: _ints(4)(x) and x[0] < x[2] and x[1] < x[3],
-    "seq": _count,
-    "frame_ref": lambda x: isinstance(x, dict),
+    "source": lambda x: isinstance(x, dict) and all(checks.number(v) for v in x.values()),  # width, height, fps
+    "region": lambda x: checks.ints(4)(x) and x[0] < x[2] and x[1] < x[3],
+    "seq": checks.count,
+    "frame_ref": checks.table,
 }
 REQUIRED = ("frame", "t_capture", "trace")
 OTHER_KINDS: dict[str, dict[str, Any]] = {
-    "eos": {"stats": lambda x: isinstance(x, dict) and all(isinstance(v, dict) for v in x.values()),
-            "total": _count, "copies": lambda x: _count(x, 1 << 10)},
-    "drop": {"seq": _count, "frame": _optional(_count)},
-}  # fmt: skip
+    "eos": {
+        "stats": lambda x: isinstance(x, dict) and all(isinstance(v, dict) for v in x.values()),
+        "total": checks.count,
+        "copies": lambda x: checks.count(x, 1 << 10),
+    },
+    "drop": {"seq": checks.count, "frame": checks.optional(checks.count)},
+}
+
+
+@cache
+def fields() -> dict[str, checks.Check]:
+    """A frame's fields: the core ones and those the registered stages write (their manifests)."""
+    out = dict(CORE)
+    for spec in registry.stages().values():
+        for key, check in spec.writes.items():
+            if key in out:
+                raise GazeflowError(f"stage {spec.name} writes the header field {key!r}, which is taken")
+            out[key] = check
+    return out
+
+
+@cache
+def result_defaults() -> tuple[str, ...]:
+    """The results fields that are None until their stage writes them (every frame has them)."""
+    return tuple(k for s in registry.stages().values() for k in s.results if s.writes[k](None))
 
 
 def check_header(kind: str, header: dict[str, Any]) -> None:
     """Every field the header has holds what the schema says (a frame has the required ones, a drop its
     seq); MalformedMessage naming the first that does not. Fields the schema does not know are kept."""
-    fields = FIELDS if kind == "frame" else OTHER_KINDS[kind]
+    known = fields() if kind == "frame" else OTHER_KINDS[kind]
     for key in REQUIRED if kind == "frame" else ("seq",) if kind == "drop" else ():
         if key not in header:
             raise MalformedMessage(f"{kind} without {key!r}")
     for key, value in header.items():
-        check = fields.get(key)
+        check = known.get(key)
         if check is not None and not check(value):
             raise MalformedMessage(f"bad {key!r}: {str(value)[:80]}")
-    for key in RESULT_KEYS if kind == "frame" else ():
+    for key in result_defaults() if kind == "frame" else ():
         header.setdefault(key, None)
 
 

@@ -64,9 +64,17 @@ class Counters:
 
 
 def trace_row(
-    stage: str, t_recv: int, t_send: int = 0, queue: int = 0, pre: int = 0, infer: int = 0, hold: int = 0,
-    post: int = 0, worker: str = "0", in_flight: int = 0,
-) -> list[Any]:  # fmt: skip
+    stage: str,
+    t_recv: int,
+    t_send: int = 0,
+    queue: int = 0,
+    pre: int = 0,
+    infer: int = 0,
+    hold: int = 0,
+    post: int = 0,
+    worker: str = "0",
+    in_flight: int = 0,
+) -> list[Any]:
     """One stage's trace row, in the order above (wall ns, then durations in ns)."""
     return [stage, t_recv, t_send, queue, pre, infer, hold, post, worker, in_flight]
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .config import Config
 from .engine import Item
 from .frames import Frames
 from .links import LinkEnd
@@ -21,6 +20,9 @@ from .messages import Message
 from .metrics import T_SEND, Counters, trace_row
 from .process import StopFlag
 from .senders import Sender
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("gazeflow.stage")
 WAIT_S = 0.1  # how often a blocked send looks at the stop flag
@@ -32,9 +34,15 @@ class Stopped(Exception):
 
 class Outbox:
     def __init__(
-        self, cfg: Config, stage: str, ctx: zmq.Context, frames: Frames, counters: Counters, stop: StopFlag,
+        self,
+        cfg: Config,
+        stage: str,
+        ctx: zmq.Context,
+        frames: Frames,
+        counters: Counters,
+        stop: StopFlag,
         beat: Callable[[], None] = lambda: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stage = stage
         self.beat = beat  # while it waits for the next stage, the stage is alive
         self.frames = frames

@@ -20,15 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
 
+from . import channels
 from .errors import GazeflowError
 from .security import stop_authenticators
 
 log = logging.getLogger("gazeflow")
 CONTROL_ENV = "GAZEFLOW_CONTROL"
-GO_ENV = "GAZEFLOW_GO"  # run-all: the file whose appearance tells the source that every stage is ready
+GO_ENV = "GAZEFLOW_GO"  # run-all's go channel, which tells the source that every stage is ready
 BEAT_S = 1.0  # a stage's heartbeat to run-all
 _PR_SET_PDEATHSIG = 1
 
@@ -60,53 +60,77 @@ class StopFlag:
 
 
 class Control:
-    """Events to the supervisor, if there is one."""
+    """Events to the supervisor (its ``control`` channel), if there is one."""
 
     def __init__(self, ctx: zmq.Context, stage: str) -> None:
         self.stage = stage
-        self.sock: zmq.Socket | None = None
+        self.ctx = ctx
+        self.end: channels.End | None = None
         self._next_beat = 0.0
         self.counters: Any = None  # the stage's Counters, once it has them
-        endpoint = os.environ.get(CONTROL_ENV)
-        if endpoint:
-            self.sock = ctx.socket(zmq.PUSH)
-            self.sock.setsockopt(zmq.LINGER, 2000)
-            self.sock.connect(endpoint)
+        where = os.environ.get(CONTROL_ENV)
+        if where:
+            self.end = channels.End(ctx, "control", where, serves=False, linger_ms=2000)
 
     def beat(self) -> None:
         """The stage's loop is alive (at most one heartbeat a second goes out): run-all restarts a stage
         whose heartbeats stop (hung, or stopped) as if it had died. Called from the loop itself, never from
         a thread of its own, so that a loop that hangs stops beating."""
         now = time.monotonic()
-        if self.sock is not None and now >= self._next_beat:
+        if self.end is not None and now >= self._next_beat:
             self._next_beat = now + BEAT_S
-            beat = {"event": "alive", "stage": self.stage, "pid": os.getpid()}
+            beat = channels.Alive(self.stage, os.getpid())
             if self.counters is not None:  # what it has taken in and passed on: the health line's figures
-                beat.update(frames_in=self.counters.received, frames_out=self.counters.sent)
-            with contextlib.suppress(zmq.Again):
-                self.sock.send(msgpack.packb(beat), zmq.NOBLOCK)
+                beat.frames_in, beat.frames_out = self.counters.received, self.counters.sent
+            self.end.send(beat)
 
-    def send(self, event: str, **fields: Any) -> None:
-        if self.sock is not None:
-            payload = {"event": event, "stage": self.stage, "pid": os.getpid(), **fields}
-            self.sock.send(msgpack.packb(payload, use_bin_type=True))
+    def ready(self) -> None:
+        """Models compiled, sockets up: run-all is told, and ps stops saying the stage is starting (a source
+        says next that it waits for the others, until run-all says go)."""
+        if self.end is not None:
+            self.end.send(channels.Ready(self.stage, os.getpid()), block=True)
+        _title_suffix("")
+
+    def failed(self, message: str) -> None:
+        if self.end is not None:
+            self.end.send(channels.Failed(self.stage, os.getpid(), message[:2000]), block=True)
+
+    def wait_for_go(self, stop: StopFlag) -> bool:
+        """Under run-all, the source starts with the other stages (opening its input while they compile) and
+        sends its first frame when run-all says go (every other stage is ready); True then (at once without
+        run-all), False when stopped first."""
+        where = os.environ.get(GO_ENV)
+        if not where:
+            return not stop
+        go = channels.End(self.ctx, "go", where, serves=False)
+        _title_suffix(" (waiting for the other stages)")  # in ps until run-all says go
+        try:
+            while not stop:
+                self.beat()
+                if go.poll(50) and go.receive() is not None:
+                    return True
+            return False
+        finally:
+            _title_suffix("")
+            go.close()
+
+    @property
+    def is_on(self) -> bool:
+        return self.end is not None
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
+        if self.end is not None:
+            self.end.close()
 
 
-def wait_for_go(stop: StopFlag, beat: Callable[[], None]) -> bool:
-    """Under run-all, the source starts with the other stages (opening its input while they compile) and
-    sends its first frame when run-all makes the GO_ENV file; True then (at once without run-all), False
-    when stopped first."""
-    path = os.environ.get(GO_ENV)
-    while path and not os.path.exists(path):
-        if stop:
-            return False
-        beat()
-        time.sleep(0.005)
-    return not stop
+def _title_suffix(suffix: str) -> None:
+    """Say in the process's title (ps) what it is doing, after its name."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    name = setproctitle.getproctitle().split(" (", 1)[0]
+    setproctitle.setproctitle(name + suffix)
 
 
 class Throttled:
@@ -139,8 +163,10 @@ def private_dir(path: str | Path) -> Path:
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise GazeflowError(f"run directory {p} is not a directory of its own (a link?): remove it or set run_dir")
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise GazeflowError(f"run directory {p} is not private (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o}): "
-                            "remove it or set run_dir")  # fmt: skip
+        raise GazeflowError(
+            f"run directory {p} is not private (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o}): "
+            "remove it or set run_dir"
+        )
     return p
 
 
@@ -160,8 +186,8 @@ def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None])
     try:
         import setproctitle
 
-        setproctitle.setproctitle(f"gazeflow-stage {name}")
-    except ImportError:
+        setproctitle.setproctitle(f"gazeflow-stage {name} (starting)")  # until ready(): ps tells a stage
+    except ImportError:  # compiling its models from one that runs
         pass
     if os.environ.get(CONTROL_ENV):
         _die_with_parent()
@@ -179,8 +205,8 @@ def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None])
         message, code = f"{type(exc).__name__}: {exc}", 1
     finally:
         if code:
-            if control.sock is not None:
-                control.send("error", message=message)  # run-all prints it, once
+            if control.is_on:
+                control.failed(message)  # run-all prints it, once
             else:
                 log.error("stage %s: %s", name, message)
         control.close()

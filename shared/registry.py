@@ -1,18 +1,19 @@
-"""Every stage, declared once.
+"""Every stage, declared once, by its manifest.
 
-The config (its stage tables, the links between stages, what may be scaled),
-run-all (which processes, in which order, which ones are restarted), run-sync,
-the bench, the metrics and the deploy tests all read this registry; none of
-them names a stage. Adding a stage is one entry here and its folder under
-``services/`` with its processor (``shared/stage.py``: prepare, finish). A stage
-from another package is declared the same way, as an entry point in the group
-``gazeflow.stages`` whose object is a ``Stage``.
+A stage is a folder ``services/NAME/`` whose package exports ``STAGE``, a ``Stage``: what it is (source,
+inference, sink), its processor, the links it receives from and sends on, its models, its config tables,
+the header fields it writes (the wire schema and the results line are built from them), its checks before
+anything starts, its side channels, and what the view draws for it. A stage from another package is
+declared the same way, as an entry point in the group ``gazeflow.stages`` whose object is a ``Stage``.
 
-The pipeline a run uses is a chain of registered stages (the config's ``chain``;
-by default every stage that is not optional, in the order below): a source,
-then inference stages, then a sink. Each link of the chain is named after what
-its upstream stage sends (``Stage.output``); it is an ipc socket of that name
-in the run directory unless the topology file gives its endpoints.
+The config (its tables, the chain and its links, what may be scaled), the wire schema, run-all (which
+processes, which ones are restarted, the checks before the start), run-sync, tracking, the keys, the
+metrics, the view and the bench read the manifests; none of them names a stage.
+
+The pipeline a run uses is a chain of registered stages (the config's ``chain``; by default the stages
+that are not optional, from the source along the links: each stage's ``input`` is what the one before
+it sends). Each link of the chain is named after what its upstream stage sends (``Stage.output``); it is
+an ipc socket of that name in the run directory unless the topology file gives its endpoints.
 """
 
 from __future__ import annotations
@@ -20,18 +21,47 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from gazeflow.models.catalog import EYE_STATE, FACE, GAZE, HEAD_POSE, LANDMARKS
-
 from .errors import GazeflowError
 
 ROLES = ("source", "inference", "sink")
 ENTRY_POINTS = "gazeflow.stages"
+TRACKING_ROLES = ("", "detector", "tracker")
 log = logging.getLogger("gazeflow.registry")
+
+
+def load_ref(ref: str) -> Any:
+    """The object a "module:attr" reference names (imported only by the process that uses it)."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A side channel of a stage, besides its data links: its messages are a schema of shared/channels.py,
+    its socket an ipc endpoint of that name in the run directory. ``serves``: this stage binds it (else it
+    connects). ``peer``: who is at the other end when it is not a stage of the chain (the 'ctl' command),
+    which the keys of 'gazeflow keys' then include."""
+
+    name: str
+    serves: bool
+    peer: str = ""
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A layer the view draws for a stage: its name (view.overlays), the key that toggles it in the window,
+    and "module:function(canvas, header)" that draws it (shared/canvas.py)."""
+
+    layer: str
+    key: str
+    draw: str
 
 
 @dataclass(frozen=True)
@@ -39,8 +69,16 @@ class Stage:
     name: str
     role: str  # source: reads the input and starts the stream; inference: runs models; sink: ends the stream
     processor: str  # "module:attr": a Processor class (a source: an object with run() and frames())
-    output: str = ""  # the link it sends on, named after what travels on it; "" for the sink
+    input: str = ""  # the link it receives from, named after what travels on it; "" for the source
+    output: str = ""  # the link it sends on; "" for a sink that nothing may follow
     models: dict[str, str] = field(default_factory=dict)  # model key (as the processor names it) -> model
+    sections: dict[str, type] = field(default_factory=dict)  # its config tables: name -> settings.Section class
+    writes: dict[str, Callable[[Any], bool]] = field(default_factory=dict)  # header fields it writes -> check
+    results: tuple[str, ...] = ()  # which of them go to the results line, in this order
+    preflight: str = ""  # "module:function(cfg)": raises GazeflowError before any process starts
+    overlay: tuple[Overlay, ...] = ()  # what the view draws of its fields
+    channels: tuple[Channel, ...] = ()
+    tracking: str = ""  # "detector" or "tracker": the two ends of tracking's feedback (shared/tracking.py)
     restartable: bool = False  # keeps no state between frames: run-all restarts it when it dies
     scalable: bool = False  # several worker processes may share its load
     optional: bool = False  # in the chain only when the config's chain names it
@@ -51,49 +89,76 @@ class Stage:
 
     def load(self) -> Any:
         """The processor class (or the source object): imported only by the process that runs it."""
-        module, _, attr = self.processor.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_ref(self.processor)
+
+    def check(self) -> None:
+        """A manifest that contradicts itself: one line naming it."""
+        where = f"stage {self.name!r}"
+        if self.role not in ROLES or self.tracking not in TRACKING_ROLES:
+            raise GazeflowError(f"{where}: role {self.role!r}/tracking {self.tracking!r} is not one gazeflow knows")
+        if (self.role == "source" and self.input) or (self.role != "source" and not self.optional and not self.input):
+            raise GazeflowError(f"{where}: a source has no input, every other stage one (optional ones may not)")
+        if set(self.results) - set(self.writes):
+            raise GazeflowError(f"{where}: results {self.results} that it does not write")
 
 
-BUILTIN: tuple[Stage, ...] = (
-    Stage("capture", "source", "gazeflow.services.capture.stage:Capture", output="frames"),
-    Stage(
-        "face_detection", "inference", "gazeflow.services.face_detection.processor:FaceDetection",
-        output="faces", models={"face": FACE}, restartable=True, scalable=True,
-    ),
-    Stage(
-        "landmarks_headpose", "inference", "gazeflow.services.landmarks_headpose.processor:LandmarksHeadPose",
-        output="eyes", models={"landmarks": LANDMARKS, "head_pose": HEAD_POSE}, restartable=True, scalable=True,
-        realtime_threads=1,
-    ),
-    Stage(
-        "gaze", "inference", "gazeflow.services.gaze.processor:Gaze",
-        output="gaze", models={"gaze": GAZE, "eye_state": EYE_STATE}, restartable=True, scalable=True,
-        realtime_threads=1,
-    ),
-    Stage("pointer", "sink", "gazeflow.services.pointer.processor:Pointer", output="results"),
-    # in place of the pointer while 'gazeflow calibrate' runs: writes the samples it fits from
-    Stage("calibration", "sink", "gazeflow.services.calibration.sink:CalibrationSink", optional=True),
-    # after the pointer (--show, --output): the annotated frames in a window or a video file
-    Stage("view", "sink", "gazeflow.services.view.processor:View", optional=True, reads_frames=True),
-)  # fmt: skip
+def _builtin() -> list[Stage]:
+    """The manifests of gazeflow's own stages: every package under gazeflow.services that exports STAGE."""
+    import gazeflow.services as services
+
+    found = []
+    for module in pkgutil.iter_modules(services.__path__, services.__name__ + "."):
+        if module.ispkg:
+            spec = getattr(importlib.import_module(module.name), "STAGE", None)
+            if isinstance(spec, Stage):
+                found.append(spec)
+    return found
 
 
-@cache
-def stages() -> dict[str, Stage]:
-    """Every registered stage by name: the built-in ones, then those of installed packages."""
-    out = {s.name: s for s in BUILTIN}
+def _plugins() -> list[Stage]:
+    out = []
     for ep in entry_points(group=ENTRY_POINTS):
         try:
             spec = ep.load()
         except Exception as exc:  # a broken plugin is named, not a traceback
             raise GazeflowError(f"stage entry point {ep.name!r} ({ep.value}): {type(exc).__name__}: {exc}") from None
-        if not isinstance(spec, Stage) or spec.role not in ROLES:
+        if not isinstance(spec, Stage):
             raise GazeflowError(f"stage entry point {ep.name!r} ({ep.value}) is not a gazeflow Stage")
-        if spec.name in out:
-            raise GazeflowError(f"stage entry point {ep.name!r}: a stage named {spec.name!r} exists already")
-        out[spec.name] = spec
+        out.append(spec)
     return out
+
+
+@cache
+def stages() -> dict[str, Stage]:
+    """Every registered stage by name: gazeflow's own, then those of installed packages, in the order of the
+    default chain first (source to sink along the links), the optional ones after."""
+    out: dict[str, Stage] = {}
+    for spec in [*_builtin(), *_plugins()]:
+        if spec.name in out:
+            raise GazeflowError(f"two stages are named {spec.name!r}")
+        spec.check()
+        out[spec.name] = spec
+    chain = _along_links(out)
+    return {name: out[name] for name in [*chain, *sorted(set(out) - set(chain))]}
+
+
+def _along_links(specs: dict[str, Stage]) -> list[str]:
+    """The stages that are not optional, from the source along the links."""
+    required = [s for s in specs.values() if not s.optional]
+    sources = [s for s in required if s.role == "source"]
+    if len(sources) != 1:
+        raise GazeflowError(f"the stages that are not optional have {len(sources)} sources, not one")
+    chain = [sources[0]]
+    while chain[-1].output:
+        after = [s for s in required if s.input == chain[-1].output and s not in chain]
+        if len(after) > 1:
+            raise GazeflowError(
+                f"{', '.join(s.name for s in after)} all take {chain[-1].output}: make all but one optional"
+            )
+        if not after:
+            break
+        chain.append(after[0])
+    return [s.name for s in chain]
 
 
 def get(name: str) -> Stage:
@@ -112,6 +177,28 @@ def default_chain() -> tuple[str, ...]:
     return tuple(s.name for s in stages().values() if not s.optional)
 
 
+def sections() -> dict[str, tuple[str, type]]:
+    """Every stage's config tables: table name -> (the stage that owns it, its Section class)."""
+    out: dict[str, tuple[str, type]] = {}
+    for spec in stages().values():
+        for table, model in spec.sections.items():
+            if table in out:
+                raise GazeflowError(f"config table [{table}] is declared by {out[table][0]} and {spec.name}")
+            out[table] = (spec.name, model)
+    return out
+
+
+def overlays(chain: tuple[str, ...] | list[str] | None = None) -> tuple[Overlay, ...]:
+    """The view's layers: those of the chain's stages (every registered stage's without a chain), in order."""
+    names = chain if chain is not None else stages()
+    return tuple(itertools.chain.from_iterable(get(name).overlay for name in names))
+
+
+def with_tracking(chain: tuple[str, ...] | list[str], role: str) -> str:
+    """The stage of the chain at this end of tracking's feedback ("detector", "tracker"), or ""."""
+    return next((name for name in chain if get(name).tracking == role), "")
+
+
 def check_chain(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """A source, inference stages, then one or more sinks (each passing the frame on to the next), each
     stage once; one line naming the problem otherwise."""
@@ -127,6 +214,9 @@ def check_chain(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     for spec in specs[:-1]:
         if not spec.output:
             raise GazeflowError(f"chain {list(chain)}: {spec.name} ends a chain; nothing can follow it")
+    names = [spec.output for spec in specs[:-1]]
+    if len(set(names)) != len(names):
+        raise GazeflowError(f"chain {list(chain)}: two stages send on a link of the same name")
     return tuple(chain)
 
 
@@ -144,6 +234,11 @@ def frames_after(chain: tuple[str, ...] | list[str], stage: str) -> bool:
     """Whether a stage after ``stage`` in the chain reads the frame's pixels (so they must go on)."""
     rest = list(chain)[list(chain).index(stage) + 1 :]
     return any(get(name).reads_frames for name in rest)
+
+
+def result_keys(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The results line's fields after frame and t: what the chain's stages write for it, in chain order."""
+    return tuple(itertools.chain.from_iterable(get(name).results for name in chain))
 
 
 @dataclass(frozen=True)

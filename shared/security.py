@@ -25,6 +25,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from . import registry
 from .errors import GazeflowError
 from .registry import Link
 
@@ -36,14 +37,17 @@ CTL = "ctl"  # the identity of 'gazeflow ctl' when it reaches the pointer over t
 
 
 def neighbours(links: Iterable[Link]) -> dict[str, set[str]]:
-    """Each stage's neighbours: the stages at the other end of its links (and 'gazeflow ctl' for the pointer)."""
+    """Each stage's neighbours: the stages at the other end of its links, and the peers of the side channels
+    its manifest serves to someone outside the chain ('gazeflow ctl' for the pointer's ctl)."""
     out: dict[str, set[str]] = {}
     for link in links:
         out.setdefault(link.up, set()).add(link.down)
         out.setdefault(link.down, set()).add(link.up)
-    if "pointer" in out:
-        out["pointer"].add(CTL)
-        out[CTL] = {"pointer"}
+    for stage in list(out):
+        for channel in registry.get(stage).channels:
+            if channel.peer:
+                out[stage].add(channel.peer)
+                out.setdefault(channel.peer, set()).add(stage)
     return out
 
 

@@ -15,13 +15,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
 
 from . import registry, tracking
-from .config import Config
 from .engine import Engine, Inputs, Item, Outputs
 from .framering import RingConsumer
 from .frames import Frames
@@ -30,6 +29,10 @@ from .messages import Message
 from .metrics import Counters
 from .outbox import Outbox, Stopped, stats
 from .process import Control, StopFlag, Throttled
+from .sink import SinkEnd
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = ["Inputs", "Outputs", "Processor", "StageRuntime", "build"]
 log = logging.getLogger("gazeflow.stage")
@@ -51,7 +54,8 @@ class Processor:
         # set by the runtime: (model key, input) -> that input's memory in the next frame's request
         self.staging: Callable[[str, Any], np.ndarray | None] | None = None
 
-    tracking_role = ""  # "detector" or "tracker": the two ends of the tracking feedback (shared/tracking.py)
+    sink_end: Any = None  # a sink's end of the stream (shared/sink.py), set by the runtime: figures, health
+    result_extras: tuple[str, ...] = ()  # a sink's: header fields added to each results line after the chain's
 
     def ready(self, msg: Message) -> bool:
         """Whether the next message may start now (False: it waits at the head of the inbox)."""
@@ -90,6 +94,14 @@ class Processor:
     def tick(self) -> None:
         """Called on every turn of the loop (at least every POLL_MS), frames or not."""
 
+    def live(self) -> str:
+        """A sink's part of the live line."""
+        return ""
+
+    def report(self) -> dict[str, Any]:
+        """A sink's part of the metrics report (tables are merged into the report's)."""
+        return {}
+
 
 def build(name: str, cfg: Config) -> Processor:
     """The processor of a registered stage."""
@@ -116,18 +128,37 @@ class StageRuntime:
         self.inbox = Inbox(cfg, name, ctx, self.frames, self.counters, self.proc.check)
         self.log_failure = Throttled(log, logging.ERROR)
         self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop, control.beat)
-        self.feedback: tracking.Feedback | None = None
-        if self.proc.tracking_role == "detector" and cfg.detect_every > 1 and not tracking.active(cfg):
-            log.info("%s: detecting every frame: tracking needs face detection and landmarks as single processes "
-                     "on one host", name)  # fmt: skip
-        if self.proc.tracking_role and tracking.active(cfg):
-            self.feedback = tracking.SocketFeedback(ctx, cfg.run_dir, receiving=self.proc.tracking_role == "detector")
-            self.proc.feedback = self.feedback  # type: ignore[attr-defined]
+        self.feedback = self._tracking(ctx)
+        first_sink = registry.through_first_sink(cfg.chain)[-1] == name
+        self.sink = SinkEnd(cfg, self.proc, under_supervisor=control.is_on) if first_sink else None
+        self.proc.sink_end = self.sink
         self.pending: deque[Item] = deque()  # in frame order, waiting for their inferences
+        self.started = time.monotonic()
+        self.next_note = self.started + WAITING_NOTE_S
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
         label = f"{name}[{worker}]" if cfg.workers(name) > 1 else name
-        log.info("%s: %s, hint %s, requests %s, input %s", label, cfg.stages[name].device, cfg.hint_for(name),
-                 self.engine.sizes or "-", self.inbox.endpoint)  # fmt: skip
+        log.info(
+            "%s: %s, hint %s, requests %s, input %s",
+            label,
+            cfg.stages[name].device,
+            cfg.hint_for(name),
+            self.engine.sizes or "-",
+            self.inbox.endpoint,
+        )
+
+    def _tracking(self, ctx: zmq.Context) -> tracking.Feedback | None:
+        """This stage's end of tracking's feedback, when its manifest names one and tracking runs."""
+        role = registry.get(self.name).tracking
+        if role == "detector" and self.cfg.detect_every > 1 and not tracking.active(self.cfg):
+            log.info(
+                "%s: detecting every frame: tracking needs its detector and tracker as single processes on one host",
+                self.name,
+            )
+        if not role or not tracking.active(self.cfg):
+            return None
+        feedback = tracking.SocketFeedback(ctx, self.cfg.run_dir, receiving=role == "detector")
+        self.proc.feedback = feedback  # type: ignore[attr-defined]
+        return feedback
 
     def _start(self) -> bool:
         """Start work on waiting messages while requests are free; True at the end of the stream."""
@@ -154,8 +185,9 @@ class StageRuntime:
     def _failed(self, item: Item, where: str) -> None:
         """A frame the processor failed on is dropped and counted (with a notice in its place after scaled
         workers), never the stage's end; the error is logged with its traceback, at most once a second."""
-        self.log_failure("%s: %s failed on frame %s: dropped", self.name, where, item.msg.header.get("frame"),
-                         exc_info=True)  # fmt: skip
+        self.log_failure(
+            "%s: %s failed on frame %s: dropped", self.name, where, item.msg.header.get("frame"), exc_info=True
+        )
         self.counters.dropped += 1
         self.frames.drop(item.msg)
         if self.inbox.drop_notices and "seq" in item.msg.header:
@@ -184,42 +216,31 @@ class StageRuntime:
             self.outbox.emit(item, msg, t_post, self.worker, self.engine.in_flight)
             try:
                 self.proc.sent(msg)
+                if self.sink is not None:
+                    self.sink.add(msg)
             except Exception:  # it has left: the stage goes on, the error is said
-                self.log_failure("%s: after sending frame %s: failed", self.name, msg.header.get("frame"),
-                                 exc_info=True)  # fmt: skip
+                self.log_failure(
+                    "%s: after sending frame %s: failed", self.name, msg.header.get("frame"), exc_info=True
+                )
 
     def run(self) -> None:
+        """receive -> start (prepare, submit) -> collect (finish, emit), until the end of the stream."""
         poller = zmq.Poller()
         poller.register(self.engine.wake_fd, zmq.POLLIN)
         for sock in self.feedback.sockets if self.feedback is not None else []:
             poller.register(sock, zmq.POLLIN)  # a tracked box that arrives wakes the loop
-        self.control.send("ready")
+        self.control.ready()
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
-        started, next_note = time.monotonic(), time.monotonic() + WAITING_NOTE_S
         try:
             while not self.stop:
                 want = not eos and self.inbox.wants()
                 poller.register(self.inbox.sock, zmq.POLLIN if want else 0)
-                events = dict(poller.poll(POLL_MS))
-                if self.engine.wake_fd in events:
-                    self.engine.woken()
-                if self.feedback is not None and events:
-                    self.feedback.receive()  # taken in now: a socket left readable would spin the loop
-                if want and self.inbox.sock in events:
-                    self.inbox.receive()
-                self.inbox.expire()
+                self._events(dict(poller.poll(POLL_MS)), want)
                 self._collect()
                 eos = self._start() or eos
                 self._collect()
-                self.inbox.credit(0)
-                self.proc.tick()
-                self.control.beat()
-                if not self.counters.received and time.monotonic() > next_note:  # say what it waits for
-                    next_note = time.monotonic() + WAITING_NOTE_S
-                    upstream = self.cfg.link(self.name, "input").up
-                    log.info("%s: waiting for the first frame from %s on %s (%.0f s)", self.name, upstream,
-                             self.inbox.endpoint, time.monotonic() - started)  # fmt: skip
+                self._turn()
                 if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
                     self._end(self.pending.popleft().msg, time.process_time() - cpu0)
                     return
@@ -234,6 +255,36 @@ class StageRuntime:
             if self.feedback is not None:
                 self.feedback.close()
 
+    def _events(self, events: dict[Any, int], want: bool) -> None:
+        """Take in what woke the loop: completions, tracked boxes, messages."""
+        if self.engine.wake_fd in events:
+            self.engine.woken()
+        if self.feedback is not None and events:
+            self.feedback.receive()  # taken in now: a socket left readable would spin the loop
+        if want and self.inbox.sock in events:
+            self.inbox.receive()
+        self.inbox.expire()
+
+    def _turn(self) -> None:
+        """Every turn of the loop: credits, the processor's and the sink's ticks, the heartbeat, and until the
+        first frame comes, every WAITING_NOTE_S, what the stage waits for."""
+        self.inbox.credit(0)
+        self.proc.tick()
+        if self.sink is not None:
+            self.sink.tick()
+        self.control.beat()
+        now = time.monotonic()
+        if not self.counters.received and now > self.next_note:
+            self.next_note = now + WAITING_NOTE_S
+            upstream = self.cfg.link(self.name, "input").up
+            log.info(
+                "%s: waiting for the first frame from %s on %s (%.0f s)",
+                self.name,
+                upstream,
+                self.inbox.endpoint,
+                now - self.started,
+            )
+
     def _end(self, eos: Message, cpu_s: float) -> None:
         worker = self.worker if self.cfg.workers(self.name) > 1 else None
         eos.header.setdefault("stats", {})[self.name] = stats(self.counters, self.engine.sizes, cpu_s, worker)
@@ -242,7 +293,9 @@ class StageRuntime:
         eos.header["stats"][self.name].update(self.proc.stats())
         self.inbox.report()
         if registry.get(self.name).role == "sink":
-            self.proc.finish(eos, {})  # a sink: its report (the pointer's, before the view after it)
+            self.proc.finish(eos, {})  # a sink: its own end (the pointer's, before the view after it)
+        if self.sink is not None:
+            self.sink.end(eos.header["stats"])
         if self.outbox.sender is not None:
             self.outbox.end(eos)
         log.info("%s: end of stream, %s", self.name, self.counters.as_dict())

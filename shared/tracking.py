@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgpack
 import zmq
 
-from .config import Config
+from . import channels
+
+if TYPE_CHECKING:
+    from .config import Config
+
 
 log = logging.getLogger("gazeflow.tracking")
 DELAY = 1  # frames between the landmarks a box comes from and the frame that uses it
@@ -42,21 +44,14 @@ KEEP = 256  # boxes kept, newest frames
 
 
 def active(cfg: Config) -> bool:
-    """Tracking runs when asked for and both stages are single processes on this host."""
-    if cfg.detect_every <= 1 or "face_detection" not in cfg.chain or "landmarks_headpose" not in cfg.chain:
+    """Tracking runs when asked for and both its ends (the stages whose manifests say detector and tracker)
+    are in the chain as single processes on this host."""
+    detector, tracker = cfg.in_chain("detector"), cfg.in_chain("tracker")
+    if cfg.detect_every <= 1 or not detector or not tracker:
         return False
-    one = cfg.workers("face_detection") == 1 and cfg.workers("landmarks_headpose") == 1
-    local = cfg.endpoint("face_detection", "output").ipc_path is not None
+    one = cfg.workers(detector) == 1 and cfg.workers(tracker) == 1
+    local = cfg.endpoint(detector, "output").ipc_path is not None
     return one and local
-
-
-def _valid(item: Any) -> bool:
-    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and item[0] >= 0):
-        return False
-    box = item[1]
-    return box is None or (
-        isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
-    )
 
 
 class Feedback:
@@ -103,47 +98,27 @@ class Feedback:
 
 
 class SocketFeedback(Feedback):
-    """Face detection binds a PULL socket in the run directory; landmarks connects a PUSH socket to it."""
+    """Face detection serves the ``track`` channel in the run directory; landmarks sends on it."""
 
     def __init__(self, ctx: zmq.Context, run_dir: str, receiving: bool) -> None:
         super().__init__()
-        self.path = Path(run_dir) / "track"
         self.receiving = receiving
-        self.sock = ctx.socket(zmq.PULL if receiving else zmq.PUSH)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, 256)
-        self.sock.setsockopt(zmq.SNDHWM, 1000)
-        (self.sock.bind if receiving else self.sock.connect)(f"ipc://{self.path}")
+        self.end = channels.End.local(ctx, run_dir, "track", serves=receiving)
 
     def send(self, frame: int, box: list[float] | None) -> None:
-        try:
-            self.sock.send(msgpack.packb([frame, box]), zmq.NOBLOCK)
-        except zmq.Again:  # face detection is gone or far behind: it detects instead
-            pass
+        self.end.send(channels.Track(frame, box))  # not sent: face detection is gone or far behind: it detects
 
     def receive(self) -> None:
-        while self.receiving:
-            try:
-                raw = self.sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                item = msgpack.unpackb(raw, raw=False)
-            except Exception:
-                item = None
-            if not _valid(item):  # untrusted until validated: counted and skipped
-                self.malformed += 1
-                continue
-            self._keep(item[0], item[1])
+        while self.receiving and (item := self.end.receive()) is not None:
+            self._keep(item.frame, item.box)
+        self.malformed = self.end.malformed
 
     @property
     def sockets(self) -> list[zmq.Socket]:
-        return [self.sock] if self.receiving else []
+        return [self.end.sock] if self.receiving else []
 
     def close(self) -> None:
-        self.sock.close(0)
-        if self.receiving:
-            self.path.unlink(missing_ok=True)
+        self.end.close()
 
 
 class Tracker:

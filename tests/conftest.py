@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gazeflow.shared.config import default_assets_dir, runtime_root
+from gazeflow.shared.config import default_assets_dir
 
 ASSETS = Path(default_assets_dir())
 DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
@@ -21,11 +21,20 @@ DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
 
 def pytest_configure(config: pytest.Config) -> None:
     """The suite never reads the user's own profiles (a 'default' profile would change every result), nor
-    writes into the user's model cache."""
+    writes into the user's model cache. With --inference-precision, every run of the suite computes in that
+    precision (the user's config file of the suite's own config folder says so)."""
     import tempfile
 
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
         os.environ[var] = tempfile.mkdtemp(prefix=f"gazeflow-test-{var.split('_')[1].lower()}-")
+    precision = config.getoption("--inference-precision")
+    if precision:
+        from gazeflow.shared import registry
+
+        folder = Path(os.environ["XDG_CONFIG_HOME"]) / "gazeflow"
+        folder.mkdir(parents=True, exist_ok=True)
+        tables = "".join(f'[stages.{n}]\ninference_precision = "{precision}"\n' for n in registry.with_models())
+        (folder / "config.toml").write_text(tables)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -65,13 +74,27 @@ def demo_runs(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     every frame, the reference of topologies that cannot track (several face-detection workers, tcp)."""
     out = tmp_path_factory.mktemp("demo")
     files = {}
-    for name, command, extra in (("run-all", "run-all", []), ("run-sync", "run-sync", []),
-                                  ("run-all-every-frame", "run-all", ["--detect-every", "1"])):  # fmt: skip
+    for name, command, extra in (
+        ("run-all", "run-all", []),
+        ("run-sync", "run-sync", []),
+        ("run-all-every-frame", "run-all", ["--detect-every", "1"]),
+    ):
         results, metrics = out / f"{name}.jsonl", out / f"{name}.json"
         proc = gazeflow(
-            command, "--input", "demo", "--max-speed", "--pointer", "null", *extra,
-            "--results", str(results), "--metrics", str(metrics), "--log-interval", "0",
-        )  # fmt: skip
+            command,
+            "--input",
+            "demo",
+            "--max-speed",
+            "--pointer",
+            "null",
+            *extra,
+            "--results",
+            str(results),
+            "--metrics",
+            str(metrics),
+            "--log-interval",
+            "0",
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         files[name] = results
         files[name + "-metrics"] = metrics
@@ -84,8 +107,9 @@ def demo_runs(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 def demo_profile(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A profile fitted from the demo's recorded calibration (docs/demo-targets.json), once per session."""
     path = tmp_path_factory.mktemp("profile") / "demo.json"
-    proc = gazeflow("calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", str(path),
-                    "--log-interval", "0")  # fmt: skip
+    proc = gazeflow(
+        "calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", str(path), "--log-interval", "0"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return path
 
@@ -114,21 +138,19 @@ def _no_run_outlives_its_test():
 
 def start_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start gazeflow run-all in the background; return once capture is running and every other stage is
-    ready (run-all has told capture to go: frames flow)."""
+    ready (run-all has told capture to go: frames flow; until then its title says it waits)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "gazeflow.services.cli", "run-all", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     RUNNING.append(proc)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
-
-    def going() -> bool:
-        run_dirs = [d for d in Path(runtime_root()).glob("gazeflow-*") if _read(d / "run-all.pid") == str(proc.pid)]
-        return any((d / "go").exists() for d in run_dirs)
-
-    while "gazeflow-stage capture" not in {title(c) for c in parent.children() if c.is_running()} or not going():
+    while "gazeflow-stage capture" not in {title(c) for c in parent.children() if c.is_running()}:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"capture never started: {proc.communicate()[1][-2000:]}")
@@ -155,8 +177,11 @@ def start_xvfb(*screens: str) -> tuple[subprocess.Popen[bytes], str]:
     read, write = os.pipe()
     args = [arg for i, size in enumerate(screens) for arg in ("-screen", str(i), size)]
     extra = ["+xinerama"] if len(screens) > 1 else []
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), *args, *extra, "-noreset", "-nolisten", "tcp"],
-                              stderr=subprocess.DEVNULL, pass_fds=(write,))  # fmt: skip
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), *args, *extra, "-noreset", "-nolisten", "tcp"],
+        stderr=subprocess.DEVNULL,
+        pass_fds=(write,),
+    )
     os.close(write)
     with os.fdopen(read) as fh:
         number = fh.readline().strip()
@@ -166,8 +191,11 @@ def start_xvfb(*screens: str) -> tuple[subprocess.Popen[bytes], str]:
     display = f":{number}"
     Path.home().joinpath(".Xauthority").touch()
     env = {**os.environ, "DISPLAY": display}
-    wait_for(lambda: subprocess.run(["xdotool", "getmouselocation"], capture_output=True, env=env).returncode == 0,
-             "the X display", 10)  # fmt: skip
+    wait_for(
+        lambda: subprocess.run(["xdotool", "getmouselocation"], capture_output=True, env=env).returncode == 0,
+        "the X display",
+        10,
+    )
     return server, display
 
 
@@ -189,9 +217,25 @@ def kill_in_replay(tmp_path: Path, env: dict[str, str], victim: str, *args: str)
     every stage before it. Check that run-all restarted it and finished in frame order. Returns stdout,
     the metrics report and the frame numbers of the results."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--config", str(chain_with(tmp_path / "slow.toml", "slow")), "--input", "demo", "--max-speed",
-                     "--max-frames", str(KILL_FRAMES), "--pointer", "null", "--results", str(results),
-                     "--metrics", str(metrics), "--log-interval", "0", *args, env=env)  # fmt: skip
+    proc = start_run(
+        "--config",
+        str(chain_with(tmp_path / "slow.toml", "slow")),
+        "--input",
+        "demo",
+        "--max-speed",
+        "--max-frames",
+        str(KILL_FRAMES),
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0",
+        *args,
+        env=env,
+    )
     wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")  # mid-stream
     stage_process(proc, victim).kill()
     out, err = proc.communicate(timeout=180)
@@ -208,7 +252,10 @@ TEST_STAGES = '''
 import os
 import time
 
-from gazeflow.shared.registry import Stage
+from gazeflow.shared import checks
+from gazeflow.shared.canvas import YELLOW
+from gazeflow.shared.registry import Overlay, Stage
+from gazeflow.shared.settings import Section, setting
 from gazeflow.shared.stage import Processor
 
 
@@ -216,6 +263,33 @@ class PassThrough(Processor):
     """Passes every message on as it came."""
 
     keeps_pixels = False
+
+
+class MarkConfig(Section):
+    """The marking stage's own table: [marker]."""
+
+    mark: int = setting(1, "what the marker writes in every frame", flag="--mark", group="Output", ge=0)
+
+
+class Marker(PassThrough):
+    """Writes its setting into every frame's header: a result field of its own."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.marked = 0
+
+    def finish(self, msg, outputs):
+        msg.header["mark"] = self.cfg.marker.mark
+        self.marked += 1
+        return msg
+
+    def stats(self):
+        return {"marked": self.marked, "mark": self.cfg.marker.mark}
+
+
+def draw_mark(canvas, header):
+    if header.get("mark") is not None:
+        canvas.text("mark", f"mark {header['mark']}", (40, 200), 2.0, YELLOW)
 
 
 class Slow(PassThrough):
@@ -232,13 +306,16 @@ class Slow(PassThrough):
 
 PASSTHROUGH = Stage("passthrough", "inference", "gazeflow_test_stages:PassThrough", output="checked",
                     restartable=True, optional=True)
+MARKER = Stage("marker", "inference", "gazeflow_test_stages:Marker", output="marked", optional=True,
+               sections={"marker": MarkConfig}, writes={"mark": checks.optional(checks.count)}, results=("mark",),
+               overlay=(Overlay("mark", "m", "gazeflow_test_stages:draw_mark"),))
 SLOW = Stage("slow", "inference", "gazeflow_test_stages:Slow", output="slowed", restartable=True, optional=True)
 '''
 
 
 @pytest.fixture(scope="session")
 def test_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A package with two test stages (passthrough, slow) on PYTHONPATH: the environment for gazeflow."""
+    """A package with three test stages (passthrough, slow, marker) on PYTHONPATH: the environment for gazeflow."""
     site = tmp_path_factory.mktemp("site")
     (site / "gazeflow_test_stages.py").write_text(TEST_STAGES)
     dist = site / "gazeflow_test_stages-0.1.dist-info"
@@ -246,6 +323,7 @@ def test_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gazeflow-test-stages\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         "[gazeflow.stages]\npassthrough = gazeflow_test_stages:PASSTHROUGH\nslow = gazeflow_test_stages:SLOW\n"
+        "marker = gazeflow_test_stages:MARKER\n"
     )
     return {"PYTHONPATH": str(site)}
 
@@ -261,6 +339,7 @@ def chain_with(path: Path, stage: str) -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--containers", action="store_true", help="also build the image and run compose (slow)")
+    parser.addoption("--inference-precision", default="", help="run every pipeline of the suite in f32, bf16 or f16")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

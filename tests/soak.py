@@ -30,8 +30,22 @@ TOLERANCE = 0.05
 
 def soak(seconds: float, every: float, out: Path, warm_up: int = 2) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
-    cmd = [sys.executable, "-m", "gazeflow.services.cli", "run-all", "--input", "demo", "--loop", "--realtime",
-           "--pointer", "null", "--metrics", str(tmp / "m.json"), "--log-interval", str(every)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "gazeflow.services.cli",
+        "run-all",
+        "--input",
+        "demo",
+        "--loop",
+        "--realtime",
+        "--pointer",
+        "null",
+        "--metrics",
+        str(tmp / "m.json"),
+        "--log-interval",
+        str(every),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     live: list[tuple[float, float]] = []
 

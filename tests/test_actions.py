@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from gazeflow.services.pointer import actions
-from gazeflow.shared.config import PointerConfig
+from gazeflow.services.pointer.settings import PointerConfig
 
 from conftest import gazeflow, read_results, start_run, start_xvfb, wait_for
 
@@ -90,8 +90,20 @@ def test_every_result_has_the_eye_state_and_blinks_click_only_when_held(tmp_path
     """The demo's blinks (eye state, confirmed on the frames: 191-193, 201-203, 394) never click; its long
     closure (looking down with the lids closed: frames 252-293, 1.4 s) does."""
     results = tmp_path / "r.jsonl"
-    proc = gazeflow("run-all", "--input", "demo", "--max-speed", "--pointer", "null", "--click", "blink",
-                    "--results", str(results), "--log-interval", "0")  # fmt: skip
+    proc = gazeflow(
+        "run-all",
+        "--input",
+        "demo",
+        "--max-speed",
+        "--pointer",
+        "null",
+        "--click",
+        "blink",
+        "--results",
+        str(results),
+        "--log-interval",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_results(results)
     assert all(set(r["eyes"]) == {"left", "right"} for r in rows if r["gaze"])
@@ -106,13 +118,17 @@ def test_every_result_has_the_eye_state_and_blinks_click_only_when_held(tmp_path
 
 
 def _ctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gazeflow.services.cli", "ctl", *args], capture_output=True,
-                          text=True, timeout=30)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "gazeflow.services.cli", "ctl", *args], capture_output=True, text=True, timeout=30
+    )
 
 
 def test_ctl_without_a_pipeline_or_with_a_bad_command_is_one_line(tmp_path):
-    for args, message in ((["status"], "no running pipeline"), (["bogus"], "one of pause"),
-                          (["status", "--run-dir", str(tmp_path)], "no running pipeline in")):  # fmt: skip
+    for args, message in (
+        (["status"], "no running pipeline"),
+        (["bogus"], "one of pause"),
+        (["status", "--run-dir", str(tmp_path)], "no running pipeline in"),
+    ):
         proc = _ctl(*args)
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -120,8 +136,7 @@ def test_ctl_without_a_pipeline_or_with_a_bad_command_is_one_line(tmp_path):
 @pytest.mark.integration
 def test_ctl_pauses_and_resumes_a_running_pipeline(tmp_path):
     results = tmp_path / "r.jsonl"
-    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--results", str(results),
-                     "--log-interval", "0")  # fmt: skip
+    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--results", str(results), "--log-interval", "0")
     try:
         wait_for(lambda: results.exists() and len(results.read_text().splitlines()) > 10, "results")
         paused = _ctl("pause")
@@ -183,12 +198,31 @@ def test_blink_clicks_reach_a_window_under_xvfb_where_the_pointer_is(tmp_path, d
         wait_for(lambda: clicks_file.exists(), "the test window")
         results, config = tmp_path / "r.jsonl", tmp_path / "screen.toml"
         config.write_text("[pointer]\nscreen_mm = [527.0, 296.0]\n")  # the size the profile was made for
-        proc = gazeflow("run-all", "--config", str(config), "--input", "demo", "--max-speed", "--pointer", "pyautogui",
-                        "--click", "blink", "--profile", str(demo_profile), "--results", str(results),
-                        "--log-interval", "0", env={"DISPLAY": display})  # fmt: skip
+        proc = gazeflow(
+            "run-all",
+            "--config",
+            str(config),
+            "--input",
+            "demo",
+            "--max-speed",
+            "--pointer",
+            "pyautogui",
+            "--click",
+            "blink",
+            "--profile",
+            str(demo_profile),
+            "--results",
+            str(results),
+            "--log-interval",
+            "0",
+            env={"DISPLAY": display},
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        expected = [(r["pointer"]["x"], r["pointer"]["y"]) for r in read_results(results)
-                    if r["pointer"] and r["pointer"].get("click")]  # fmt: skip
+        expected = [
+            (r["pointer"]["x"], r["pointer"]["y"])
+            for r in read_results(results)
+            if r["pointer"] and r["pointer"].get("click")
+        ]
         assert expected
         wait_for(lambda: len(clicks_file.read_text().splitlines()) >= len(expected), "the clicks in the window", 20)
         got = [tuple(json.loads(line)) for line in clicks_file.read_text().splitlines()]
@@ -233,8 +267,11 @@ def test_ctl_reaches_a_pointer_over_tcp_only_with_the_keys(tmp_path):
     proc = start_run("--config", str(config), "--input", "demo", "--loop", "--pointer", "null", "--log-interval", "0")
     try:
         address = f"tcp://127.0.0.1:{port}"
-        wait_for(lambda: "state: running" in _ctl("status", "--connect", address, "--keys", str(keys)).stdout,
-                 "the pointer over tcp", 60)  # fmt: skip
+        wait_for(
+            lambda: "state: running" in _ctl("status", "--connect", address, "--keys", str(keys)).stdout,
+            "the pointer over tcp",
+            60,
+        )
         assert _ctl("pause", "--connect", address, "--keys", str(keys)).stdout.strip() == "paused"
         refused = _ctl("status", "--connect", address, "--keys", str(other))
         assert refused.returncode == 2 and "did not answer" in refused.stderr

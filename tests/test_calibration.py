@@ -4,6 +4,7 @@ from a recorded calibration of the demo video, and live under Xvfb with a video 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import re
@@ -17,9 +18,9 @@ import numpy as np
 import pytest
 
 from gazeflow.services.calibration import fit, targets
+from gazeflow.services.calibration.settings import CalibrationConfig
 from gazeflow.services.pointer import profile
 from gazeflow.services.pointer.gaze_model import FEATURES, Monitor
-from gazeflow.shared.config import CalibrationConfig
 
 from conftest import gazeflow, read_results, start_xvfb
 
@@ -30,7 +31,15 @@ FAST = "[calibration]\ntarget_s = 1.5\nsettle_s = 0.5\n"  # shorter targets: the
 
 @pytest.fixture
 def config_home(tmp_path, monkeypatch):
+    """A config folder of the test's own (its profiles), with the suite's config file (--inference-precision)."""
+    import os
+    import shutil
+
     home = tmp_path / "config"
+    suite = Path(os.environ["XDG_CONFIG_HOME"]) / "gazeflow" / "config.toml"
+    if suite.exists():
+        (home / "gazeflow").mkdir(parents=True)
+        shutil.copy(suite, home / "gazeflow" / "config.toml")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
     return home
 
@@ -108,8 +117,13 @@ def test_outliers_and_the_saccade_are_not_samples():
 
 
 def _run(*args: str, env=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gazeflow.services.cli", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "gazeflow.services.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=300,
+    )
 
 
 def _bad_targets(tmp_path: Path, change) -> Path:
@@ -134,7 +148,8 @@ def test_a_bad_targets_file_is_one_line_and_no_profile(tmp_path, config_home, ch
     proc = _run("calibrate", "--input", "demo", "--targets", str(_bad_targets(tmp_path, change)))
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    assert not config_home.exists()
+    written = [p for p in config_home.rglob("*") if p.is_file() and p.name != "config.toml"]  # the suite's own
+    assert not written  # no profile
 
 
 def test_a_bad_profile_is_refused_before_anything_starts(tmp_path, config_home):
@@ -144,8 +159,12 @@ def test_a_bad_profile_is_refused_before_anything_starts(tmp_path, config_home):
     foreign.write_text(json.dumps({"format": profile.FORMAT, "monitor": {**MONITOR.to_dict(), "width": 2560}}))
     alien = tmp_path / "alien.json"
     alien.write_text(json.dumps({"settings": 1}))
-    for path, message in ((junk, "unreadable"), (foreign, "was made for test 2560x1080"),
-                          (alien, "not a gazeflow profile"), (tmp_path / "none.json", "no file")):  # fmt: skip
+    for path, message in (
+        (junk, "unreadable"),
+        (foreign, "was made for test 2560x1080"),
+        (alien, "not a gazeflow profile"),
+        (tmp_path / "none.json", "no file"),
+    ):
         proc = _run("run-all", "--input", "demo", "--pointer", "null", "--profile", str(path))
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and "capture:" not in proc.stderr  # nothing started
@@ -167,8 +186,9 @@ def test_a_recorded_calibration_of_the_demo_puts_the_pointer_where_the_person_lo
     """The demo with hand-made targets (docs/demo-targets.json: frame ranges where the person looks up,
     down, to each side, mapped to screen points that way): the fit is validated on four check targets,
     and run-all with the profile puts the pointer on the matching side of the screen for every target."""
-    proc = gazeflow("calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", "demo",
-                    "--log-interval", "0")  # fmt: skip
+    proc = gazeflow(
+        "calibrate", "--input", "demo", "--targets", str(DEMO_TARGETS), "--profile", "demo", "--log-interval", "0"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"validation +uncalibrated: median \d+ px = [\d.]+ deg", proc.stdout), proc.stdout
     assert re.search(r"validation +calibrated: median \d+ px = [\d.]+ deg", proc.stdout), proc.stdout
@@ -176,21 +196,44 @@ def test_a_recorded_calibration_of_the_demo_puts_the_pointer_where_the_person_lo
     assert saved["used"] == "calibrated" and saved["monitor"]["width"] == 1920
     assert saved["validation"]["calibrated"]["median_px"] < saved["validation"]["uncalibrated"]["median_px"]
     results = tmp_path / "r.jsonl"
-    proc = gazeflow("run-all", "--input", "demo", "--max-speed", "--profile", "demo", "--pointer", "null",
-                    "--results", str(results), "--log-interval", "0")  # fmt: skip
+    proc = gazeflow(
+        "run-all",
+        "--input",
+        "demo",
+        "--max-speed",
+        "--profile",
+        "demo",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--log-interval",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "profile " in proc.stderr and "validation error median" in proc.stderr
     rows = {r["frame"]: r for r in read_results(results)}
-    checked = 0
+    # the margins come from the profile's own error, not from one CPU's numerics: a target nearer the centre
+    # line than the validation error may fall on either side of it
+    error = saved["validation"]["calibrated"]["median_px"]
+    margin = max(2 * error, 250)
+    checked, misses = 0, []
     for t in json.loads(DEMO_TARGETS.read_text())["targets"]:
-        points = [rows[f]["pointer"] for f in range(t["from"] + 15, t["to"] + 1)
-                  if rows[f]["pointer"] and "x" in rows[f]["pointer"]]  # fmt: skip
+        points = [
+            rows[f]["pointer"]
+            for f in range(t["from"] + 15, t["to"] + 1)
+            if rows[f]["pointer"] and "x" in rows[f]["pointer"]
+        ]
         if not points:  # the eyes read closed throughout (looking down): the pointer held still
             continue
         x, y = np.median([[p["x"] for p in points], [p["y"] for p in points]], axis=1)
-        assert (x > 960) == (t["x"] > 960) and (y > 540) == (t["y"] > 540), (t, x, y)
+        if abs(t["x"] - 960) > margin:
+            assert (x > 960) == (t["x"] > 960), (t, x, y, margin)
+        if abs(t["y"] - 540) > margin:
+            assert (y > 540) == (t["y"] > 540), (t, x, y, margin)
+        misses.append(math.dist((x, y), (t["x"], t["y"])))
         checked += 1
-    assert checked >= 12
+    assert checked >= 12 and np.median(misses) < 2 * error, (misses, error)
     pointers = [r["pointer"] for r in rows.values() if r["pointer"]]
     at_edge = sum(min(p["x"], p["y"], 1919 - p["x"], 1079 - p["y"]) < 5 for p in pointers) / len(pointers)
     assert at_edge < 0.25, at_edge
@@ -239,8 +282,19 @@ def _calibrate_live(display: str, tmp_path: Path, *args: str) -> tuple[subproces
     config = tmp_path / "fast.toml"
     config.write_text(FAST)
     env = {**os.environ, "DISPLAY": display}
-    cmd = [sys.executable, "-m", "gazeflow.services.cli", "calibrate", "--config", str(config), "--input", "demo",
-           "--log-interval", "0", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "gazeflow.services.cli",
+        "calibrate",
+        "--config",
+        str(config),
+        "--input",
+        "demo",
+        "--log-interval",
+        "0",
+        *args,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, _Lines(proc)
 
@@ -291,11 +345,19 @@ def test_calibrate_on_the_second_of_two_monitors_and_esc_saves_nothing(tmp_path,
         where = lines.next_target()
         first = targets.layout(9, 4, 800, 600)[0]
         assert where == (round(first.x), round(first.y))
-        geometry = subprocess.run(["xdotool", "search", "--name", "gazeflow calibrate", "getwindowgeometry"],
-                                  capture_output=True, text=True, env=env).stdout  # fmt: skip
+        geometry = subprocess.run(
+            ["xdotool", "search", "--name", "gazeflow calibrate", "getwindowgeometry"],
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
         assert "Geometry: 800x600" in geometry, geometry
-        subprocess.run(["xdotool", "search", "--name", "gazeflow calibrate", "windowfocus", "--sync", "key", "Escape"],
-                       env=env, check=True, timeout=30)  # fmt: skip
+        subprocess.run(
+            ["xdotool", "search", "--name", "gazeflow calibrate", "windowfocus", "--sync", "key", "Escape"],
+            env=env,
+            check=True,
+            timeout=30,
+        )
         out, _ = proc.communicate(timeout=60)
     finally:
         server.terminate()

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from gazeflow.services.cli import build_parser, overrides
+from gazeflow.services.cli import pipeline_config
 from gazeflow.shared import config
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.links import LinkEnd
@@ -10,50 +10,69 @@ from gazeflow.shared.links import LinkEnd
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_shipped_config_file_lists_every_key_with_its_default():
-    import dataclasses
-    import tomllib
+def test_the_shipped_config_file_is_every_setting_at_its_default_with_its_help():
+    """deploy/local.toml is what 'gazeflow config --defaults' writes: the settings' declarations, nothing by hand."""
+    from gazeflow.shared.config_file import to_toml
 
-    text = tomllib.loads((REPO / "deploy/local.toml").read_text())
-    defaults = dataclasses.asdict(config.Config())
-    defaults["assets_dir"] = defaults["run_dir"] = ""  # "" stands for the default, which depends on the host
-
-    def same(file, default, where):
-        if isinstance(default, dict):
-            assert set(file) == set(default), (where, set(default) ^ set(file))
-            for key in default:
-                same(file[key], default[key], f"{where}.{key}")
-        else:
-            assert file == (list(default) if isinstance(default, tuple) else default), where
-
-    same(text, defaults, "local.toml")
+    shipped = (REPO / "deploy/local.toml").read_text()
+    assert shipped == to_toml(config.load(None, user_file=False), defaults=True), "make config-file"
     cfg = config.load(str(REPO / "deploy/local.toml"))
     assert cfg.assets_dir == config.default_assets_dir() and cfg.chain == list(config.registry.default_chain())
+    assert "# pointer backend: auto" in shipped and "[stages.gaze]" in shipped
 
 
 def test_flags_override_the_file(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('pace = "realtime"\n[stages.gaze]\nprecision = "FP32"\n')
-    args = build_parser().parse_args(
-        ["run-all", "--max-speed", "--device", "gaze=AUTO", "--requests", "face_detection=3", "--pointer", "null"]
+    cfg = pipeline_config(
+        [
+            "--config",
+            str(f),
+            "--max-speed",
+            "--device",
+            "gaze=AUTO",
+            "--requests",
+            "face_detection=3",
+            "--pointer",
+            "null",
+        ]
     )
-    cfg = config.load(str(f), overrides(args))
     assert cfg.pace == "max-speed" and cfg.stages["gaze"].precision == "FP32"
     assert cfg.stages["gaze"].device == "AUTO" and cfg.stages["face_detection"].requests == 3
     assert cfg.pointer.backend == "null" and cfg.hint_for("face_detection") == "THROUGHPUT"
 
 
+def test_the_users_config_file_comes_first_then_config_then_flags(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "gazeflow").mkdir()
+    (tmp_path / "gazeflow" / "config.toml").write_text('fps = 10.0\nloop = true\n[pointer]\nclick = "dwell"\n')
+    f = tmp_path / "c.toml"
+    f.write_text("fps = 20.0\n")
+    cfg = pipeline_config(["--config", str(f), "--click", "blink"])
+    assert (cfg.fps, cfg.loop, cfg.pointer.click) == (20.0, True, "blink")
+
+
 def test_precision_flag_for_every_stage_then_one():
-    args = build_parser().parse_args(["run-all", "--precision", "FP16-INT8", "--precision", "gaze=FP32"])
-    cfg = config.load(None, overrides(args))
+    cfg = pipeline_config(["--precision", "FP16-INT8", "--precision", "gaze=FP32"])
     assert cfg.stages["face_detection"].precision == "FP16-INT8"
     assert cfg.stages["landmarks_headpose"].precision == "FP16-INT8" and cfg.stages["gaze"].precision == "FP32"
-    bad = build_parser().parse_args(["run-all", "--precision", "gaze=INT4"])
-    with pytest.raises(GazeflowError, match=r"precision 'INT4' \(stages.gaze.precision"):
-        config.load(None, overrides(bad))
+    with pytest.raises(GazeflowError, match=r"--precision INT4: one of FP32, .* \(stages.gaze.precision\)"):
+        pipeline_config(["--precision", "gaze=INT4"])
     for flag in ("--precision", "--device"):
         with pytest.raises(GazeflowError, match=f"{flag} capture=CPU: capture runs no model"):
-            overrides(build_parser().parse_args(["run-all", flag, "capture=CPU"]))
+            pipeline_config([flag, "capture=CPU"])
+
+
+def test_every_error_names_the_flag_or_the_file_and_key(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[pointer]\ndwell_ms = -5\n")
+    with pytest.raises(GazeflowError, match=r"^c.toml: pointer.dwell_ms -5: Input should be greater than 0$"):
+        config.load(str(f))
+    with pytest.raises(GazeflowError, match=r"^--max-frames -1: .*greater than or equal to 0 \(max_frames\)$"):
+        pipeline_config(["--max-frames", "-1"])
+    f.write_text("[pointer]\ndwel_ms = 5\n")
+    with pytest.raises(GazeflowError, match=r"c.toml: pointer.dwel_ms: unknown key 'dwel_ms' \(did you mean dwell_ms"):
+        config.load(str(f))
 
 
 @pytest.mark.parametrize(
@@ -62,7 +81,7 @@ def test_precision_flag_for_every_stage_then_one():
         ("colour = 1", "unknown key 'colour'"),
         ("[stages.detector]\ndevice = 'CPU'", "unknown stage 'detector'"),
         ("[stages.gaze]\nprecision = 'INT4'", "precision 'INT4'"),
-        ("fps = 'fast'", "expected float"),
+        ("fps = 'fast'", "fps 'fast': Input should be a valid number"),
         ("pace = [", "c.toml"),
     ],
 )
@@ -103,8 +122,7 @@ def _cfg(tmp_path, text: str) -> config.Config:
 
 
 def test_workers_flag_and_links_next_to_a_scaled_stage(tmp_path):
-    args = build_parser().parse_args(["run-all", "--workers", "landmarks_headpose=3"])
-    cfg = config.load(None, overrides(args))
+    cfg = pipeline_config(["--workers", "landmarks_headpose=3"])
     assert cfg.workers("landmarks_headpose") == 3 and cfg.scaled
     # the single neighbours bind; the link into the workers carries credits (ROUTER -> DEALER)
     assert str(cfg.endpoint("face_detection", "output")).startswith("push+bind:ipc://")
@@ -120,7 +138,7 @@ def test_workers_flag_and_links_next_to_a_scaled_stage(tmp_path):
     "text, error",
     [
         ("[stages.capture]\nworkers = 2", "stages.capture.workers 2: must be 1 (one process holds its state)"),
-        ("[stages.gaze]\nworkers = 0", "stages.gaze.workers 0: must be 1 or more"),
+        ("[stages.gaze]\nworkers = 0", "stages.gaze.workers 0: Input should be greater than or equal to 1"),
         (
             "[stages.face_detection]\nworkers = 2\n[stages.landmarks_headpose]\nworkers = 2",
             "both scaled: scale one of two neighbours (faces link)",
@@ -175,11 +193,16 @@ def test_a_bind_on_every_interface_is_reached_by_a_host_name(tmp_path):
 )
 def test_secure_by_default_across_hosts_one_line_naming_the_link(tmp_path, links, error):
     with pytest.raises(GazeflowError) as exc:
-        _cfg(tmp_path, "[stages.gaze]\noutput = 'push+bind:tcp://0.0.0.0:5557'\n"
-                       f"[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'\n{links}")  # fmt: skip
+        _cfg(
+            tmp_path,
+            "[stages.gaze]\noutput = 'push+bind:tcp://0.0.0.0:5557'\n"
+            f"[stages.pointer]\ninput = 'pull+connect:tcp://gaze.example:5557'\n{links}",
+        )
     assert error in str(exc.value) and "\n" not in str(exc.value)
-    loopback = "[stages.gaze]\noutput = 'push+bind:tcp://127.0.0.1:5557'\n[stages.pointer]\ninput = " \
-               "'pull+connect:tcp://127.0.0.1:5557'"  # fmt: skip
+    loopback = (
+        "[stages.gaze]\noutput = 'push+bind:tcp://127.0.0.1:5557'\n[stages.pointer]\ninput = "
+        "'pull+connect:tcp://127.0.0.1:5557'"
+    )
     assert _cfg(tmp_path, loopback).curve_keys == ""  # on this host plaintext is fine
 
 

@@ -113,16 +113,30 @@ def image(engine: Engine) -> Iterator[str]:
                 t0 = time.monotonic()
                 subprocess.run(
                     [str(DEPLOY / "container" / "base.sh"), engine.name, LOCAL_BASE],
-                    check=True, env=engine.env, timeout=1200, capture_output=True, text=True,
-                )  # fmt: skip
+                    check=True,
+                    env=engine.env,
+                    timeout=1200,
+                    capture_output=True,
+                    text=True,
+                )
                 engine.timings["base from the Debian archive"] = round(time.monotonic() - t0, 1)
                 base, made = LOCAL_BASE, [*made, LOCAL_BASE]
         _fill_mirror()
         layers = ["--layers=false"] if engine.name == "podman" else []  # no cached stage images left behind
         engine.run(
-            "build", "-f", "deploy/Dockerfile", *layers, "--build-arg", f"BASE={base}",
-            "--build-arg", "ASSETS_MIRROR=/mirror", "-t", tag, str(REPO), step="build image",
-        )  # fmt: skip
+            "build",
+            "-f",
+            "deploy/Dockerfile",
+            *layers,
+            "--build-arg",
+            f"BASE={base}",
+            "--build-arg",
+            "ASSETS_MIRROR=/mirror",
+            "-t",
+            tag,
+            str(REPO),
+            step="build image",
+        )
         made.append(tag)
         size = engine.run("image", "inspect", tag, "--format", "{{.Size}}").stdout.strip()
         engine.figures["image MB"] = round(int(size) / 1e6, 1)
@@ -150,16 +164,34 @@ def _empty_mirror() -> None:
 def test_a_stage_container_runs_as_its_unprivileged_user_and_reads_its_models(engine, image):
     assert engine.run("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip() == str(UID)
     proc = engine.run(
-        "run", "--rm", image, "run-sync", "--input", "demo", "--max-speed", "--max-frames", "30",
-        "--pointer", "null", "--log-interval", "0", step="run-sync, 30 frames",
-    )  # fmt: skip
+        "run",
+        "--rm",
+        image,
+        "run-sync",
+        "--input",
+        "demo",
+        "--max-speed",
+        "--max-frames",
+        "30",
+        "--pointer",
+        "null",
+        "--log-interval",
+        "0",
+        step="run-sync, 30 frames",
+    )
     assert "frames 30," in proc.stdout, proc.stdout + proc.stderr[-2000:]
 
 
 def test_the_offline_build_used_the_mirror_and_left_it_out_of_the_image(engine, image):
-    proc = engine.run("run", "--rm", "--entrypoint", "sh", image, "-c",
-                      "test ! -e /mirror && gazeflow fetch --verify && stat -c %a "
-                      "/var/lib/gazeflow/assets/videos/demo.mp4")  # fmt: skip
+    proc = engine.run(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "test ! -e /mirror && gazeflow fetch --verify && stat -c %a /var/lib/gazeflow/assets/videos/demo.mp4",
+    )
     assert proc.stdout.strip().splitlines()[-1] == "644"
 
 
@@ -173,8 +205,10 @@ def compose_file(image: str, keys: Path, out: Path) -> dict:
         svc["image"] = image
         svc["restart"] = "no"
         stage = svc["command"][1]  # each mounts only its own stage's keys, as deployed
-        svc["volumes"] = [f"{DEPLOY / 'cluster.toml'}:/etc/gazeflow/cluster.toml:ro",
-                          f"{keys / stage}:/etc/gazeflow/keys/{stage}:ro"]  # fmt: skip
+        svc["volumes"] = [
+            f"{DEPLOY / 'cluster.toml'}:/etc/gazeflow/cluster.toml:ro",
+            f"{keys / stage}:/etc/gazeflow/keys/{stage}:ro",
+        ]
         # every stage: a replay (cam:0 would make them drop like a live run), at max speed
         svc["command"] = [*svc["command"], "--input", "demo", "--max-speed", "--log-interval", "0"]
         if name == "capture":
@@ -205,8 +239,9 @@ def test_the_compose_topology_passes_every_frame_through_every_stage(engine, ima
     t0 = time.monotonic()
     try:
         subprocess.run([*up, "up", "-d"], check=True, capture_output=True, env=engine.env, timeout=300)
-        names = engine.run("ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
-                           "--format", "{{.Names}}").stdout.split()  # fmt: skip
+        names = engine.run(
+            "ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}"
+        ).stdout.split()
         pointer = next(n for n in names if "pointer" in n)
         engine.run("wait", pointer, timeout=600)
         engine.timings[f"compose run, {FRAMES} frames, {len(names)} containers"] = round(time.monotonic() - t0, 1)

@@ -163,10 +163,10 @@ def test_the_dockerfile_installs_the_package_and_fetches_verified_models():
 
 
 def test_stage_names_with_a_worker_label_are_checked(topology, caplog):
-    from gazeflow.services.cli import build_parser
+    from gazeflow.services.cli import cli, main, pipeline_config
 
-    assert build_parser().parse_args(["stage", "face_detection:1"]).name == "face_detection:1"  # accepted
-    from gazeflow.services.cli import main
+    pipeline_config(["face_detection:1"], "stage")  # accepted
+    assert cli.commands["stage"].make_context("stage", ["face_detection:1"]).params["name"] == "face_detection:1"
 
     assert main(["stage", "nope:1", "--config", str(DEPLOY / "cluster.toml")]) == 2  # an unknown stage is not
     assert "unknown stage 'nope'" in caplog.text

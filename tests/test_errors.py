@@ -77,8 +77,9 @@ def test_corrupt_model_in_a_stage_is_reported_by_name(assets, tmp_path):
     copy = _assets_copy(assets, tmp_path)
     model = "face-detection-adas-0001"  # its FP32 IR is derived locally, so not in the manifest
     (copy / f"models/intel/{model}/FP32/{model}.xml").write_text("garbage")
-    proc = gazeflow("run-all", "--input", "demo", "--assets-dir", str(copy), "--precision", "FP32",
-                    "--pointer", "null", timeout=120)  # fmt: skip
+    proc = gazeflow(
+        "run-all", "--input", "demo", "--assets-dir", str(copy), "--precision", "FP32", "--pointer", "null", timeout=120
+    )
     assert proc.returncode != 0
     assert "stage face_detection failed: corrupt model" in proc.stderr and "not an OpenVINO IR" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -88,8 +89,9 @@ def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
     proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--log-interval", "0")
     children = psutil.Process(proc.pid).children()
     titles = sorted(title(c) for c in children)
-    assert titles == sorted(f"gazeflow-stage {n}" for n in
-                            ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer"))  # fmt: skip
+    assert titles == sorted(
+        f"gazeflow-stage {n}" for n in ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
+    )
     time.sleep(2)  # frames are flowing
     return proc, children
 
@@ -138,8 +140,19 @@ def test_a_stalled_stage_is_waited_for_and_a_replay_stays_byte_identical(demo_ru
     """gaze stopped (SIGSTOP) for 6 s in a max-speed replay: no frame slot is taken back from it (it is
     slow, not dead), the replay waits, and the results are those of a clean run, byte for byte."""
     results = tmp_path / "r.jsonl"
-    proc = start_run("--input", "demo", "--max-speed", "--max-frames", "200", "--pointer", "null",
-                     "--results", str(results), "--log-interval", "1")  # fmt: skip
+    proc = start_run(
+        "--input",
+        "demo",
+        "--max-speed",
+        "--max-frames",
+        "200",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--log-interval",
+        "1",
+    )
     wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
     gaze = stage_process(proc, "gaze")
     gaze.suspend()
@@ -159,8 +172,19 @@ def test_a_hung_stage_is_named_killed_and_restarted_and_the_stream_goes_on(asset
     results = tmp_path / "r.jsonl"
     config = tmp_path / "hang.toml"
     config.write_text("hang_s = 3.0\n")
-    proc = start_run("--config", str(config), "--input", "demo", "--loop", "--pointer", "null",
-                     "--results", str(results), "--log-interval", "0")  # fmt: skip
+    proc = start_run(
+        "--config",
+        str(config),
+        "--input",
+        "demo",
+        "--loop",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--log-interval",
+        "0",
+    )
     wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
     victim = stage_process(proc, "landmarks_headpose")
     victim.suspend()
@@ -190,8 +214,19 @@ def test_run_dirs_of_a_killed_run_all_are_removed_by_the_next(tmp_path):
 def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
     """Replay: the first SIGINT stops reading; what is in flight finishes; results and metrics are complete."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--input", "demo", "--max-speed", "--pointer", "null",
-                     "--results", str(results), "--metrics", str(metrics), "--log-interval", "0")  # fmt: skip
+    proc = start_run(
+        "--input",
+        "demo",
+        "--max-speed",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0",
+    )
     time.sleep(3)
     children = psutil.Process(proc.pid).children()
     t0 = time.monotonic()
@@ -213,8 +248,19 @@ def test_a_signal_on_live_input_keeps_the_work_results_metrics_and_summary(asset
     """A looped real-time replay (live: it can only end by a signal): the first signal ends the stream,
     the frames in flight finish, and the results, the metrics and the summary line are all written."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--results", str(results),
-                     "--metrics", str(metrics), "--log-interval", "0")  # fmt: skip
+    proc = start_run(
+        "--input",
+        "demo",
+        "--loop",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0",
+    )
     children = psutil.Process(proc.pid).children()
     wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
     t0 = time.monotonic()
@@ -234,10 +280,23 @@ def test_a_stage_started_alone_stops_on_sigterm_and_leaves_no_socket_file(assets
     """Capture replaying with nobody to drain into: SIGTERM stops it at once; its run dir is left empty."""
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gazeflow.services.cli", "stage", "capture", "--input", "demo", "--max-speed",
-         "--run-dir", str(run_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gazeflow.services.cli",
+            "stage",
+            "capture",
+            "--input",
+            "demo",
+            "--max-speed",
+            "--run-dir",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while not (run_dir / "frames").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -256,8 +315,20 @@ def test_chaos_an_inference_stage_killed_every_10_s_results_keep_coming_and_ever
     """kill -9 of an inference stage every 10 s (each in turn) in a looped lossless replay: after every kill
     results keep coming, and at the end every frame capture sent is a result or counted lost."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
-    proc = start_run("--input", "demo", "--loop", "--lossless", "--pointer", "null", "--results", str(results),
-                     "--metrics", str(metrics), "--log-interval", "0")  # fmt: skip
+    proc = start_run(
+        "--input",
+        "demo",
+        "--loop",
+        "--lossless",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0",
+    )
     wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
     victims = ["face_detection", "landmarks_headpose", "gaze"]
     kills = 0

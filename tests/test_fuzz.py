@@ -15,8 +15,9 @@ from gazeflow.services.face_detection.processor import FaceDetection
 from gazeflow.services.gaze.processor import Gaze
 from gazeflow.services.landmarks_headpose.processor import LandmarksHeadPose
 from gazeflow.services.pointer.processor import Pointer
-from gazeflow.shared.config import Config, PointerConfig
-from gazeflow.shared.messages import FIELDS, SCHEMA_VERSION, MalformedMessage, Message, decode, encode
+from gazeflow.services.pointer.settings import PointerConfig
+from gazeflow.shared.config import Config
+from gazeflow.shared.messages import SCHEMA_VERSION, MalformedMessage, Message, decode, encode, fields
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -28,7 +29,7 @@ VALUE = st.recursive(
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=6), inner, max_size=6),
     max_leaves=20,
 )
-KEYS = st.sampled_from([*FIELDS, "v", "kind", "arrays", "stats", "total", "copies", "other"])
+KEYS = st.sampled_from([*fields(), "v", "kind", "arrays", "stats", "total", "copies", "other"])
 
 
 def _packable(header: dict) -> bytes | None:
@@ -52,8 +53,11 @@ def test_any_bytes_decode_or_are_malformed(frames):
 
 
 @SETTINGS
-@given(st.dictionaries(KEYS, VALUE, max_size=10), st.sampled_from(["frame", "eos", "drop"]),
-       st.lists(st.binary(max_size=32), max_size=2))  # fmt: skip
+@given(
+    st.dictionaries(KEYS, VALUE, max_size=10),
+    st.sampled_from(["frame", "eos", "drop"]),
+    st.lists(st.binary(max_size=32), max_size=2),
+)
 def test_any_header_decodes_or_is_malformed_and_what_decodes_holds_the_schema(fields, kind, buffers):
     header = {"v": SCHEMA_VERSION, "kind": kind, "frame": 1, "t_capture": 1.0, "trace": [], **fields}
     packed = _packable(header)
@@ -87,8 +91,9 @@ VALID = {name: encode(msg) for name, msg in _valid_frames().items()}
 
 def _processor(name: str):
     cfg = Config(pointer=PointerConfig(backend="null"))
-    proc = {"face_detection": FaceDetection, "landmarks_headpose": LandmarksHeadPose, "gaze": Gaze,
-            "pointer": Pointer}[name](cfg)  # fmt: skip
+    proc = {"face_detection": FaceDetection, "landmarks_headpose": LandmarksHeadPose, "gaze": Gaze, "pointer": Pointer}[
+        name
+    ](cfg)
     proc.name = name
     return proc
 
@@ -97,8 +102,11 @@ PROCESSORS = {name: _processor(name) for name in VALID}
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(VALID)), st.lists(st.tuples(KEYS, VALUE | st.just("<delete>")), min_size=1,
-                                                max_size=3), st.integers(0, 3))  # fmt: skip
+@given(
+    st.sampled_from(sorted(VALID)),
+    st.lists(st.tuples(KEYS, VALUE | st.just("<delete>")), min_size=1, max_size=3),
+    st.integers(0, 3),
+)
 def test_a_mutated_message_is_refused_at_the_door_or_handled(stage, mutations, cut):
     """Each stage's contract: a message that passes the schema and the stage's own check is one its
     processor handles without raising (prepare; and for the pointer, finish)."""
@@ -153,8 +161,11 @@ def _sync_chain(cfg):
     chain = {}
     for name in ("face_detection", "landmarks_headpose", "gaze"):
         proc = build(name, cfg)
-        models = {key: SyncModel(compile_model(load_model(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY", 1, 0))
-                  for key, model in registry.get(name).models.items()}  # fmt: skip
+        precision = cfg.stages[name].inference_precision  # the suite's (--inference-precision), as the stages'
+        models = {
+            key: SyncModel(compile_model(load_model(cfg.assets_dir, model, "FP16"), "CPU", "LATENCY", 1, 0, precision))
+            for key, model in registry.get(name).models.items()
+        }
         proc.staging = lambda key, index, models=models: models[key].staging(index)
         chain[name] = (proc, models)
     return chain
@@ -173,7 +184,7 @@ def _mutate(rng, frames: list[bytes]) -> list[bytes]:
         return [rng.randbytes(rng.randrange(0, 64)) for _ in range(rng.randrange(1, 4))]
     header = msgpack.unpackb(frames[0], raw=False)
     buffers = list(frames[1:])
-    key = rng.choice([*header, *FIELDS])
+    key = rng.choice([*header, *fields()])
     if op == 1:
         header.pop(key, None)
     elif op == 2:
@@ -185,8 +196,15 @@ def _mutate(rng, frames: list[bytes]) -> list[bytes]:
         i = rng.randrange(len(buffers))
         buffers[i] = buffers[i][: rng.randrange(len(buffers[i]) + 1)] + rng.randbytes(rng.randrange(3))
     elif op == 5:
-        header["frame_ref"] = {"ring": "/etc/passwd", "slot": 0, "gen": 1, "shape": [1, 1, 1], "slots": 1,
-                               "scratch": 0, "release": "tcp://127.0.0.1:9"}  # fmt: skip
+        header["frame_ref"] = {
+            "ring": "/etc/passwd",
+            "slot": 0,
+            "gen": 1,
+            "shape": [1, 1, 1],
+            "slots": 1,
+            "scratch": 0,
+            "release": "tcp://127.0.0.1:9",
+        }
     else:
         header["kind"] = rng.choice(["frame", "drop", "video", 7])
         header["seq"] = rng.choice([0, 10**12, -5, "x"])
@@ -205,9 +223,11 @@ def test_live_fuzz_no_stage_exits_malformed_are_counted_and_valid_frames_come_ou
     import cv2
     import zmq
 
+    from gazeflow.shared import config as config_mod
+
     from conftest import wait_for
 
-    cfg = Config(assets_dir=str(assets))
+    cfg = config_mod.load(overrides={"assets_dir": str(assets)})  # as the stages read it (the suite's precision)
     chain = _sync_chain(cfg)
     video = cv2.VideoCapture(str(assets / "videos" / "demo.mp4"))
     faces, eyes, gazes, expected = [], [], [], {}
@@ -242,14 +262,20 @@ def test_live_fuzz_no_stage_exits_malformed_are_counted_and_valid_frames_come_ou
     )
     logs = {name: tmp_path / f"{name}.log" for name in ("pointer", "gaze", "landmarks_headpose")}
     procs = {
-        name: subprocess.Popen([sys.executable, "-m", "gazeflow.services.cli", "stage", name, "--config",
-                                str(topology)], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
+        name: subprocess.Popen(
+            [sys.executable, "-m", "gazeflow.services.cli", "stage", name, "--config", str(topology)],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         for name, log in logs.items()
-    }  # fmt: skip
+    }
     ctx = zmq.Context()
-    targets = {"landmarks_headpose": (f"tcp://127.0.0.1:{port}", faces), "gaze": (f"ipc://{run}/eyes", eyes),
-               "pointer": (f"ipc://{run}/gaze", gazes)}  # fmt: skip
+    targets = {
+        "landmarks_headpose": (f"tcp://127.0.0.1:{port}", faces),
+        "gaze": (f"ipc://{run}/eyes", eyes),
+        "pointer": (f"ipc://{run}/gaze", gazes),
+    }
     socks = {}
     try:
         for name, (address, _) in targets.items():

@@ -19,8 +19,20 @@ PATH = ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
 def short_report(assets, tmp_path_factory):
     out = tmp_path_factory.mktemp("metrics")
     metrics = out / "m.json"
-    proc = gazeflow("run-all", "--input", "demo", "--max-speed", "--max-frames", "60", "--pointer", "null",
-                    "--metrics", str(metrics), "--log-interval", "0.5")  # fmt: skip
+    proc = gazeflow(
+        "run-all",
+        "--input",
+        "demo",
+        "--lossless",  # at the recorded rate (2 s: several live lines), every frame kept
+        "--max-frames",
+        "60",
+        "--pointer",
+        "null",
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0.5",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(metrics.read_text()), proc, out
 

@@ -100,8 +100,21 @@ def _topology(path: Path, keys: Path, results: Path, frames: int = FRAMES, extra
 
 def _start(hosts: dict[str, str], stage: str, topology: dict[str, Path], run_dirs: dict[str, Path], log: Path):
     host = HOST_OF[stage]
-    cmd = ["ip", "netns", "exec", hosts[host], sys.executable, "-m", "gazeflow.services.cli", "stage", stage,
-           "--config", str(topology[host]), "--run-dir", str(run_dirs[host])]  # fmt: skip
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        hosts[host],
+        sys.executable,
+        "-m",
+        "gazeflow.services.cli",
+        "stage",
+        stage,
+        "--config",
+        str(topology[host]),
+        "--run-dir",
+        str(run_dirs[host]),
+    ]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
@@ -227,10 +240,20 @@ def test_100_ms_delay_and_10_percent_loss_slow_the_replay_but_change_no_result(h
     iptables = ["ip", "netns", "exec", hosts["b"], "iptables"]
     assert subprocess.run([*iptables, "-A", "INPUT", *drop], capture_output=True).returncode == 0
     proxy = subprocess.Popen(
-        ["ip", "netns", "exec", hosts["a"], sys.executable, str(Path(__file__).with_name("delay_proxy.py")),
-         f"{A}:6557", f"{B}:5557", "100"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            "ip",
+            "netns",
+            "exec",
+            hosts["a"],
+            sys.executable,
+            str(Path(__file__).with_name("delay_proxy.py")),
+            f"{A}:6557",
+            f"{B}:5557",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     procs = {}
     t0 = time.monotonic()
     try:

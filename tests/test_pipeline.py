@@ -83,10 +83,26 @@ def test_live_pacing_drops_stale_frames_and_counts_every_one(assets, tmp_path, t
     so that no machine is fast enough), a real-time input behaves like a camera."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     proc = gazeflow(
-        "run-all", "--config", str(chain_with(tmp_path / "slow.toml", "slow")), "--input", "demo", "--realtime",
-        "--fps", "90", "--max-frames", "450", "--pointer", "null",
-        "--results", str(results), "--metrics", str(metrics), "--log-interval", "0", env=test_stages,
-    )  # fmt: skip
+        "run-all",
+        "--config",
+        str(chain_with(tmp_path / "slow.toml", "slow")),
+        "--input",
+        "demo",
+        "--realtime",
+        "--fps",
+        "90",
+        "--max-frames",
+        "450",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0",
+        env=test_stages,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_results(results)
     report = json.loads(metrics.read_text())
@@ -124,8 +140,18 @@ def test_frames_without_a_face_still_flow_through_every_stage(assets, tmp_path):
     video = tmp_path / "mixed.avi"
     _write_video(video, frames)
     results = tmp_path / "r.jsonl"
-    proc = gazeflow("run-all", "--input", str(video), "--max-speed", "--pointer", "null",
-                    "--results", str(results), "--log-interval", "0")  # fmt: skip
+    proc = gazeflow(
+        "run-all",
+        "--input",
+        str(video),
+        "--max-speed",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--log-interval",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_results(results)
     assert [r["frame"] for r in rows] == list(range(12))
@@ -175,8 +201,22 @@ output = "push+bind:{gaze}"
 input = "pull+connect:{gaze}"
 """)
     results = tmp_path / "r.jsonl"
-    proc = gazeflow("run-all", "--config", str(config), "--input", "demo", "--max-speed", "--max-frames", "90",
-                    "--pointer", "null", "--results", str(results), "--log-interval", "0")  # fmt: skip
+    proc = gazeflow(
+        "run-all",
+        "--config",
+        str(config),
+        "--input",
+        "demo",
+        "--max-speed",
+        "--max-frames",
+        "90",
+        "--pointer",
+        "null",
+        "--results",
+        str(results),
+        "--log-interval",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "tcp://127.0.0.1" in proc.stderr
     rows, reference = read_results(results), read_results(demo_runs["run-all-every-frame"])[:90]  # tcp: no tracking

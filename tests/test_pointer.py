@@ -10,7 +10,8 @@ from gazeflow.services.pointer.backends import NullBackend, make_backend
 from gazeflow.services.pointer.controller import PointerController
 from gazeflow.services.pointer.filters import make_filter
 from gazeflow.services.pointer.gaze_model import FEATURES, Correction, Monitor
-from gazeflow.shared.config import CameraConfig, Config, PointerConfig
+from gazeflow.services.pointer.settings import CameraConfig, PointerConfig
+from gazeflow.shared.config import Config
 from gazeflow.shared.errors import GazeflowError
 
 from conftest import start_xvfb
@@ -50,8 +51,9 @@ def test_the_ray_meets_the_screen_where_the_eyes_look():
     # to the image's left is to the user's right (the camera faces the user): 100 mm = 364 px to the right
     p = controller().update(header(towards(-100.0, -148.0, distance)), 0.0)
     assert abs(p["x"] - (960 + 100 * 1920 / 527)) <= 2
-    unmirrored = PointerController(Config(pointer=PointerConfig(filter="none"), camera=CameraConfig(mirror=False)),
-                                   MONITOR).update(header(towards(-100.0, -148.0, distance)), 0.0)  # fmt: skip
+    unmirrored = PointerController(
+        Config(pointer=PointerConfig(filter="none"), camera=CameraConfig(mirror=False)), MONITOR
+    ).update(header(towards(-100.0, -148.0, distance)), 0.0)
     assert unmirrored["x"] < 960
 
 

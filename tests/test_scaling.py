@@ -14,9 +14,21 @@ pytestmark = pytest.mark.integration
 def test_two_face_detection_workers_give_the_same_results_file(demo_runs, tmp_path):
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     proc = gazeflow(
-        "run-all", "--input", "demo", "--max-speed", "--pointer", "null", "--workers", "face_detection=2",
-        "--results", str(results), "--metrics", str(metrics), "--log-interval", "1",
-    )  # fmt: skip
+        "run-all",
+        "--input",
+        "demo",
+        "--max-speed",
+        "--pointer",
+        "null",
+        "--workers",
+        "face_detection=2",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     # two workers cannot track (tracking needs one process in order): the reference detects every frame
     assert results.read_bytes() == demo_runs["run-all-every-frame"].read_bytes()  # byte for byte, in frame order
@@ -34,10 +46,28 @@ def test_live_input_with_workers_stays_ordered_and_counts_every_frame(assets, tm
     must drop, whatever the machine's speed."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     proc = gazeflow(
-        "run-all", "--config", str(chain_with(tmp_path / "slow.toml", "slow")), "--input", "demo", "--realtime",
-        "--fps", "90", "--max-frames", "300", "--pointer", "null", "--workers", "face_detection=2",
-        "--results", str(results), "--metrics", str(metrics), "--log-interval", "0", env=test_stages,
-    )  # fmt: skip
+        "run-all",
+        "--config",
+        str(chain_with(tmp_path / "slow.toml", "slow")),
+        "--input",
+        "demo",
+        "--realtime",
+        "--fps",
+        "90",
+        "--max-frames",
+        "300",
+        "--pointer",
+        "null",
+        "--workers",
+        "face_detection=2",
+        "--results",
+        str(results),
+        "--metrics",
+        str(metrics),
+        "--log-interval",
+        "0",
+        env=test_stages,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(metrics.read_text())
     frames = [r["frame"] for r in read_results(results)]

@@ -47,17 +47,23 @@ def test_only_a_neighbour_with_its_own_key_gets_in_and_refusals_are_logged(tmp_p
     assert _exchange(lh.end("face_detection"), Curve(keys, "face_detection").end("landmarks_headpose"))
     with caplog.at_level(logging.WARNING, logger="gazeflow.auth"):
         # capture is a stage of the same run, told landmarks' public key, but not its neighbour: refused
-        shutil.copyfile(keys / "landmarks_headpose" / "landmarks_headpose.key",
-                        keys / "capture" / "peers" / "landmarks_headpose.key")  # fmt: skip
+        shutil.copyfile(
+            keys / "landmarks_headpose" / "landmarks_headpose.key",
+            keys / "capture" / "peers" / "landmarks_headpose.key",
+        )
         assert not _exchange(lh.end("face_detection"), Curve(keys, "capture").end("landmarks_headpose"))
         # face detection of another installation, told the real server's public key: refused
-        shutil.copyfile(keys / "landmarks_headpose" / "landmarks_headpose.key",
-                        other / "face_detection" / "peers" / "landmarks_headpose.key")  # fmt: skip
+        shutil.copyfile(
+            keys / "landmarks_headpose" / "landmarks_headpose.key",
+            other / "face_detection" / "peers" / "landmarks_headpose.key",
+        )
         assert not _exchange(lh.end("face_detection"), Curve(other, "face_detection").end("landmarks_headpose"))
     assert sum("refused a peer at" in r.getMessage() for r in caplog.records) >= 2
     # a server that is not the neighbour the client expects (another installation's) is not talked to
-    assert not _exchange(Curve(other, "landmarks_headpose").end("face_detection"),
-                         Curve(keys, "face_detection").end("landmarks_headpose"))  # fmt: skip
+    assert not _exchange(
+        Curve(other, "landmarks_headpose").end("face_detection"),
+        Curve(keys, "face_detection").end("landmarks_headpose"),
+    )
 
 
 def test_each_stage_gets_its_own_pair_and_only_its_neighbours_public_keys(tmp_path):

@@ -50,8 +50,14 @@ class StagedDoubler(Doubler):
 def test_stages(monkeypatch):
     """The two test stages, declared as any stage is (in-process: these tests run the stage here)."""
     for name in ("Doubler", "StagedDoubler"):
-        spec = registry.Stage(name.lower(), "inference", f"test_stage_runtime:{name}", output="doubled",
-                              models={"m": "tiny-scale"})  # fmt: skip
+        spec = registry.Stage(
+            name.lower(),
+            "inference",
+            f"test_stage_runtime:{name}",
+            output="doubled",
+            models={"m": "tiny-scale"},
+            optional=True,
+        )
         monkeypatch.setitem(registry.stages(), spec.name, spec)
 
 

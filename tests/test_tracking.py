@@ -21,8 +21,13 @@ POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
 
 
 def _frame(tracked: bool, dx: float = 0.0, pose=POSE, points=POINTS, face=(100.0, 80.0, 300.0, 330.0)):
-    return {"face": list(face), "crop": [90, 70, 260], "tracked": tracked, "head_pose": pose,
-            "landmarks": [[x + dx, y] for x, y in points]}  # fmt: skip
+    return {
+        "face": list(face),
+        "crop": [90, 70, 260],
+        "tracked": tracked,
+        "head_pose": pose,
+        "landmarks": [[x + dx, y] for x, y in points],
+    }
 
 
 def test_the_box_follows_the_landmarks_centre_and_keeps_its_size():
@@ -93,15 +98,20 @@ def test_feedback_from_the_socket_is_validated(tmp_path):
         receiver = tracking.SocketFeedback(ctx, str(tmp_path), receiving=True)
         sender = ctx.socket(zmq.PUSH)
         sender.connect(f"ipc://{tmp_path}/track")
-        for junk in (b"\0\1", msgpack.packb([-1, None]), msgpack.packb([3, [1, 2]]), msgpack.packb(["x", None]),
-                     msgpack.packb([4, [1.0, float("nan"), 2.0, 3.0]])):  # fmt: skip
+        for junk in (
+            b"\0\1",
+            msgpack.packb([-1, None]),
+            msgpack.packb([3, [1, 2]]),
+            msgpack.packb(["x", None]),
+            msgpack.packb([4, [1.0, float("nan"), 2.0, 3.0]]),
+        ):
             sender.send(junk)
         sender.send(msgpack.packb([5, [1.0, 2.0, 3.0, 4.0]]))
         for _ in range(100):
             receiver.receive()
             if receiver.known(5):
                 break
-            receiver.sock.poll(50)
+            receiver.end.poll(50)
         assert receiver.boxes == {5: [1.0, 2.0, 3.0, 4.0]} and receiver.malformed == 5
         sender.close(0)
         receiver.close()
@@ -110,15 +120,22 @@ def test_feedback_from_the_socket_is_validated(tmp_path):
 
 
 def _gazeflow(*args: str, env=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gazeflow.services.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env or os.environ.copy())  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "gazeflow.services.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env or os.environ.copy(),
+    )
 
 
 def test_quantize_mistakes_are_one_line_and_write_nothing(tmp_path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    for args, message in ((["detector", "--input", "demo"], "unknown stage 'detector'"),
-                          (["pointer", "--input", "demo"], "runs no model"),
-                          (["--input", str(tmp_path / "none.mp4")], "video not found")):  # fmt: skip
+    for args, message in (
+        (["detector", "--input", "demo"], "unknown stage 'detector'"),
+        (["pointer", "--input", "demo"], "runs no model"),
+        (["--input", str(tmp_path / "none.mp4")], "video not found"),
+    ):
         proc = _gazeflow("quantize", *args, env=env)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
@@ -177,9 +194,21 @@ def test_quantize_writes_models_the_pipeline_runs(assets, tmp_path):
         assert (folder / f"{model}.xml").is_file() != (folder / KEPT_FP16).is_file(), list(folder.iterdir())
     assert sorted(p.name for p in models.iterdir()) == ["face-detection-adas-0001", "gaze-estimation-adas-0002"]
     results = tmp_path / "r.jsonl"
-    proc = _gazeflow("run-sync", "--input", str(video), "--max-speed", "--pointer", "null", "--precision",
-                     "face_detection=local-INT8", "--precision", "gaze=local-INT8", "--results", str(results),
-                     env=env)  # fmt: skip
+    proc = _gazeflow(
+        "run-sync",
+        "--input",
+        str(video),
+        "--max-speed",
+        "--pointer",
+        "null",
+        "--precision",
+        "face_detection=local-INT8",
+        "--precision",
+        "gaze=local-INT8",
+        "--results",
+        str(results),
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-1500:]
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == 40 and sum(r["gaze"] is not None for r in rows) > 30

@@ -45,7 +45,7 @@ def test_a_frame_ref_from_another_host_is_malformed_and_touches_nothing(tmp_path
         consumer.attach(header, {})
     consumer.give_back({"slot": 0, "gen": 1})
     assert not monitor.poll(300)  # nothing connected out
-    assert victim.read_bytes() == b"precious" * 8 and consumer.sock is None
+    assert victim.read_bytes() == b"precious" * 8 and consumer.slots_back is None
     consumer.close()
     monitor.close(0)
     listener.close(0)
@@ -62,7 +62,7 @@ def test_on_one_host_only_this_runs_ring_is_mapped_and_slots_go_to_its_own_relea
     ref = producer.ref(producer.take())
     arrays: dict[str, np.ndarray] = {}
     consumer.attach({"frame_ref": {**ref, "release": "ipc:///elsewhere"}}, arrays)  # its release is not used
-    assert arrays["frame"].shape == (2, 2, 2) and consumer.release_address == f"ipc://{run_dir}/release"
+    assert arrays["frame"].shape == (2, 2, 2) and consumer.slots_back.where == f"ipc://{run_dir}/release"
     for bad in ({"shape": [2, 2, 2, 2]}, {"slots": 10**9}, {"shape": [64, 64, 3]}, {"gen": "x"}, {"slot": 5}):
         with pytest.raises(MalformedMessage):
             consumer.attach({"frame_ref": {**ref, **bad}}, {})

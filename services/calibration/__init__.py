@@ -1,1 +1,14 @@
-"""Calibration: targets on the screen, samples from the pipeline, a fit on top of the geometric model, a profile."""
+"""Calibration: in place of the pointer while 'gazeflow calibrate' runs, it writes the samples it fits from."""
+
+from gazeflow.shared.registry import Stage
+
+from .settings import CalibrationConfig
+
+STAGE = Stage(
+    "calibration",
+    "sink",
+    "gazeflow.services.calibration.sink:CalibrationSink",
+    input="gaze",
+    sections={"calibration": CalibrationConfig},
+    optional=True,
+)

@@ -3,45 +3,67 @@ targets (or a recording's targets file), the fit, the validation, the profile.""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
 import os
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from gazeflow.shared import registry
-from gazeflow.shared.config import CameraConfig, Config, runtime_root, validate
+from gazeflow.shared.config import explain, runtime_root, validate
 from gazeflow.shared.errors import GazeflowError
 
 from ..capture.source import frame_count, resolve_input
 from ..pointer import profile, screen
 from ..pointer.gaze_model import GazeMapper, Monitor
+from ..pointer.settings import CameraConfig
 from ..supervisor import _Signalled, _signals_raise, run_all, supervised
 from . import fit, targets
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 log = logging.getLogger("gazeflow.calibrate")
 FIRST_FACE_S = 60.0  # a live session waits this long for a first face before the targets start
 INTRO_S = 2.0  # the instructions are shown at least this long
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the calibrate command asks for beyond the configuration (which holds --points, --profile, ...)."""
+
+    record: str | None = None
+    replay: str | None = None
+    targets: str | None = None
+    list_monitors: bool = False
+    input_given: bool = False
+
+
 def _camera(cfg: CameraConfig, table: dict[str, Any], where: str) -> CameraConfig:
-    known = {f.name for f in dataclasses.fields(CameraConfig)}
-    for key, value in table.items():
-        if key not in known:
-            raise GazeflowError(f"{where}: unknown camera key {key!r} (known: {', '.join(sorted(known))})")
-        if key == "offset_mm":
-            table[key] = tuple(value)
-    return replace(cfg, **table)
+    try:
+        return CameraConfig.model_validate({**cfg.model_dump(), **table})
+    except ValidationError as exc:
+        raise GazeflowError(explain(exc, {}, f"{where}: camera")) from None
 
 
 def _recorded_monitor(s: dict[str, Any]) -> Monitor:
-    return Monitor(0, str(s.get("name") or ""), 0, 0, int(s["width"]), int(s["height"]),
-                   float(s["width_mm"]), float(s["height_mm"]), True)  # fmt: skip
+    return Monitor(
+        0,
+        str(s.get("name") or ""),
+        0,
+        0,
+        int(s["width"]),
+        int(s["height"]),
+        float(s["width_mm"]),
+        float(s["height_mm"]),
+        True,
+    )
 
 
 def _read_samples(path: Path) -> list[dict[str, Any]]:
@@ -53,10 +75,9 @@ def _read_samples(path: Path) -> list[dict[str, Any]]:
 class Session:
     """One calibration: where its targets are, how its frames arrive, what it writes."""
 
-    def __init__(self, cfg: Config, args: Any) -> None:
-        self.rules = replace(cfg.calibration, points=args.points or cfg.calibration.points)
-        validate(replace(cfg, calibration=self.rules))
-        self.name = args.profile or cfg.pointer.profile or "default"
+    def __init__(self, cfg: Config, args: Request) -> None:
+        self.rules = cfg.calibration
+        self.name = cfg.pointer.profile or "default"
         profile.path_of(self.name)  # a bad name is refused before anything starts
         self.record = Path(args.record) if args.record else None
         self.replay = bool(args.replay or args.targets)
@@ -64,32 +85,7 @@ class Session:
             raise GazeflowError("--replay DIR already names its targets (DIR/targets.json): drop --targets")
         if self.replay and self.record:
             raise GazeflowError("--record saves a live session; a replay is one already")
-        if self.replay:
-            video, targets_file = self._recording(cfg, args)
-            self.targets, self.screen, camera_table = targets.read(targets_file, frame_count(video))
-            camera = _camera(cfg.camera, camera_table, f"targets file {targets_file}")
-            self.monitor = _recorded_monitor(self.screen)
-            cfg = replace(cfg, input=video, pace="max-speed", loop=False, max_frames=0, camera=camera)
-            if self.rules.points == 1 or len(self.targets) == 1:
-                self.rules = replace(self.rules, points=1 if len(self.targets) == 1 else self.rules.points)
-        else:
-            if not screen.has_display():
-                instead = "fit from a recording instead: --replay DIR, or --input VIDEO --targets FILE"
-                raise GazeflowError(
-                    f"gazeflow calibrate shows its targets on a display, and DISPLAY is not set ({instead})"
-                )
-            pointer = replace(cfg.pointer, monitor=args.monitor if args.monitor is not None else cfg.pointer.monitor)
-            self.monitor = screen.choose(pointer, screen.monitors())
-            self.targets = targets.layout(self.rules.points, self.rules.checks, self.monitor.width, self.monitor.height)
-            self.screen = {"name": self.monitor.name, "width": self.monitor.width, "height": self.monitor.height,
-                           "width_mm": self.monitor.width_mm, "height_mm": self.monitor.height_mm}  # fmt: skip
-            if self.record:
-                if self.record.exists() and any(self.record.iterdir()):
-                    raise GazeflowError(f"--record {self.record}: the folder is not empty")
-                self.record.mkdir(parents=True, exist_ok=True)
-                cfg = replace(cfg, record=str(self.record / "video.avi"))
-            if not cfg.input.startswith("cam:"):
-                cfg = replace(cfg, loop=True)  # a video standing in for the camera has no end either
+        cfg = self._replayed(cfg, args) if self.replay else self._shown(cfg)
         self.existing: dict[str, Any] | None = None
         if self.rules.points == 1:
             self.existing = profile.load(self.name)  # recentring needs the profile it moves
@@ -98,9 +94,46 @@ class Session:
         os.close(fd)
         self.samples = Path(samples)
         chain = [*registry.through_first_sink(cfg.chain)[:-1], "calibration"]  # in place of the pointer
-        self.cfg = validate(replace(cfg, chain=chain, results=str(self.samples), metrics=""))
+        self.cfg = validate(cfg.model_copy(update={"chain": chain, "results": str(self.samples), "metrics": ""}))
 
-    def _recording(self, cfg: Config, args: Any) -> tuple[str, Path]:
+    def _replayed(self, cfg: Config, args: Request) -> Config:
+        """A recording: its targets, its screen and camera, its video at max speed."""
+        video, targets_file = self._recording(cfg, args)
+        self.targets, self.screen, camera_table = targets.read(targets_file, frame_count(video))
+        camera = _camera(cfg.camera, camera_table, f"targets file {targets_file}")
+        self.monitor = _recorded_monitor(self.screen)
+        if len(self.targets) == 1:
+            self.rules = self.rules.model_copy(update={"points": 1})
+        return cfg.model_copy(
+            update={"input": video, "pace": "max-speed", "loop": False, "max_frames": 0, "camera": camera}
+        )
+
+    def _shown(self, cfg: Config) -> Config:
+        """A live session: targets laid out on the chosen monitor; the camera's frames recorded when asked."""
+        if not screen.has_display():
+            instead = "fit from a recording instead: --replay DIR, or --input VIDEO --targets FILE"
+            raise GazeflowError(
+                f"gazeflow calibrate shows its targets on a display, and DISPLAY is not set ({instead})"
+            )
+        m = self.monitor = screen.choose(cfg.pointer, screen.monitors())
+        self.targets = targets.layout(self.rules.points, self.rules.checks, m.width, m.height)
+        self.screen = {
+            "name": m.name,
+            "width": m.width,
+            "height": m.height,
+            "width_mm": m.width_mm,
+            "height_mm": m.height_mm,
+        }
+        if self.record:
+            if self.record.exists() and any(self.record.iterdir()):
+                raise GazeflowError(f"--record {self.record}: the folder is not empty")
+            self.record.mkdir(parents=True, exist_ok=True)
+            cfg = cfg.model_copy(update={"record": str(self.record / "video.avi")})
+        if not cfg.input.startswith("cam:"):
+            cfg = cfg.model_copy(update={"loop": True})  # a video standing in for the camera has no end either
+        return cfg
+
+    def _recording(self, cfg: Config, args: Request) -> tuple[str, Path]:
         if args.replay:
             folder = Path(args.replay)
             videos = sorted(folder.glob("video.*")) if folder.is_dir() else []
@@ -144,8 +177,14 @@ class Session:
                                 if not announced:  # drawn: say so (the tests take a screenshot then)
                                     announced = True
                                     at = (round(self.monitor.x + t.x), round(self.monitor.y + t.y))
-                                    log.info("%s %d of %d shown at (%d, %d) on %s", kind, i + 1, len(self.targets),
-                                             *at, self.monitor.describe())  # fmt: skip
+                                    log.info(
+                                        "%s %d of %d shown at (%d, %d) on %s",
+                                        kind,
+                                        i + 1,
+                                        len(self.targets),
+                                        *at,
+                                        self.monitor.describe(),
+                                    )
                             t.shown = (start, start + self.rules.target_s)
                     finally:
                         window.close()
@@ -172,8 +211,9 @@ class Session:
             if waited > INTRO_S and any(r.get("gaze") for r in _read_samples(self.samples)[-10:]):
                 return True
             if waited > FIRST_FACE_S:
-                raise GazeflowError(f"no face seen in {FIRST_FACE_S:.0f} s: check the camera, the light and "
-                                    "that your face is in view")  # fmt: skip
+                raise GazeflowError(
+                    f"no face seen in {FIRST_FACE_S:.0f} s: check the camera, the light and that your face is in view"
+                )
             if waited > 5:
                 window.text("Looking for your face...", "Sit in front of the camera. Esc cancels.")
 
@@ -217,22 +257,28 @@ class Session:
         used = sum(len(s) for s in samples)
         outliers = sum(s.outliers for s in samples)
         fits = sum(s.target.use == "fit" for s in samples)
-        print(f"calibration: {fits} fit and {len(samples) - fits} check targets, {used} samples ({outliers} outliers "
-              f"dropped), viewing distance {result.distance_mm:.0f} mm, model {result.model}")  # fmt: skip
+        print(
+            f"calibration: {fits} fit and {len(samples) - fits} check targets, {used} samples ({outliers} outliers "
+            f"dropped), viewing distance {result.distance_mm:.0f} mm, model {result.model}"
+        )
         for name in ("uncalibrated", "calibrated"):
             v = result.validation[name]
-            print(f"  validation {name:>12}: median {v['median_px']:.0f} px = {v['median_deg']:.1f} deg, "
-                  f"p95 {v['p95_px']:.0f} px = {v['p95_deg']:.1f} deg ({v['samples']} samples)")  # fmt: skip
+            print(
+                f"  validation {name:>12}: median {v['median_px']:.0f} px = {v['median_deg']:.1f} deg, "
+                f"p95 {v['p95_px']:.0f} px = {v['p95_deg']:.1f} deg ({v['samples']} samples)"
+            )
         if result.used == "uncalibrated":
-            print("  the fit did not beat the geometric model on the validation targets: the profile keeps the "
-                  "geometric model (no correction)")  # fmt: skip
+            print(
+                "  the fit did not beat the geometric model on the validation targets: the profile keeps the "
+                "geometric model (no correction)"
+            )
 
     def _profile(self, result: fit.Result) -> dict[str, Any]:
         cfg = self.cfg
         return {
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "monitor": self.monitor.to_dict(),
-            "camera": dataclasses.asdict(cfg.camera),
+            "camera": cfg.camera.model_dump(),
             "input": cfg.input,
             "precision": {n: cfg.stages[n].precision for n in cfg.chain if registry.get(n).models},
             "models": {n: sorted(registry.get(n).models.values()) for n in cfg.chain if registry.get(n).models},
@@ -252,7 +298,7 @@ class Session:
             inside = [r["frame"] for r in records if t.shown[0] <= r["t_capture"] <= t.shown[1]]
             t.start, t.end = (min(inside), max(inside)) if inside else (0, 0)
         kept = [t for t in self.targets if t.end > 0]
-        camera = dataclasses.asdict(self.cfg.camera)
+        camera = self.cfg.camera.model_dump()
         camera["offset_mm"] = list(camera["offset_mm"])
         targets.write(self.record / "targets.json", kept, self.screen, camera)
         print(
@@ -261,9 +307,9 @@ class Session:
         )
 
 
-def calibrate(cfg: Config, args: Any) -> int:
-    if args.input is None and cfg.input == "demo" and not (args.replay or args.targets):
-        cfg = replace(cfg, input="cam:0")  # calibrating is done with the camera unless asked otherwise
+def calibrate(cfg: Config, args: Request) -> int:
+    if not args.input_given and cfg.input == "demo" and not (args.replay or args.targets):
+        cfg = cfg.model_copy(update={"input": "cam:0"})  # calibrating is done with the camera unless asked otherwise
     if args.list_monitors:
         found = screen.monitors()
         if not found:

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gazeflow.shared.config import CalibrationConfig
-
 from ..pointer.gaze_model import FEATURES, Correction, GazeMapper, Monitor, visual_angle_deg
+from .settings import CalibrationConfig
 from .targets import Target
 
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
@@ -51,8 +50,14 @@ class Samples:
         return out
 
 
-def gather(records: list[dict[str, Any]], targets: list[Target], mapper: GazeMapper, rules: CalibrationConfig,
-           fps: float, by_frame: bool) -> list[Samples]:  # fmt: skip
+def gather(
+    records: list[dict[str, Any]],
+    targets: list[Target],
+    mapper: GazeMapper,
+    rules: CalibrationConfig,
+    fps: float,
+    by_frame: bool,
+) -> list[Samples]:
     """Each target's samples: by frame index (a recording) or by capture time (a live session)."""
     monitor = mapper.monitor
     sx, sy = monitor.px_per_mm
@@ -165,10 +170,12 @@ def figures(correction: Correction | None, checks: list[Samples], monitor: Monit
     mm = np.linalg.norm(predicted - target, axis=1)
     deg = np.array([visual_angle_deg(e, d) for e, d in zip(mm, distance, strict=True)])
     return {
-        "median_px": round(float(np.median(px)), 1), "p95_px": round(float(np.percentile(px, 95)), 1),
-        "median_deg": round(float(np.median(deg)), 2), "p95_deg": round(float(np.percentile(deg, 95)), 2),
+        "median_px": round(float(np.median(px)), 1),
+        "p95_px": round(float(np.percentile(px, 95)), 1),
+        "median_deg": round(float(np.median(deg)), 2),
+        "p95_deg": round(float(np.percentile(deg, 95)), 2),
         "samples": len(px),
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -194,10 +201,25 @@ def calibrate(samples: list[Samples], monitor: Monitor) -> Result:
     after = figures(correction, checks, monitor)
     better = correction is not None and after["median_px"] < before["median_px"]
     distance = float(np.median([d for s in fits for d in s.distance_mm]))
-    per_target = [{"x": round(s.target.x), "y": round(s.target.y), "use": s.target.use, "samples": len(s),
-                   "frames": s.seen, "outliers": s.outliers} for s in samples]  # fmt: skip
-    return Result(correction if better else None, "calibrated" if better else "uncalibrated", model,
-                  {"uncalibrated": before, "calibrated": after}, round(distance, 1), per_target)  # fmt: skip
+    per_target = [
+        {
+            "x": round(s.target.x),
+            "y": round(s.target.y),
+            "use": s.target.use,
+            "samples": len(s),
+            "frames": s.seen,
+            "outliers": s.outliers,
+        }
+        for s in samples
+    ]
+    return Result(
+        correction if better else None,
+        "calibrated" if better else "uncalibrated",
+        model,
+        {"uncalibrated": before, "calibrated": after},
+        round(distance, 1),
+        per_target,
+    )
 
 
 def recentre(samples: list[Samples], correction: Correction | None) -> Correction:
@@ -209,5 +231,6 @@ def recentre(samples: list[Samples], correction: Correction | None) -> Correctio
     predicted = geo if correction is None else geo + correction.apply(x)
     shift = np.median(target - predicted, axis=0)
     base = correction or _offset(np.zeros((1, 2)))
-    return Correction(base.mean, base.scale, base.coef, [base.intercept[0] + float(shift[0]),
-                                                         base.intercept[1] + float(shift[1])])  # fmt: skip
+    return Correction(
+        base.mean, base.scale, base.coef, [base.intercept[0] + float(shift[0]), base.intercept[1] + float(shift[1])]
+    )

@@ -21,8 +21,17 @@ from typing import Any
 from gazeflow.shared.errors import GazeflowError
 
 MARGIN = 0.1  # targets this far (a fraction of the side) from the screen's edges
-_CHECKS = [(0.3, 0.3), (0.7, 0.7), (0.7, 0.3), (0.3, 0.7), (0.5, 0.25), (0.5, 0.75), (0.25, 0.5), (0.75, 0.5),
-           (0.6, 0.4)]  # fmt: skip
+_CHECKS = [
+    (0.3, 0.3),
+    (0.7, 0.7),
+    (0.7, 0.3),
+    (0.3, 0.7),
+    (0.5, 0.25),
+    (0.5, 0.75),
+    (0.25, 0.5),
+    (0.75, 0.5),
+    (0.6, 0.4),
+]
 
 
 @dataclass

@@ -27,8 +27,14 @@ class TargetWindow:
         self.root.overrideredirect(True)  # no frame, no window manager needed: exactly the monitor
         self.root.geometry(f"{monitor.width}x{monitor.height}+{monitor.x}+{monitor.y}")
         self.root.configure(background=BACKGROUND)
-        self.canvas = tk.Canvas(self.root, width=monitor.width, height=monitor.height, background=BACKGROUND,
-                                highlightthickness=0, cursor="none")  # fmt: skip
+        self.canvas = tk.Canvas(
+            self.root,
+            width=monitor.width,
+            height=monitor.height,
+            background=BACKGROUND,
+            highlightthickness=0,
+            cursor="none",
+        )
         self.canvas.pack()
         self.root.bind("<Escape>", self._cancel)
         self.root.lift()
@@ -53,8 +59,9 @@ class TargetWindow:
         r = START_RADIUS + (END_RADIUS - START_RADIUS) * shrink
         self.canvas.create_oval(x - r, y - r, x + r, y + r, fill="white", outline="white")
         self.canvas.create_oval(x - 3, y - 3, x + 3, y + 3, fill="#e02020", outline="#e02020")
-        self.canvas.create_text(self.monitor.width / 2, self.monitor.height - 24, text=caption, fill="#909090",
-                                font=("Helvetica", 12))  # fmt: skip
+        self.canvas.create_text(
+            self.monitor.width / 2, self.monitor.height - 24, text=caption, fill="#909090", font=("Helvetica", 12)
+        )
 
     def pump(self) -> None:
         """Draw and take the keys; call it often (every few tens of ms)."""

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from gazeflow.shared import geometry, tracking
-from gazeflow.shared.config import Config
 from gazeflow.shared.messages import Message, check_array
 from gazeflow.shared.stage import Inputs, Outputs, Processor
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 INPUT_W, INPUT_H = 672, 384
 log = logging.getLogger("gazeflow.face_detection")
 
 
 class FaceDetection(Processor):
-    tracking_role = "detector"
-
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         self.previous: geometry.Box | None = None
@@ -93,11 +94,13 @@ class FaceDetection(Processor):
         else:
             self.detection_box = None  # until this detection's box is sent (below)
             raw = next(iter(outputs["face"].values()))
-            boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.confidence)]
+            boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.face_detection.confidence)]
             face = geometry.follow(boxes, self.previous)
             self.detected += 1
-            if face is not None and self.cfg.box_shift:  # a measurement: how much a small crop shift moves gaze
-                d = self.cfg.box_shift * (face[2] - face[0])
+            if (
+                face is not None and self.cfg.face_detection.box_shift
+            ):  # a measurement: how much a small crop shift moves gaze
+                d = self.cfg.face_detection.box_shift * (face[2] - face[0])
                 face = (face[0] + d, face[1] + d, face[2] + d, face[3] + d)
         self.previous = face
         msg.header["face"] = None

@@ -33,8 +33,9 @@ class Gaze(Processor):
         if both is None:
             both = np.empty(shape, dtype=np.uint8)
         for i, name in enumerate(("left_eye", "right_eye")):  # the image's left eye first
-            cv2.resize(msg.arrays[name][0], (EYE_STATE_INPUT, EYE_STATE_INPUT), dst=both[i],
-                       interpolation=cv2.INTER_AREA)  # fmt: skip
+            cv2.resize(
+                msg.arrays[name][0], (EYE_STATE_INPUT, EYE_STATE_INPUT), dst=both[i], interpolation=cv2.INTER_AREA
+            )
         return {"gaze": inputs, "eye_state": {0: both}}
 
     def finish(self, msg: Message, outputs: Outputs) -> Message:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gazeflow.shared import geometry, tracking
-from gazeflow.shared.config import Config
 from gazeflow.shared.messages import MalformedMessage, Message, check_array
 from gazeflow.shared.stage import Inputs, Outputs, Processor
+
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
 
 EYE_INPUT = 60
 
@@ -17,8 +20,6 @@ EYE_INPUT = 60
 class LandmarksHeadPose(Processor):
     """Both models run on every frame (compiled as one by the runtime); with tracking on, each frame's box
     for a later frame goes back to face detection (``shared/tracking.py``)."""
-
-    tracking_role = "tracker"
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)

@@ -4,8 +4,8 @@ between processes on one host) and shows it in a window (--show) and/or writes i
 Live, the view never holds up the pointer: it comes after it, and its inbox keeps only the newest frame
 (older ones are skipped and counted, their slots given back at once). In a replay every frame is written.
 The window is Tk (as the calibration window; the stages' OpenCV is the headless build): keys toggle the
-overlays (f face, l landmarks, h head pose, g gaze, e eyes, p pointer, s figures), Space pauses the pointer,
-Esc stops the run as Ctrl-C does.
+overlays (each stage's manifest names its own: f face, l landmarks, h head pose, g gaze, e eyes, p pointer,
+s figures), Space pauses the pointer, Esc stops the run as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from gazeflow.shared.config import Config
+from gazeflow.shared import registry
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.messages import Message
 from gazeflow.shared.process import CONTROL_ENV
@@ -26,15 +26,18 @@ from gazeflow.shared.stage import Outputs, Processor
 
 from .draw import annotate
 
+if TYPE_CHECKING:
+    from gazeflow.shared.config import Config
+
 log = logging.getLogger("gazeflow.view")
-KEYS = {"f": "face", "l": "landmarks", "h": "head_pose", "g": "gaze", "e": "eyes", "p": "pointer", "s": "figures"}
 
 
 def check_display(cfg: Config) -> None:
     """--show without a display: one line before anything starts."""
     if cfg.view.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise GazeflowError("--show needs a display (DISPLAY is not set): write the annotated video with "
-                            "--output FILE.mp4 instead")  # fmt: skip
+        raise GazeflowError(
+            "--show needs a display (DISPLAY is not set): write the annotated video with --output FILE.mp4 instead"
+        )
 
 
 class Window:
@@ -79,6 +82,8 @@ class View(Processor):
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         check_display(cfg)
+        self.chain = tuple(cfg.chain)
+        self.keys = {o.key: o.layer for o in registry.overlays(self.chain)}  # the stages' overlays, by key
         self.overlays = set(cfg.view.overlays)
         self.writer: cv2.VideoWriter | None = None
         self.window = Window(cfg.view.width, self._key) if cfg.view.show else None
@@ -86,12 +91,15 @@ class View(Processor):
         self.fps = 0.0
         self.last_t: float | None = None
         self.stopping = False
-        log.info("view: %s%s", "a window" if self.window else "",
-                 (" and " if self.window and cfg.view.output else "") + (cfg.view.output or ""))  # fmt: skip
+        log.info(
+            "view: %s%s",
+            "a window" if self.window else "",
+            (" and " if self.window and cfg.view.output else "") + (cfg.view.output or ""),
+        )
 
     def _key(self, key: str) -> None:
-        if key in KEYS:
-            self.overlays ^= {KEYS[key]}
+        if key in self.keys:
+            self.overlays ^= {self.keys[key]}
         elif key == "space":
             from gazeflow.services.pointer.control import send
 
@@ -116,7 +124,7 @@ class View(Processor):
         if frame is None:  # the frames do not come to this host (tcp without the frame ring): draw on black
             source = h.get("source") or {}
             frame = np.zeros((int(source.get("height", 480)), int(source.get("width", 640)), 3), np.uint8)
-        canvas = annotate(frame.copy(), h, self.overlays, self.fps)  # the slot is not ours to draw on
+        canvas = annotate(frame.copy(), h, self.overlays, self.fps, self.chain).image  # not on the ring's slot
         self.drawn += 1
         if self.cfg.view.output:
             if self.writer is None:
@@ -145,5 +153,8 @@ class View(Processor):
         if self.window is not None:
             self.window.close()
             self.window = None
-        log.info("view: %d frames drawn%s", self.drawn,
-                 f", {self.written} written to {self.cfg.view.output}" if self.cfg.view.output else "")  # fmt: skip
+        log.info(
+            "view: %d frames drawn%s",
+            self.drawn,
+            f", {self.written} written to {self.cfg.view.output}" if self.cfg.view.output else "",
+        )
