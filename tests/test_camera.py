@@ -148,3 +148,29 @@ def test_paced_file_frames_leave_at_their_release_time_decoded_ahead(assets, mon
     # the first frame leaves when its decode is done; from then on, each on its beat
     assert gaps[0] == pytest.approx(0.1 - 0.015) and gaps[1:] == pytest.approx([0.1] * 4), gaps
     assert late == [0.0] * 6  # yielded at its release time, not one decode after it
+
+
+def test_a_camera_is_asked_for_the_configured_format_size_and_rate_in_that_order(monkeypatch):
+    """V4L2 takes the format before the size: MJPG, then 1280x720, then 30 fps (the defaults); 'any' asks
+    for no format. What the camera grants is what is read (the stand-in grants nothing: 64x48)."""
+    import cv2
+
+    from gazeflow.services.capture.settings import CaptureConfig
+
+    asked: list[tuple[int, float]] = []
+    camera = FakeCamera(0)
+    camera.set = lambda prop, value: asked.append((prop, value)) or False
+    monkeypatch.setattr(source_mod.cv2, "VideoCapture", lambda index: camera)
+    cam = source_mod.Source("cam:0", camera=CaptureConfig())
+    mjpg = float(cv2.VideoWriter.fourcc(*"MJPG"))
+    assert asked == [
+        (cv2.CAP_PROP_FOURCC, mjpg),
+        (cv2.CAP_PROP_FRAME_WIDTH, 1280),
+        (cv2.CAP_PROP_FRAME_HEIGHT, 720),
+        (cv2.CAP_PROP_FPS, 30.0),
+    ]
+    assert (cam.width, cam.height) == (64, 48)
+    asked.clear()
+    source_mod.Source("cam:0", camera=CaptureConfig(camera_format="any", camera_size=(640, 480)))
+    assert [p for p, _ in asked] == [cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS]
+    assert Config(capture={"camera_size": (640, 480)}).capture.camera_size == (640, 480)

@@ -6,6 +6,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # keep OpenCV's own warnings off the terminal
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # and FFmpeg's (quiet)
@@ -25,11 +26,22 @@ def resolve_input(spec: str, assets_dir: str) -> str:
     return spec
 
 
+def ask_camera(cap: cv2.VideoCapture, want: Any) -> None:
+    """Ask an open camera for a format, a size and a rate (in the order V4L2 wants: the format first). What
+    it grants is what is read: its first frame says."""
+    if want.camera_format != "any":
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*want.camera_format))
+    cap.set(cv2.CAP_PROP_FRAME_WIDTH, want.camera_size[0])
+    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, want.camera_size[1])
+    cap.set(cv2.CAP_PROP_FPS, want.camera_fps)
+
+
 class Source:
     """Opens the input and yields (frame, grabbed wall time); raises GazeflowError when it cannot."""
 
-    def __init__(self, spec: str, loop: bool = False, decode_threads: int = 0) -> None:
-        """``decode_threads``: a file's decoder threads (0: FFmpeg's choice, one per core)."""
+    def __init__(self, spec: str, loop: bool = False, decode_threads: int = 0, camera: Any = None) -> None:
+        """``decode_threads``: a file's decoder threads (0: FFmpeg's choice, one per core); ``camera``: what
+        a camera is asked for (capture's settings: format, size, fps; None: the driver's defaults)."""
         self.spec = spec
         self.loop = loop
         self.camera = spec.startswith("cam:")
@@ -40,6 +52,8 @@ class Source:
             self.cap = cv2.VideoCapture(int(index))
             if not self.cap.isOpened():
                 raise GazeflowError(f"camera {index} not found (cannot open /dev/video{index})")
+            if camera is not None:
+                ask_camera(self.cap, camera)
         else:
             path = Path(spec)
             if not path.is_file():
