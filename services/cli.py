@@ -109,15 +109,27 @@ def _run_sync(cfg: Any, **_: Any) -> int:
 
 
 def _stage(cfg: Any, params: dict[str, Any], **_: Any) -> int:
-    from gazeflow.shared.process import run_stage
+    from gazeflow.shared.process import run_stage, run_stages
 
     from .pipeline import process_name, stage_body
 
     label = params["name"]
+    if cfg.placement == "auto":  # by hand: a process per stage, unless the config places stages together
+        cfg = cfg.model_copy(update={"placement": "separate"})
+    names = [part.partition(":")[0] for part in label.split("+")]
+    for name in names:
+        registry.get(name)  # an unknown stage: one line naming the known ones
+        if name not in cfg.chain:
+            raise GazeflowError(f"stage {name!r} is not in the chain {cfg.chain} of this config")
+    group = cfg.group_of(names[0])
+    if tuple(names) != group:
+        raise GazeflowError(
+            f"{label}: this config runs {'+'.join(group)} as one process (stages.NAME.process): "
+            f"run 'gazeflow stage {'+'.join(group)}'"
+        )
+    if len(names) > 1:
+        return run_stages({name: stage_body(name, cfg) for name in names})
     name, _, worker = label.partition(":")
-    registry.get(name)  # an unknown stage: one line naming the known ones
-    if name not in cfg.chain:
-        raise GazeflowError(f"stage {name!r} is not in the chain {cfg.chain} of this config")
     if worker and cfg.workers(name) == 1:
         raise GazeflowError(
             f"{label}: {name} has one process in this config (workers = 1): run it as '{name}', "
@@ -139,7 +151,7 @@ def _calibrate(cfg: Any, params: dict[str, Any], given: dict[str, str]) -> int:
 
 
 STAGE_ARGS = [
-    cloup.Argument(["name"], metavar="STAGE[:WORKER]"),
+    cloup.Argument(["name"], metavar="STAGE[:WORKER]|STAGE+STAGE..."),
     _option(
         "--worker",
         default=os.environ.get("GAZEFLOW_WORKER"),

@@ -130,12 +130,13 @@ def _per_stage(target: Target, items: tuple[str, ...] | str) -> dict[str, Any]:
     with_models = registry.with_models()
     for item in (items,) if isinstance(items, str) else items:
         stage, sep, value = item.rpartition("=")
+        any_stage = target.path[-1] in ("workers", "process")  # not only the stages with models
         if not sep:
-            if target.path[-1] in ("requests", "workers"):
-                raise GazeflowError(f"{target.flag} {item!r}: expected STAGE=N")
+            if target.path[-1] in ("requests", "workers", "process"):
+                raise GazeflowError(f"{target.flag} {item!r}: expected STAGE=VALUE")
             out.update(dict.fromkeys(with_models, value))
             continue
-        if stage in registry.stages() and stage not in with_models and target.path[-1] != "workers":
+        if stage in registry.stages() and stage not in with_models and not any_stage:
             raise GazeflowError(
                 f"{target.flag} {item}: {stage} runs no model (inference stages: {', '.join(with_models)})"
             )

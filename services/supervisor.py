@@ -78,17 +78,32 @@ def preflight(cfg: Config) -> None:
             verify_files(model_files(cfg.assets_dir, model, cfg.stages[name].precision), cfg.assets_dir)
 
 
-def processes(cfg: Config) -> dict[str, tuple[str, str]]:
-    """Every process run-all starts, in pipeline order: name -> (stage, worker)."""
-    out = {}
-    for stage in cfg.chain:
-        for i in range(cfg.workers(stage)):
-            out[process_name(stage, str(i), cfg)] = (stage, str(i))
+def processes(cfg: Config) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Every process run-all starts, in pipeline order: name -> (its stages, worker). Stages placed in one
+    process are named together (landmarks_headpose+gaze+pointer); a scaled stage's workers one by one."""
+    out: dict[str, tuple[tuple[str, ...], str]] = {}
+    for group in cfg.placement_groups:
+        if len(group) > 1:
+            out["+".join(group)] = (group, "0")
+            continue
+        for i in range(cfg.workers(group[0])):
+            out[process_name(group[0], str(i), cfg)] = (group, str(i))
     return out
+
+
+def placed(cfg: Config) -> Config:
+    """The configuration the stage processes get: the placement rule's choice written into each stage's
+    ``process`` setting, so that every process (and a stage started by hand) sees the same one."""
+    stages = dict(cfg.stages)
+    for group in cfg.placement_groups:
+        for name in group if len(group) > 1 else ():
+            stages[name] = stages[name].model_copy(update={"process": "+".join(group)})
+    return cfg.model_copy(update={"stages": stages, "placement": "separate"})
 
 
 class Supervisor:
     def __init__(self, cfg: Config, run_dir: Path) -> None:
+        cfg = placed(cfg)
         self.units = processes(cfg)
         self.cfg = cfg
         self.run_dir = run_dir
@@ -111,9 +126,9 @@ class Supervisor:
         self.config_file.write_text(cfg.to_json())
 
     def start(self, name: str) -> None:
-        stage, worker = self.units[name]
+        stages, worker = self.units[name]
         env = dict(os.environ, **{CONTROL_ENV: self.control.where})
-        if name == self.cfg.source:
+        if self.cfg.source in stages:
             env[GO_ENV] = self.go.where
         level = logging.getLevelName(logging.getLogger().level)
         cmd = [
@@ -123,7 +138,7 @@ class Supervisor:
             "--log-level",
             level,
             "stage",
-            stage,
+            "+".join(stages),
             "--worker",
             worker,
             "--config",
@@ -132,6 +147,18 @@ class Supervisor:
         # its own session: a Ctrl-C at the terminal reaches run-all only, which drains or stops the stages
         self.procs[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         self.started_at[name] = time.monotonic()
+
+    def unit_of(self, stage: str) -> str:
+        """The process that runs ``stage`` (its first worker's, for a scaled one)."""
+        return next(name for name, (stages, _) in self.units.items() if stage in stages)
+
+    @property
+    def ready_names(self) -> list[str]:
+        """What each stage process and thread after the source calls itself in its ready event."""
+        out = []
+        for name, (stages, _worker) in self.units.items():
+            out.extend(s for s in (stages if len(stages) > 1 else (name,)) if s != self.cfg.source)
+        return out
 
     def events(self, timeout_s: float) -> list[Any]:
         out = []
@@ -158,8 +185,9 @@ class Supervisor:
 
     def _reason(self, name: str, code: int) -> str:
         self.events(0)  # pick up its last words
-        if name in self.errors:
-            return f"stage {name} failed: {self.errors.pop(name)}"
+        for stage in (name, *self.units[name][0]):  # a stage's own words; in a shared process, its stage's
+            if stage in self.errors:
+                return f"stage {stage} failed: {self.errors.pop(stage)}"
         if code < 0:
             return f"stage {name} died: killed by {signal.Signals(-code).name}"
         return f"stage {name} exited with code {code}"
@@ -248,7 +276,7 @@ class Supervisor:
             n = self.restarts.get(name, 0)
             # a stage that keeps no state between frames is restarted when it dies after it was ready;
             # the source (its position in the input) and the sink (the results file) are not
-            restartable = registry.get(self.units[name][0]).restartable
+            restartable = all(registry.get(stage).restartable for stage in self.units[name][0])
             if not restartable or proc.pid not in self.ready_pids or n >= MAX_RESTARTS:
                 return reason if n < MAX_RESTARTS else f"{reason} (after {n} restarts)"
             self.restarts[name] = n + 1
@@ -295,7 +323,7 @@ class Supervisor:
             if time.monotonic() > deadline:
                 log.warning("run-all: the end of the stream took too long: stopping every stage")
                 return
-            if ended is None and self.procs[self.cfg.sink].poll() == 0:
+            if ended is None and self.procs[self.unit_of(self.cfg.sink)].poll() == 0:
                 ended = time.monotonic()  # the stream is over; a worker restarted after its end never hears of it
             if ended is not None and time.monotonic() - ended > grace_s:
                 idle = [n for n, p in self.procs.items() if p.poll() is None]
@@ -386,10 +414,11 @@ def supervised(cfg: Config) -> Iterator[Supervisor]:
     sup: Supervisor | None = None
     try:
         sup = Supervisor(cfg, run_dir)
-        downstream = [name for name in sup.units if name != cfg.source]
-        for name in [*reversed(downstream), cfg.source]:
+        source = sup.unit_of(cfg.source)
+        downstream = [name for name in sup.units if name != source]
+        for name in [*reversed(downstream), source]:
             sup.start(name)  # the source opens its input meanwhile, and waits
-        sup.wait_ready(downstream)
+        sup.wait_ready(sup.ready_names)
         sup.start_source()
         yield sup
     finally:

@@ -129,6 +129,14 @@ class StageConfig(Section):
         group="Models",
         metavar="STAGE=N",
     )
+    process: str = setting(
+        "",
+        "which process runs it: '' = the placement rule, 'own' = a process of its own, a NAME = one process with "
+        "the other stages given that NAME (neighbours in the chain, threads over inproc sockets)",
+        flag="--process",
+        group="Run",
+        metavar="STAGE=NAME",
+    )
     input: str = setting("", "endpoint spec (pull+bind:tcp://...); '' = the default ipc link in run_dir")
     output: str = setting("", "endpoint spec (push+connect:tcp://...); '' = the default ipc link in run_dir")
 
@@ -206,6 +214,14 @@ class CoreConfig(Section):
         flag="--detect-every",
         group="Models",
         metavar="N",
+    )
+    placement: Literal["auto", "separate"] = setting(
+        "auto",
+        "auto: on a host with fewer cores than stages, neighbouring stages after the detector share a process "
+        "(threads over inproc sockets: the same stage code and wire) until there are at most cores + 1 processes; "
+        "separate: a process per stage. Stages placed by hand (stages.NAME.process) override either",
+        flag="--placement",
+        group="Run",
     )
     curve_keys: str = setting("", "folder made by 'gazeflow keys': encrypt and authenticate every tcp link")
     shared_frames: bool = setting(True, "a same-host frames link passes shared-memory slots, not pixels")
@@ -295,6 +311,41 @@ class CoreConfig(Section):
         return self.stages[stage].workers
 
     @property
+    def placement_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The chain's stages as the processes that run them (each tuple one process; a scaled stage's workers
+        are processes of their own each): a stage's ``process`` setting, else the placement rule."""
+        groups: list[list[str]] = []
+        for name in self.chain:
+            own = self.stages[name].process
+            previous = groups[-1][-1] if groups else ""
+            if own not in ("", "own") and previous and self.stages[previous].process == own:
+                groups[-1].append(name)
+            else:
+                groups.append([name])
+        by_hand = any(self.stages[name].process for name in self.chain)
+        if self.placement == "auto" and self.few_cores and not by_hand:
+            target = len(os.sched_getaffinity(0)) + 1
+            # from the sink back: merge a stage into its upstream neighbour's process while there are too many
+            i = len(groups) - 1
+            while len(groups) > target and i >= 2:  # never into the source's process
+                if self._may_join(groups[i - 1][-1]) and all(self._may_join(n) for n in groups[i]):
+                    groups[i - 1].extend(groups.pop(i))
+                i -= 1
+        return tuple(tuple(g) for g in groups)
+
+    def _may_join(self, name: str) -> bool:
+        """A stage the placement rule may put in a process with a neighbour: up to the first sink, one process,
+        its links the default local ones."""
+        stage = self.stages[name]
+        first_sink = registry.through_first_sink(tuple(self.chain))[-1]
+        after_sink = self.chain.index(name) > self.chain.index(first_sink)  # the view: its own window, its pace
+        return not after_sink and stage.workers == 1 and not stage.input and not stage.output
+
+    def group_of(self, stage: str) -> tuple[str, ...]:
+        """The stages that share ``stage``'s process (itself alone, most often)."""
+        return next(g for g in self.placement_groups if stage in g)
+
+    @property
     def scaled(self) -> bool:
         """True when some stage runs as several workers (frames then carry sequence numbers)."""
         return any(self.stages[name].workers > 1 for name in self.chain)
@@ -336,13 +387,15 @@ class CoreConfig(Section):
             return Endpoint.parse(spec.format(run_dir=self.run_dir))
         pattern = "push" if direction == "output" else "pull"
         mode = "bind" if self.binder(link) == stage else "connect"
+        if link.down in self.group_of(link.up):  # two threads of one process
+            return Endpoint(pattern, mode, f"inproc://{link.name}")
         return Endpoint(pattern, mode, f"ipc://{self.run_dir}/{link.name}")
 
     def shares_frames(self, stage: str) -> bool:
         """Whether a stage's output stays on this host and may carry frames as shared-memory slots."""
         if not self.shared_frames or stage == self.sink:
             return False
-        return self.endpoint(stage, "output").ipc_path is not None
+        return self.endpoint(stage, "output").local
 
     def curve(self, stage: str, peer: str) -> Any:
         """A stage's CURVE keys for its link to the neighbour ``peer``, or None without keys."""
@@ -409,9 +462,36 @@ def check_pipeline(cfg: Any) -> None:
             both = f"stages {link.up} and {link.down} are both scaled"
             raise GazeflowError(f"{both}: scale one of two neighbours ({link.name} link)")
         _check_link(cfg, link)
+    _check_placement(cfg)
     control = getattr(getattr(cfg, "pointer", None), "control", "")
     if control and not cfg.curve_keys and not control.startswith(("tcp://127.", "tcp://localhost")):
         raise GazeflowError(f"pointer.control {control}: beyond this host it needs curve_keys (gazeflow keys DIR)")
+
+
+def _check_placement(cfg: Any) -> None:
+    """Stages named to share a process are neighbours in the chain, one process each, on default links."""
+    named: dict[str, list[str]] = {}
+    for name in cfg.chain:
+        own = cfg.stages[name].process
+        if own not in ("", "own"):
+            named.setdefault(own, []).append(name)
+    for process, names in named.items():
+        if cfg.chain[0] in names and len(names) > 1:
+            raise GazeflowError(
+                f"process {process!r}: the source ({cfg.chain[0]}) has a process of its own (it ends the stream)"
+            )
+        where = [cfg.chain.index(n) for n in names]
+        if where != list(range(where[0], where[0] + len(where))):
+            raise GazeflowError(
+                f"process {process!r}: {', '.join(names)} are not neighbours in the chain {cfg.chain}: "
+                "only stages next to each other share a process"
+            )
+        for name in names if len(names) > 1 else ():
+            stage = cfg.stages[name]
+            if stage.workers > 1:
+                raise GazeflowError(f"stages.{name}: a scaled stage (workers {stage.workers}) has processes of its own")
+            if stage.input or stage.output:
+                raise GazeflowError(f"stages.{name}: a stage with its own endpoints has a process of its own")
 
 
 def validate(cfg: Any) -> Any:

@@ -44,5 +44,10 @@ class Endpoint:
     def ipc_path(self) -> Path | None:
         return Path(self.address[len("ipc://") :]) if self.address.startswith("ipc://") else None
 
+    @property
+    def local(self) -> bool:
+        """On this host (ipc), or in this process (inproc): a frame's slot in the ring may be named."""
+        return self.address.startswith(("ipc://", "inproc://"))
+
     def __str__(self) -> str:
         return f"{self.pattern}+{self.mode}:{self.address}"

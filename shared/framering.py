@@ -223,7 +223,8 @@ class RingConsumer:
             return self.ring
         ring = FrameRing(self.path, slots, shape, scratch)
         if self.slots_back is None:
-            self.slots_back = channels.End.local(self.ctx, self.run_dir, "release", serves=False)
+            # its last releases go out even when the stage ends right after them (inproc neighbours end fast)
+            self.slots_back = channels.End.local(self.ctx, self.run_dir, "release", serves=False, linger_ms=1000)
         return ring
 
     def attach(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

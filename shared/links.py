@@ -46,7 +46,7 @@ class LinkEnd:
     @property
     def local(self) -> bool:
         """Whether it stays on this host (ipc)."""
-        return self.endpoint.ipc_path is not None
+        return self.endpoint.local
 
     def sender(self, ctx: zmq.Context) -> Sender:
         cls = Distributor if self.into_workers else PushSender

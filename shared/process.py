@@ -58,6 +58,11 @@ class StopFlag:
     def __bool__(self) -> bool:
         return self.event.is_set()
 
+    def stop_all(self) -> None:
+        """As if signalled twice: every loop of the process stops at once."""
+        self.count = max(self.count, 2)
+        self.event.set()
+
 
 class Control:
     """Events to the supervisor (its ``control`` channel), if there is one."""
@@ -68,6 +73,7 @@ class Control:
         self.end: channels.End | None = None
         self._next_beat = 0.0
         self.counters: Any = None  # the stage's Counters, once it has them
+        self.sharing = 1  # the stages in this process: each reports its share of the process's CPU
         where = os.environ.get(CONTROL_ENV)
         if where:
             self.end = channels.End(ctx, "control", where, serves=False, linger_ms=2000)
@@ -89,7 +95,9 @@ class Control:
         says next that it waits for the others, until run-all says go)."""
         if self.end is not None:
             self.end.send(channels.Ready(self.stage, os.getpid()), block=True)
-        _title_suffix("")
+        _STARTING.discard(self.stage)
+        if not _STARTING:
+            _title_suffix("")
 
     def failed(self, message: str) -> None:
         if self.end is not None:
@@ -181,19 +189,55 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None]) -> int:
+Body = Callable[[zmq.Context, "Control", StopFlag], None]
+
+
+def run_stage(name: str, body: Body) -> int:
     """Run one stage's body as a process: title, signals, one-line errors, exit code."""
+    return run_stages({name: body})
+
+
+def run_stages(bodies: dict[str, Body]) -> int:
+    """Run the bodies of one or more neighbouring stages as one process: one title, one signal handler and
+    one ZeroMQ context (their links are inproc sockets in it), a thread per stage but the last. A stage
+    that fails stops the others, so the process ends and run-all hears of it; the exit code is the worst."""
+    label = "+".join(bodies)
     try:
         import setproctitle
 
-        setproctitle.setproctitle(f"gazeflow-stage {name} (starting)")  # until ready(): ps tells a stage
-    except ImportError:  # compiling its models from one that runs
+        setproctitle.setproctitle(f"gazeflow-stage {label} (starting)")  # until every stage is ready: ps tells
+    except ImportError:  # a process compiling its models from one that runs
         pass
+    _STARTING.update(bodies)
     if os.environ.get(CONTROL_ENV):
         _die_with_parent()
     stop = StopFlag()
     ctx = zmq.Context()
+    codes: dict[str, int] = {}
+    *upstream, (last, body) = bodies.items()
+    threads = [
+        threading.Thread(target=_run_body, args=(name, b, ctx, stop, codes, len(bodies)), name=name, daemon=True)
+        for name, b in upstream
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        _run_body(last, body, ctx, stop, codes, len(bodies))  # the main thread: a sink's windows need it
+        for thread in threads:
+            while thread.is_alive():  # a timed join: the main thread still takes signals
+                thread.join(0.2)
+    finally:
+        stop_authenticators()
+        ctx.destroy(linger=0)
+    return max(codes.values(), default=0)
+
+
+_STARTING: set[str] = set()  # the stages of this process not ready yet
+
+
+def _run_body(name: str, body: Body, ctx: zmq.Context, stop: StopFlag, codes: dict[str, int], sharing: int) -> None:
     control = Control(ctx, name)
+    control.sharing = sharing
     code = 0
     message = ""
     try:
@@ -209,7 +253,7 @@ def run_stage(name: str, body: Callable[[zmq.Context, Control, StopFlag], None])
                 control.failed(message)  # run-all prints it, once
             else:
                 log.error("stage %s: %s", name, message)
+            if sharing > 1:  # the stages beside it would wait for it forever: the process ends
+                stop.stop_all()
         control.close()
-        stop_authenticators()
-        ctx.destroy(linger=0)
-    return code
+        codes[name] = code

@@ -38,6 +38,7 @@ __all__ = ["Inputs", "Outputs", "Processor", "StageRuntime", "build"]
 log = logging.getLogger("gazeflow.stage")
 POLL_MS = 100  # how often an idle stage looks at its stop flag
 WAITING_NOTE_S = 5.0  # a stage that has had no frame yet says so this often
+AHEAD_MAX = 2  # frames started ahead of their turn at once
 
 
 class Processor:
@@ -59,6 +60,15 @@ class Processor:
 
     def ready(self, msg: Message) -> bool:
         """Whether the next message may start now (False: it waits at the head of the inbox)."""
+        return True
+
+    def ahead(self, msg: Message) -> bool:
+        """Whether this frame may start while earlier ones wait (``ready`` False): its ``prepare`` needs
+        nothing from them. Its results still leave in frame order."""
+        return False
+
+    def infers(self, msg: Message) -> bool:
+        """Whether ``prepare`` will give this message model inputs (False: it needs no free request)."""
         return True
 
     def stats(self) -> dict[str, Any]:
@@ -120,7 +130,7 @@ class StageRuntime:
         control.counters = self.counters
         self.engine = Engine(cfg, name, registry.get(name).models)
         self.proc.staging = self.engine.staging
-        local = cfg.endpoint(name, "input").ipc_path is not None  # only then may a message name a frame slot
+        local = cfg.endpoint(name, "input").local  # only then may a message name a frame slot
         forward = registry.frames_after(cfg.chain, name)  # the view, later, draws on the frame
         ring = RingConsumer(ctx, cfg.run_dir, local)
         self.frames = Frames(ring, cfg.shares_frames(name), self.proc.keeps_pixels, forward)
@@ -133,6 +143,7 @@ class StageRuntime:
         self.sink = SinkEnd(cfg, self.proc, under_supervisor=control.is_on) if first_sink else None
         self.proc.sink_end = self.sink
         self.pending: deque[Item] = deque()  # in frame order, waiting for their inferences
+        self.early: dict[int, Item] = {}  # frames started ahead of their turn (still in the inbox), by id
         self.started = time.monotonic()
         self.next_note = self.started + WAITING_NOTE_S
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
@@ -162,10 +173,19 @@ class StageRuntime:
 
     def _start(self) -> bool:
         """Start work on waiting messages while requests are free; True at the end of the stream."""
-        while self.inbox and self.engine.free() and len(self.pending) < self.max_pending:
-            if not self.proc.ready(self.inbox.waiting[0][0]):
-                break  # it waits for something else (the tracked box); the loop goes on meanwhile
+        while self.inbox and len(self.pending) < self.max_pending:
+            head = self.inbox.waiting[0][0]
+            early = self.early.pop(id(head), None)
+            if early is None:
+                if not self.proc.ready(head):
+                    self._start_ahead()  # it waits for something else (the tracked box); the loop goes on
+                    break
+                if not self.engine.free() and (head.kind != "frame" or self.proc.infers(head)):
+                    break
             msg, t_recv, t_mono = self.inbox.take()
+            if early is not None:
+                self.pending.append(early)
+                continue
             item = Item(msg, t_recv, t_mono, t_start=time.perf_counter_ns())
             self.pending.append(item)
             if msg.kind == "eos":
@@ -176,11 +196,30 @@ class StageRuntime:
                 except Exception:
                     self._failed(item, "prepare")
                     continue
-                self.engine.submit(item, inputs)
-                self.frames.submitted(msg)
-                if inputs:
-                    self.counters.submitted(self.engine.in_flight)
+                self._submit(item, inputs)
         return False
+
+    def _start_ahead(self) -> None:
+        """While the head of the inbox waits, start a later frame that may go ahead (``Processor.ahead``),
+        when a request is free; it joins the frames in order when its turn comes."""
+        for msg, t_recv, t_mono in list(self.inbox.waiting)[1 : self.max_pending]:
+            if msg.kind != "frame" or len(self.early) >= AHEAD_MAX or not self.engine.free():
+                return
+            if id(msg) in self.early or not self.proc.ahead(msg):
+                continue
+            item = Item(msg, t_recv, t_mono, t_start=time.perf_counter_ns())
+            try:
+                inputs = self.proc.prepare(msg)
+            except Exception:  # prepared again in its turn, where a failure is counted
+                continue
+            self.early[id(msg)] = item
+            self._submit(item, inputs)
+
+    def _submit(self, item: Item, inputs: Inputs) -> None:
+        self.engine.submit(item, inputs)
+        self.frames.submitted(item.msg)
+        if inputs:
+            self.counters.submitted(self.engine.in_flight)
 
     def _failed(self, item: Item, where: str) -> None:
         """A frame the processor failed on is dropped and counted (with a notice in its place after scaled
@@ -242,7 +281,8 @@ class StageRuntime:
                 self._collect()
                 self._turn()
                 if eos and len(self.pending) == 1:  # only the end-of-stream marker is left
-                    self._end(self.pending.popleft().msg, time.process_time() - cpu0)
+                    # the process's CPU: a stage sharing it with others reports its share
+                    self._end(self.pending.popleft().msg, (time.process_time() - cpu0) / self.control.sharing)
                     return
             log.info("%s: stopped by signal", self.name)
         except Stopped:
@@ -291,6 +331,8 @@ class StageRuntime:
         if self.engine.precision:
             eos.header["stats"][self.name]["inference_precision"] = self.engine.precision
         eos.header["stats"][self.name].update(self.proc.stats())
+        if self.control.sharing > 1:
+            eos.header["stats"][self.name]["process"] = "+".join(self.cfg.group_of(self.name))
         self.inbox.report()
         if registry.get(self.name).role == "sink":
             self.proc.finish(eos, {})  # a sink: its own end (the pointer's, before the view after it)

@@ -50,7 +50,7 @@ def active(cfg: Config) -> bool:
     if cfg.detect_every <= 1 or not detector or not tracker:
         return False
     one = cfg.workers(detector) == 1 and cfg.workers(tracker) == 1
-    local = cfg.endpoint(detector, "output").ipc_path is not None
+    local = cfg.endpoint(detector, "output").local
     return one and local
 
 

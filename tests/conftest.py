@@ -166,7 +166,14 @@ def _read(path: Path) -> str:
 
 
 def stage_process(proc: subprocess.Popen[str], name: str) -> psutil.Process:
-    return next(c for c in psutil.Process(proc.pid).children() if title(c) == f"gazeflow-stage {name}")
+    """The process that runs stage ``name`` (alone, or with neighbours: landmarks_headpose+gaze+pointer)."""
+    children = psutil.Process(proc.pid).children()
+    return next(c for c in children if name == process_label(c) or name in process_label(c).split("+"))
+
+
+def process_label(p: psutil.Process) -> str:
+    """A stage process's name: its stages, as run-all names it (ps: gazeflow-stage LABEL)."""
+    return title(p).removeprefix("gazeflow-stage ")
 
 
 def start_xvfb(*screens: str) -> tuple[subprocess.Popen[bytes], str]:

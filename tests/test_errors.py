@@ -14,9 +14,19 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gazeflow.services.cli import pipeline_config
 from gazeflow.shared.config import runtime_root
 
-from conftest import KILL_FRAMES, gazeflow, kill_in_replay, stage_process, start_run, title, wait_for
+from conftest import (
+    KILL_FRAMES,
+    gazeflow,
+    kill_in_replay,
+    process_label,
+    stage_process,
+    start_run,
+    title,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +96,12 @@ def test_corrupt_model_in_a_stage_is_reported_by_name(assets, tmp_path):
 
 
 def _start_live_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
-    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--log-interval", "0")
+    args = ("--input", "demo", "--loop", "--pointer", "null", "--log-interval", "0")
+    proc = start_run(*args)
     children = psutil.Process(proc.pid).children()
     titles = sorted(title(c) for c in children)
-    assert titles == sorted(
-        f"gazeflow-stage {n}" for n in ("capture", "face_detection", "landmarks_headpose", "gaze", "pointer")
-    )
+    placement = pipeline_config(list(args)).placement_groups  # this host's: a process per stage, or fewer
+    assert titles == sorted(f"gazeflow-stage {'+'.join(group)}" for group in placement)
     time.sleep(2)  # frames are flowing
     return proc, children
 
@@ -120,11 +130,12 @@ def test_signal_stops_every_stage_within_5s_and_cleans_up(assets, signum):
 
 def test_a_stage_that_cannot_be_restarted_is_named_and_the_rest_stop(assets):
     proc, children = _start_live_run()
-    victim = next(c for c in children if title(c) == "gazeflow-stage pointer")  # holds the results file
+    victim = next(c for c in children if "pointer" in process_label(c).split("+"))  # holds the results file
+    label = process_label(victim)
     victim.kill()
     _, err = proc.communicate(timeout=15)
     assert proc.returncode != 0
-    assert "stage pointer died: killed by SIGKILL" in err
+    assert f"stage {label} died: killed by SIGKILL" in err
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive
 
@@ -136,11 +147,29 @@ def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, 
     assert f"lost {report['lost']}" in out
 
 
+def test_stages_sharing_a_process_are_restarted_together(assets, tmp_path, test_stages):
+    """kill -9 of a process running two restartable stages (placed together by hand): run-all restarts it
+    as one, the replay finishes, the frames lost with it are counted."""
+    _, report, _ = kill_in_replay(
+        tmp_path,
+        test_stages,
+        "landmarks_headpose+gaze",
+        "--process",
+        "landmarks_headpose=eyes",
+        "--process",
+        "gaze=eyes",
+    )
+    assert report["frames"] + report["lost"] == KILL_FRAMES
+    assert report["stages"]["gaze"]["process"] == "landmarks_headpose+gaze"
+
+
 def test_a_stalled_stage_is_waited_for_and_a_replay_stays_byte_identical(demo_runs, tmp_path):
     """gaze stopped (SIGSTOP) for 6 s in a max-speed replay: no frame slot is taken back from it (it is
     slow, not dead), the replay waits, and the results are those of a clean run, byte for byte."""
     results = tmp_path / "r.jsonl"
     proc = start_run(
+        "--placement",
+        "separate",  # gaze alone stalls (landmarks, sending tracked boxes, goes on)
         "--input",
         "demo",
         "--max-speed",
@@ -175,6 +204,8 @@ def test_a_hung_stage_is_named_killed_and_restarted_and_the_stream_goes_on(asset
     proc = start_run(
         "--config",
         str(config),
+        "--placement",
+        "separate",  # a process per stage: landmarks alone is restartable
         "--input",
         "demo",
         "--loop",
@@ -316,6 +347,8 @@ def test_chaos_an_inference_stage_killed_every_10_s_results_keep_coming_and_ever
     results keep coming, and at the end every frame capture sent is a result or counted lost."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     proc = start_run(
+        "--placement",
+        "separate",  # each victim a process of its own, restartable
         "--input",
         "demo",
         "--loop",

@@ -223,3 +223,26 @@ input = "pull+connect:{gaze}"
     assert [r["frame"] for r in rows] == list(range(90))
     for a, b in zip(rows, reference, strict=True):
         assert a["gaze"] == pytest.approx(b["gaze"], abs=1e-3), a["frame"]
+
+
+@pytest.mark.parametrize(
+    "placement",
+    [
+        ["--placement", "separate"],  # a process per stage
+        ["--process", "landmarks_headpose=eyes", "--process", "gaze=eyes", "--process", "pointer=eyes"],  # threads
+    ],
+    ids=["separate", "by-hand"],
+)
+def test_every_placement_gives_the_same_results_byte_for_byte(demo_runs, tmp_path, placement):
+    """Neighbouring stages as threads of one process (inproc sockets, the same stage code and wire) or as
+    processes of their own: the same results as run-sync, byte for byte (the session's run-all used this
+    host's automatic placement); the stages sharing a process report their share of its CPU."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    args = ["--input", "demo", "--max-speed", "--pointer", "null", "--results", str(results), "--metrics", str(metrics)]
+    proc = gazeflow("run-all", *args, *placement, "--log-interval", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results.read_bytes() == demo_runs["run-sync"].read_bytes() == demo_runs["run-all"].read_bytes()
+    stages = json.loads(metrics.read_text())["stages"]
+    shared = placement[0] == "--process"
+    assert all(("process" in stages[s]) == shared for s in ("landmarks_headpose", "gaze", "pointer"))
+    assert "process" not in stages["face_detection"] and "--process" not in proc.stderr

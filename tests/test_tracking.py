@@ -79,17 +79,24 @@ def test_the_frame_after_a_detection_waits_only_for_the_detection_not_for_landma
         return m
 
     m0 = msg(0)
-    assert fd.ready(m0) and fd.prepare(m0) is not None and fd.last_detection == 0  # frame 0 detects
+    assert fd.ready(m0) and fd.prepare(m0) is not None and fd.detections == [0]  # frame 0 detects
     assert not fd.ready(msg(1))  # its detection is still in flight
     found = np.array([[[[0, 1, 0.99, 0.25, 0.2, 0.75, 0.825]]]], np.float32)  # the detector's output
     fd.finish(m0, {"face": {"out": found}})
     m1 = msg(1)
     assert fd.ready(m1) and fd.prepare(m1) == {} and m1.header["face"] == [100.0, 80.0, 300.0, 330.0]
     assert not fd.ready(msg(2))  # frame 2's box comes from frame 1's landmarks: wait for them
+    m3 = msg(3)  # meanwhile the next scheduled detection starts ahead of it (the detector is not left idle)
+    assert fd.ready(m3) and fd.ahead(m3) and not fd.ahead(msg(2)) and fd.infers(m3)
+    assert fd.prepare(m3) and fd.detections == [0, 3]
     fd.feedback.send(1, [104.0, 80.0, 304.0, 330.0])
-    m2 = msg(2)
-    assert fd.ready(m2) and fd.prepare(m2) == {} and m2.header["face"] == [104.0, 80.0, 304.0, 330.0]
-    assert fd.ready(msg(3))  # a detection frame never waits
+    m2 = msg(2)  # still takes frame 1's landmarks' box, not the later detection's
+    assert fd.ready(m2) and not fd.infers(m2) and fd.prepare(m2) == {}
+    assert m2.header["face"] == [104.0, 80.0, 304.0, 330.0]
+    fd.finish(m2, {})
+    fd.finish(m3, {"face": {"out": found}})
+    m4 = msg(4)
+    assert fd.ready(m4) and fd.prepare(m4) == {} and m4.header["face"] == [100.0, 80.0, 300.0, 330.0]
 
 
 def test_feedback_from_the_socket_is_validated(tmp_path):

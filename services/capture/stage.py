@@ -57,6 +57,8 @@ def frames(
             continue
         msg = feed.read(slot, released)
         if msg is None:
+            if ring is not None and slot is not None:  # the slot taken for a frame past the end: free again
+                ring.give_back(slot)
             return
         yield msg
 
@@ -227,7 +229,7 @@ class _Stream:
             return
         if self.stop:
             log.info("capture: stopped after %d frames; the frames in flight finish", self.counters.sent)
-        cpu = {"cpu_s": round(time.process_time() - cpu0, 3)}
+        cpu = {"cpu_s": round((time.process_time() - cpu0) / self.control.sharing, 3)}
         eos = Message.eos({self.cfg.source: {**self.counters.as_dict(), **cpu}})
         eos.header["total"] = self.counters.sent
         self.sender.send_end(eos, self.aborted)

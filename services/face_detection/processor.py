@@ -3,6 +3,7 @@ full frame). Between detections the box comes from landmarks' feedback (``shared
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -27,30 +28,33 @@ class FaceDetection(Processor):
         self.every = cfg.detect_every
         self.detected = self.tracked = self.late = 0
         self.waiting_since: float | None = None
-        self.last_detection = -1  # the frame of the newest detection started
-        self.detection_box: list[float] | None = None  # its box as sent, once finished (None: no face)
-        self.finished = -1  # the newest frame finished
+        self.detections: list[int] = []  # the frames whose detection has started, ascending (the newest KEEP)
+        self.detection_boxes: dict[int, list[float] | None] = {}  # their boxes as sent, once finished
 
     def check(self, msg: Message) -> None:
         source = msg.header.get("source") or {}
         check_array(msg, "frame", (source.get("height"), source.get("width"), 3))
 
-    def _own(self, frame: int) -> bool:
-        """True when this frame's box is the newest detection's own: landmarks of a frame before that
-        detection are older than it, and those of the detection's frame only give its box back."""
-        return frame - tracking.DELAY <= self.last_detection
+    def _detection_before(self, frame: int) -> int:
+        """The newest detection started for a frame before ``frame`` (-1: none). A scheduled detection may
+        start ahead of the frames before it (``ahead``), so this is asked by frame, not of the last one."""
+        i = bisect.bisect_left(self.detections, frame)
+        return self.detections[i - 1] if i else -1
 
-    def _own_known(self) -> bool:
-        """The newest detection has finished here: its box is known."""
-        return self.finished >= self.last_detection
+    def _own(self, frame: int) -> int | None:
+        """The detection whose own box this frame takes (landmarks of a frame before that detection are
+        older than it, and those of the detection's frame only give its box back), else None."""
+        newest = self._detection_before(frame)
+        return newest if newest >= 0 and frame - tracking.DELAY <= newest else None
 
     def _box(self, msg: Message) -> list[float] | None:
         """The tracked box for this frame, or None: detect."""
         frame = msg.header["frame"]
-        if self.feedback is None or frame % self.every == 0 or self.last_detection < 0:
+        if self.feedback is None or frame % self.every == 0 or self._detection_before(frame) < 0:
             return None
-        if self._own(frame) and self._own_known():
-            return self.detection_box
+        own = self._own(frame)
+        if own is not None and own in self.detection_boxes:
+            return self.detection_boxes[own]
         return self.feedback.box(frame, self.cfg.live)
 
     def ready(self, msg: Message) -> bool:
@@ -59,8 +63,9 @@ class FaceDetection(Processor):
         if self.feedback is None or msg.kind != "frame" or self.cfg.live:
             return True
         frame = msg.header["frame"]
-        known = self._own_known() if self._own(frame) else self.feedback.known(frame - tracking.DELAY)
-        if frame % self.every == 0 or self.last_detection < 0 or known:
+        own = self._own(frame)
+        known = own in self.detection_boxes if own is not None else self.feedback.known(frame - tracking.DELAY)
+        if frame % self.every == 0 or self._detection_before(frame) < 0 or known:
             self.waiting_since = None
             return True
         now = time.monotonic()
@@ -72,13 +77,22 @@ class FaceDetection(Processor):
             return True
         return False
 
+    def ahead(self, msg: Message) -> bool:
+        """A scheduled detection needs nothing from the frames before it: it may start while they wait for
+        their tracked boxes, so the detector works while landmarks catches up (lossless; live never waits)."""
+        return self.feedback is not None and not self.cfg.live and msg.header["frame"] % self.every == 0
+
+    def infers(self, msg: Message) -> bool:
+        return self._box(msg) is None
+
     def prepare(self, msg: Message) -> Inputs:
         box = self._box(msg)
         if box is not None:
             msg.header["tracked"] = True
             msg.header["face"] = list(box)
             return {}
-        self.last_detection = msg.header["frame"]
+        bisect.insort(self.detections, msg.header["frame"])
+        del self.detections[: -tracking.KEEP]
         place = self.input("face", 0, (1, INPUT_H, INPUT_W, 3))  # resized straight into the request
         return {"face": {0: geometry.resize(msg.arrays["frame"], (INPUT_W, INPUT_H), place)}}
 
@@ -87,12 +101,13 @@ class FaceDetection(Processor):
         frame = msg.arrays.pop("frame")
         height, width = frame.shape[:2]
         detected = not msg.header.get("tracked")
-        self.finished = msg.header["frame"]
         if not detected:
             face = tuple(msg.header["face"])
             self.tracked += 1
         else:
-            self.detection_box = None  # until this detection's box is sent (below)
+            self.detection_boxes[msg.header["frame"]] = None  # until this detection's box is sent (below)
+            for old in [f for f in self.detection_boxes if f < self.detections[0]]:
+                del self.detection_boxes[old]
             raw = next(iter(outputs["face"].values()))
             boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.face_detection.confidence)]
             face = geometry.follow(boxes, self.previous)
@@ -112,7 +127,7 @@ class FaceDetection(Processor):
             return msg
         msg.header["face"] = [round(v, 2) for v in face]
         if detected:
-            self.detection_box = msg.header["face"]
+            self.detection_boxes[msg.header["frame"]] = msg.header["face"]
         msg.header["crop"] = list(square)
         self.frames.pass_on(msg, frame, geometry.region(square, width, height))
         return msg
