@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -70,7 +71,7 @@ def check_cache(cache_dir: str) -> str:
     path = Path(default_cache_dir() if cache_dir == "auto" else cache_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{os.getpid()}"
+        probe = path / f".probe-{os.getpid()}-{threading.get_ident()}"  # stages sharing a process check at once
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:

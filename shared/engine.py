@@ -10,6 +10,7 @@ inference.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     from .inference import Fusion
 
+_LOADING = threading.Lock()
 Inputs = dict[str, dict[Any, np.ndarray]]  # model key -> input name or index -> array
 Outputs = dict[str, dict[str, np.ndarray]]  # model key -> output name -> array
 
@@ -58,7 +60,8 @@ class Engine:
         self.fusion: Fusion | None = None
         self.submitted = 0  # frames submitted so far: each one's tag
         if models:  # OpenVINO is imported only where there are models: the others start sooner
-            self._load(cfg, stage, models)
+            with _LOADING:  # stages sharing a process load one at a time (one OpenVINO Core, its cache)
+                self._load(cfg, stage, models)
 
     def _load(self, cfg: Config, stage: str, models: dict[str, str]) -> None:
         from .inference import (

@@ -248,6 +248,7 @@ def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
     proc = start_run(
         "--input",
         "demo",
+        "--loop",  # it ends by the signal only, however fast the machine
         "--max-speed",
         "--pointer",
         "null",
@@ -258,7 +259,7 @@ def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
         "--log-interval",
         "0",
     )
-    time.sleep(3)
+    wait_for(lambda: results.exists() and results.stat().st_size > 0, "the first results")
     children = psutil.Process(proc.pid).children()
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -267,7 +268,7 @@ def test_ctrl_c_in_a_replay_drains_the_frames_in_flight(assets, tmp_path):
     assert proc.returncode == 130 and "ending the stream" in err
     report = json.loads(metrics.read_text())
     frames = [json.loads(line)["frame"] for line in results.read_text().splitlines()]
-    assert 0 < len(frames) < 595 and frames == list(range(len(frames)))  # nothing in flight was lost
+    assert len(frames) > 0 and frames == list(range(len(frames)))  # nothing in flight was lost
     assert report["frames"] == len(frames) and report["lost"] == 0 and report["dropped"] == 0
     assert f"frames {len(frames)}," in out
     _, alive = psutil.wait_procs(children, timeout=2)

@@ -25,26 +25,42 @@ FRAME_HOP = registry.default_chain()[1]  # the one link that carries full frames
 
 def max_speed_pair(input_spec: str, precision: str, repeat: int) -> tuple[dict[str, Any], list[Any], list[Any]]:
     """run-sync and run-all at max speed, alternating, ``repeat`` times each: medians and ratios, whether every
-    run wrote the same results; and run-all's reports and run-sync's first results (for what comes later)."""
-    samples: dict[str, list[dict[str, Any]]] = {"run-sync": [], "run-all": []}
+    run wrote the same results; and run-all's reports and run-sync's first results (for what comes later).
+    Where this host's automatic placement puts stages together, run-all with a process per stage is measured
+    too, in the same rounds (``run-all-separate``)."""
+    from gazeflow.services.cli import pipeline_config
+
+    args = ["--input", input_spec, "--max-speed", "--precision", precision]
+    groups = pipeline_config(args).placement_groups
+    commands: dict[str, tuple[str, list[str]]] = {"run-sync": ("run-sync", []), "run-all": ("run-all", [])}
+    if any(len(g) > 1 for g in groups):
+        commands["run-all-separate"] = ("run-all", ["--placement", "separate"])
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
     for i in range(repeat):
-        for command in ("run-sync", "run-all") if i % 2 == 0 else ("run-all", "run-sync"):
-            args = ["--input", input_spec, "--max-speed", "--precision", precision]
-            report = run_command(command, args, results=True)
-            samples[command].append(report)
-            log.info(
-                "%s %s: %.1f fps, %.1f ms CPU/frame", precision, command, report["fps"], report["cpu_ms_per_frame"]
-            )
+        order = list(commands) if i % 2 == 0 else list(reversed(commands))
+        for name in order:
+            command, extra = commands[name]
+            report = run_command(command, [*args, *extra], results=True)
+            samples[name].append(report)
+            log.info("%s %s: %.1f fps, %.1f ms CPU/frame", precision, name, report["fps"], report["cpu_ms_per_frame"])
     rows = [r.pop("results") for reports in samples.values() for r in reports]
-    entry: dict[str, Any] = {"same_results": all(other == rows[0] for other in rows[1:])}
-    for command, reports in samples.items():
-        entry[command] = {
+    entry: dict[str, Any] = {
+        "same_results": all(other == rows[0] for other in rows[1:]),
+        "placement": " | ".join("+".join(g) for g in groups),
+    }
+    for name, reports in samples.items():
+        entry[name] = {
             "fps": statistics.median(r["fps"] for r in reports),
             "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in reports),
+            "cores": statistics.median(r.get("cores", 0.0) for r in reports),
             "e2e_p50_ms": statistics.median(r["e2e_ms"]["p50"] for r in reports),
         }
     entry["fps_ratio"] = round(entry["run-all"]["fps"] / entry["run-sync"]["fps"], 3)
     entry["cpu_ratio"] = round(entry["run-all"]["cpu_ms_per_frame"] / entry["run-sync"]["cpu_ms_per_frame"], 3)
+    if "run-all-separate" in entry:
+        separate = entry["run-all-separate"]
+        entry["separate_fps_ratio"] = round(separate["fps"] / entry["run-sync"]["fps"], 3)
+        entry["separate_cpu_ratio"] = round(separate["cpu_ms_per_frame"] / entry["run-sync"]["cpu_ms_per_frame"], 3)
     return entry, samples["run-all"], rows[0]
 
 

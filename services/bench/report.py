@@ -113,9 +113,32 @@ def _pipeline(r: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "Same results: every run of that precision, run-sync and run-all, wrote the same per-frame "
-        "results (face, landmarks, head pose, gaze, pointer) as the first run-sync.",
+        "Same results: every run of that precision, run-sync and run-all (each placement), wrote the same "
+        "per-frame results (face, landmarks, head pose, gaze, pointer) as the first run-sync.",
     ]
+    placed = {p: e for p, e in r["pipeline"].items() if "run-all-separate" in e}
+    if placed:
+        lines += [
+            "",
+            "Placement (run-all's processes on this host, same rounds):",
+            "",
+            "| precision | placement | fps | CPU ms/frame | cores busy | fps vs run-sync | CPU vs run-sync |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for precision, e in placed.items():
+            auto, sep, sync = e["run-all"], e["run-all-separate"], e["run-sync"]
+            for label, a, fr, cr in (
+                (f"auto: {e['placement']}", auto, e["fps_ratio"], e["cpu_ratio"]),
+                ("a process per stage", sep, e["separate_fps_ratio"], e["separate_cpu_ratio"]),
+            ):
+                lines.append(
+                    f"| {precision} | {label} | {a['fps']:.1f} | {a['cpu_ms_per_frame']:.1f} | "
+                    f"{a.get('cores', 0):.2f} | {fr:.2f}x | {cr:.2f}x |"
+                )
+            lines.append(
+                f"| {precision} | run-sync (one process) | {sync['fps']:.1f} | "
+                f"{sync['cpu_ms_per_frame']:.1f} | {sync.get('cores', 0):.2f} | 1.00x | 1.00x |"
+            )
     if "int8_all_vs_fp16_sync" in r:
         lines += ["", f"run-all FP16-INT8 vs run-sync FP16: {r['int8_all_vs_fp16_sync']:.2f}x fps"]
     for precision, b in r.get("bound", {}).items():

@@ -106,8 +106,8 @@ class FaceDetection(Processor):
             self.tracked += 1
         else:
             self.detection_boxes[msg.header["frame"]] = None  # until this detection's box is sent (below)
-            for old in [f for f in self.detection_boxes if f < self.detections[0]]:
-                del self.detection_boxes[old]
+            if len(self.detection_boxes) > tracking.KEEP:
+                del self.detection_boxes[min(self.detection_boxes)]
             raw = next(iter(outputs["face"].values()))
             boxes = [box for box, _ in geometry.detections(raw, width, height, self.cfg.face_detection.confidence)]
             face = geometry.follow(boxes, self.previous)
