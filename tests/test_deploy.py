@@ -162,6 +162,18 @@ def test_the_dockerfile_installs_the_package_and_fetches_verified_models():
     assert "!deploy/mirror/" in ignored and "*" in ignored  # a small context: no .venv, no .assets
 
 
+def test_the_package_list_names_every_folder_the_wheel_must_carry():
+    """The editable install finds subpackages through package-dir; a wheel carries only the listed ones (a missing
+    gazeflow.services.bench once broke the image at its first `gazeflow` command)."""
+    setuptools = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = set()
+    for package, folder in setuptools["package-dir"].items():
+        for init in (DEPLOY.parent / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(DEPLOY.parent / folder).parts
+            on_disk.add(".".join((package, *relative)))
+    assert set(setuptools["packages"]) == on_disk
+
+
 def test_stage_names_with_a_worker_label_are_checked(topology, caplog):
     from gazeflow.services.cli import cli, main, pipeline_config
 

@@ -141,10 +141,12 @@ def test_a_stage_that_cannot_be_restarted_is_named_and_the_rest_stop(assets):
 
 
 def test_a_killed_inference_stage_is_restarted_and_the_replay_completes(assets, tmp_path, test_stages):
-    """kill -9 of face detection in the middle of a lossless replay: restarted, finished, losses counted."""
+    """kill -9 of face detection in the middle of a lossless replay: restarted, finished, losses counted.
+    The stage may die with no frame in hand (its queue drained into the slow stage after it): then none is lost,
+    and the summary says nothing of losses."""
     out, report, _ = kill_in_replay(tmp_path, test_stages, "face_detection")
-    assert report["lost"] > 0 and report["frames"] + report["lost"] == KILL_FRAMES
-    assert f"lost {report['lost']}" in out
+    assert report["frames"] + report["lost"] == KILL_FRAMES
+    assert (f"lost {report['lost']}" in out) == (report["lost"] > 0)
 
 
 def test_stages_sharing_a_process_are_restarted_together(assets, tmp_path, test_stages):
