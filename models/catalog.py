@@ -1,13 +1,15 @@
-"""The Open Model Zoo models of the gaze chain, and where their files live.
+"""The models of the gaze chain, and where their files live.
 
-Four are Intel IRs per precision; the eye-state model is published as one ONNX
-file, which OpenVINO reads directly (every precision uses it; the CPU plugin
-picks its inference precision as for the others).
+Four are Intel IRs per precision (Open Model Zoo); the eye-state model is published
+as one ONNX file and MediaPipe's iris model (the optional iris stage) as one TFLite
+file inside the mediapipe wheel: OpenVINO reads both directly (every precision uses
+them; the CPU plugin picks its inference precision as for the others).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from gazeflow.shared.errors import GazeflowError
 
@@ -16,11 +18,19 @@ LANDMARKS = "landmarks-regression-retail-0009"
 HEAD_POSE = "head-pose-estimation-adas-0001"
 GAZE = "gaze-estimation-adas-0002"
 EYE_STATE = "open-closed-eye-0001"
+IRIS = "iris-landmark"
 MODELS = (FACE, LANDMARKS, HEAD_POSE, GAZE)  # the IRs, per precision
-ONNX = {EYE_STATE: "models/public/open-closed-eye-0001/open_closed_eye.onnx"}
-# how a model is read: images per inference (both eyes in one), and the input normalisation the
-# ONNX expects ((x - 127) / 255, from the OMZ model.yml; the IRs take 0..255 as they are)
-READING: dict[str, dict[str, float]] = {EYE_STATE: {"batch": 2, "mean": 127.0, "scale": 255.0}}
+ONE_FILE = {  # models published as one file that every precision reads
+    EYE_STATE: "models/public/open-closed-eye-0001/open_closed_eye.onnx",
+    IRIS: "models/mediapipe/iris_landmark/iris_landmark.tflite",
+}
+# how a model is read: images per inference (both eyes in one), the input normalisation it expects
+# ((x - 127) / 255 from the OMZ model.yml; 0..1 RGB for MediaPipe's, whose layout is NHWC; the IRs take
+# 0..255 BGR as they are)
+READING: dict[str, dict[str, Any]] = {
+    EYE_STATE: {"batch": 2, "mean": 127.0, "scale": 255.0},
+    IRIS: {"batch": 2, "scale": 255.0, "layout": "NHWC", "rgb": True},
+}
 DEMO_VIDEO = "videos/demo.mp4"
 
 
@@ -50,15 +60,15 @@ def ir_path(assets_dir: str | Path, model: str, precision: str) -> Path:
 
 
 def model_files(assets_dir: str | Path, model: str, precision: str) -> list[Path]:
-    """The files a model is read from: its IR (xml, bin) for this precision, or its ONNX."""
-    if model in ONNX:
-        return [Path(assets_dir) / ONNX[model]]
+    """The files a model is read from: its IR (xml, bin) for this precision, or its one file."""
+    if model in ONE_FILE:
+        return [Path(assets_dir) / ONE_FILE[model]]
     xml = ir_path(assets_dir, model, precision)
     return [xml, xml.with_suffix(".bin")]
 
 
 def require_ir(assets_dir: str | Path, model: str, precision: str) -> Path:
-    """The file to read a model from (an IR's xml, or an ONNX), after checking that its files exist."""
+    """The file to read a model from (an IR's xml, or its one file), after checking that its files exist."""
     files = model_files(assets_dir, model, precision)
     xml = files[0]
     for path in files:

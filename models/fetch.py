@@ -1,9 +1,14 @@
 """Fetch the assets listed in manifest.tsv: from the official URLs or a local mirror.
 
 Every file is verified by its sha384 before it is used; a file already in the
-cache with the right checksum is not fetched again. With a mirror folder no
-network is used at all. FP32 IRs that are not published in the mirror are made
-locally from the FP16 IR (same graph, weights decompressed to FP32).
+cache with the right checksum is not fetched again. A source URL with a fragment
+names a member of the archive it points to (a file inside a wheel of the package
+index: MediaPipe's iris model): the archive is downloaded, the member taken out
+and verified. With a mirror folder the required assets come from it alone; an
+optional one (for an optional stage) that the mirror lacks is downloaded from its
+URL, and one that cannot be had is reported, not an error. FP32 IRs that are not
+published in the mirror are made locally from the FP16 IR (same graph, weights
+decompressed to FP32).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +38,18 @@ class Asset:
     size: int
     sha384: str
     url: str
+    optional: bool = False  # only an optional stage reads it: a fetch without it still succeeds
+
+    @property
+    def member(self) -> str:
+        """The file inside the archive the URL points to ("" when the URL is the file itself)."""
+        return self.url.partition("#")[2]
 
 
 def manifest() -> list[Asset]:
     with MANIFEST.open(newline="") as fh:
         return [
-            Asset(row["path"], int(row["bytes"]), row["sha384"], row["source_url"])
+            Asset(row["path"], int(row["bytes"]), row["sha384"], row["source_url"], row.get("optional") == "yes")
             for row in csv.DictReader(fh, delimiter="\t")
         ]
 
@@ -63,17 +75,14 @@ def fetch_one(asset: Asset, dest_dir: Path, mirror: Path | None) -> bool:
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        if mirror is not None:
-            src = mirror / asset.path
-            if not src.is_file():
-                raise GazeflowError(f"{asset.path}: not in mirror {mirror}")
-            shutil.copyfile(src, tmp_path)
+        if mirror is not None and (mirror / asset.path).is_file():
+            shutil.copyfile(mirror / asset.path, tmp_path)
+        elif mirror is not None and not asset.optional:
+            raise GazeflowError(f"{asset.path}: not in mirror {mirror}")
         else:
-            try:
-                with urllib.request.urlopen(asset.url, timeout=60) as resp, tmp_path.open("wb") as out:
-                    shutil.copyfileobj(resp, out)
-            except OSError as exc:
-                raise GazeflowError(f"{asset.path}: download from {asset.url} failed: {exc}") from None
+            if mirror is not None:
+                log.info("%s: not in mirror %s; downloading it from %s", asset.path, mirror, asset.url)
+            _download(asset, tmp_path)
         got = sha384(tmp_path)
         if got != asset.sha384:
             raise GazeflowError(f"{asset.path}: sha384 mismatch (got {got[:16]}..., expected {asset.sha384[:16]}...)")
@@ -84,6 +93,23 @@ def fetch_one(asset: Asset, dest_dir: Path, mirror: Path | None) -> bool:
     finally:
         tmp_path.unlink(missing_ok=True)
     return True
+
+
+def _download(asset: Asset, dest: Path) -> None:
+    """The asset from its URL into dest: the file itself, or the member of the archive it points to."""
+    url = asset.url.partition("#")[0]
+    archive = dest.with_suffix(".archive") if asset.member else dest
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, archive.open("wb") as out:
+            shutil.copyfileobj(resp, out)
+        if asset.member:
+            with zipfile.ZipFile(archive) as zf, zf.open(asset.member) as src, dest.open("wb") as out:
+                shutil.copyfileobj(src, out)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise GazeflowError(f"{asset.path}: download from {asset.url} failed: {exc}") from None
+    finally:
+        if asset.member:
+            archive.unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -115,7 +141,14 @@ def fetch_all(dest_dir: str | Path, mirror: str | Path | None = None) -> None:
         raise GazeflowError(f"asset mirror not found: {mirror_path}")
     fetched = 0
     for asset in manifest():
-        if fetch_one(asset, dest, mirror_path):
+        try:
+            got = fetch_one(asset, dest, mirror_path)
+        except GazeflowError as exc:
+            if not asset.optional:
+                raise
+            log.warning("optional asset not fetched (the stage that reads it cannot run): %s", exc)
+            continue
+        if got:
             fetched += 1
             log.info("fetched %s", asset.path)
     made = derive_fp32(dest)
@@ -136,9 +169,12 @@ def verify_files(paths: list[Path], assets_dir: str | Path) -> None:
 
 
 def verify_all(dest_dir: str | Path) -> None:
-    """Check every manifest file in the cache; raise naming the first bad one."""
+    """Check every manifest file in the cache (an optional one where it is there); raise naming the first
+    bad one."""
     for asset in manifest():
         path = Path(dest_dir) / asset.path
+        if not path.is_file() and asset.optional:
+            continue
         if not path.is_file():
             raise GazeflowError(f"missing asset: {path} (run 'make setup')")
         if not _verified(path, asset):

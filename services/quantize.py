@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gazeflow.models.catalog import KEPT_FP16, LOCAL_INT8, ONNX, require_ir, user_models_dir
+from gazeflow.models.catalog import KEPT_FP16, LOCAL_INT8, ONE_FILE, require_ir, user_models_dir
 from gazeflow.shared import registry
 from gazeflow.shared.errors import GazeflowError
 
@@ -108,7 +108,7 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
     jobs = []
     for name in chosen:
         for key, model_name in registry.get(name).models.items():
-            if model_name in ONNX:
+            if model_name in ONE_FILE:
                 log.info("quantize: %s is left as it is (a 0.01-GFLOP model read from ONNX)", model_name)
                 continue
             samples = recorded.get((name, key), [])
@@ -118,7 +118,7 @@ def quantize(cfg: Config, stages: list[str], video: str) -> list[Path]:
                     f"{model_name} on (use a video where your face is in view)"
                 )
             jobs.append((model_name, samples))
-    every = [m for n in cfg.chain for m in registry.get(n).models.values() if m not in ONNX]
+    every = [m for n in cfg.chain for m in registry.get(n).models.values() if m not in ONE_FILE]
     total_ms = sum(latency_ms([require_ir(cfg.assets_dir, m, "FP16") for m in every]))
     return [path for model_name, samples in jobs if (path := _one(cfg, model_name, samples, total_ms))]
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 GREEN, RED, BLUE, YELLOW = (0, 200, 0), (0, 0, 255), (255, 80, 0), (0, 220, 255)
-WHITE, CYAN, GREY = (255, 255, 255), (255, 255, 0), (160, 160, 160)
+WHITE, CYAN, GREY, MAGENTA = (255, 255, 255), (255, 255, 0), (160, 160, 160), (255, 0, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Colour = tuple[int, int, int]
 

@@ -176,6 +176,14 @@ def _default_chain() -> list[str]:
     return list(registry.default_chain())
 
 
+def _joined(chain: list[str], name: str) -> list[str]:
+    """The chain with an optional stage in it: right after the stage that sends what it takes (iris after
+    landmarks + head pose, the view after the pointer), else at the end."""
+    takes = registry.get(name).input
+    before = next((i for i, n in enumerate(chain) if takes and registry.get(n).output == takes), len(chain) - 1)
+    return [*chain[: before + 1], name, *chain[before + 1 :]]
+
+
 class CoreConfig(Section):
     """The pipeline's own settings; Config adds every stage's tables (its manifest's ``sections``)."""
 
@@ -271,10 +279,10 @@ class CoreConfig(Section):
     def _pipeline(self) -> CoreConfig:
         if self.model_cache == "auto":
             self.model_cache = default_cache_dir()
-        for name, spec in registry.stages().items():  # an optional stage its own settings ask for (--show)
+        for name, spec in registry.stages().items():  # an optional stage its own settings ask for (--show, --iris)
             wanted = any(getattr(self, table).wanted for table in spec.sections)
             if spec.optional and wanted and name not in self.chain:
-                self.chain = [*self.chain, name]
+                self.chain = _joined(self.chain, name)
         check_pipeline(self)
         return self
 

@@ -78,13 +78,14 @@ def _looks_like_ir(xml: Path) -> bool:
     return head.startswith(b"<?xml") and b"<net" in head
 
 
-def read_model(xml: Path, batch: float = 0, mean: float = 0.0, scale: float = 1.0) -> ov.Model:
-    """Read an IR (or an ONNX) and let it take u8 NHWC images (converted to the model's layout inside the
-    graph, with (x - mean) / scale when the model expects it); ``batch``: images per inference, when not
-    the model's own."""
+def read_model(
+    xml: Path, batch: float = 0, mean: float = 0.0, scale: float = 1.0, layout: str = "NCHW", rgb: bool = False
+) -> ov.Model:
+    """Read an IR (or an ONNX, a TFLite) and let it take u8 NHWC BGR images (converted to the model's layout,
+    colour order and range inside the graph: (x - mean) / scale, channels reversed for an RGB model);
+    ``batch``: images per inference, when not the model's own."""
     c = core()
-    onnx = xml.suffix == ".onnx"
-    if not onnx and not _looks_like_ir(xml):  # else every OpenVINO frontend tries it and logs its own complaint
+    if xml.suffix not in (".onnx", ".tflite") and not _looks_like_ir(xml):  # else every frontend tries it
         raise GazeflowError(f"corrupt model {xml}: not an OpenVINO IR (run 'gazeflow fetch' again)")
     try:
         model = c.read_model(xml)
@@ -96,7 +97,10 @@ def read_model(xml: Path, batch: float = 0, mean: float = 0.0, scale: float = 1.
     for i, port in enumerate(model.inputs):
         if len(port.get_partial_shape()) == 4:  # image inputs: feed BGR u8 HWC, convert in the graph
             ppp.input(i).tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-            ppp.input(i).model().set_layout(ov.Layout("NCHW"))
+            ppp.input(i).model().set_layout(ov.Layout(layout))
+            if rgb:
+                ppp.input(i).tensor().set_color_format(ov.preprocess.ColorFormat.BGR)
+                ppp.input(i).preprocess().convert_color(ov.preprocess.ColorFormat.RGB)
             if mean or scale != 1.0:
                 ppp.input(i).preprocess().convert_element_type(ov.Type.f32).mean(mean).scale(scale)
     return ppp.build()

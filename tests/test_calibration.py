@@ -20,7 +20,8 @@ import pytest
 from gazeflow.services.calibration import fit, targets
 from gazeflow.services.calibration.settings import CalibrationConfig
 from gazeflow.services.pointer import profile
-from gazeflow.services.pointer.gaze_model import FEATURES, Monitor
+from gazeflow.services.pointer.gaze_model import ALL_FEATURES, FEATURES, IRIS_FEATURES, Correction, Monitor
+from gazeflow.shared.errors import GazeflowError
 
 from conftest import gazeflow, read_results, start_xvfb
 
@@ -56,15 +57,17 @@ def test_layouts_put_every_target_on_the_screen_and_checks_between(points):
     assert len(ts) - points == (0 if points == 1 else 4)
 
 
-def _samples(rng, truth, noise_mm: float, n_targets: int = 9, per: int = 20) -> list[fit.Samples]:
-    """Synthetic sessions: the geometric model sees ``truth(target_mm) + noise``."""
+def _samples(rng, truth, noise_mm: float, n_targets: int = 9, per: int = 20, iris=None) -> list[fit.Samples]:
+    """Synthetic sessions: the geometric model sees ``truth(target_mm) + noise``; ``iris(target_mm)``: the
+    iris stage's four features of a sample (NaN: no iris stage)."""
     out = []
     for i, t in enumerate(targets.layout(9, 4, 1920, 1080)[: n_targets + 4]):
         target_mm = np.array([t.x * 527 / 1920, t.y * 296 / 1080])
         s = fit.Samples(t, target_mm)
         for _ in range(per):
             geo = truth(target_mm) + rng.normal(0, noise_mm, 2)
-            features = np.concatenate([geo, rng.normal(0, 1, len(FEATURES) - 5), [0.0, 0.0, 600.0 + i]])
+            eyes = iris(target_mm) + rng.normal(0, 0.002, 4) if iris else np.full(len(IRIS_FEATURES), np.nan)
+            features = np.concatenate([geo, rng.normal(0, 1, len(FEATURES) - 5), [0.0, 0.0, 600.0 + i], eyes])
             s.features.append(features)
             s.geo_mm.append(geo)
             s.distance_mm.append(600.0)
@@ -92,6 +95,70 @@ def test_the_fit_never_makes_it_worse():
         assert result.correction is None
 
 
+def test_the_iris_features_join_the_fit_where_they_tell_what_the_gaze_model_misses():
+    """The gaze model misses where the eyes turn beyond the head (a part only the iris stage sees): the fit
+    takes the iris features, chosen on targets it did not see, and says both of its errors."""
+    rng = np.random.default_rng(2)
+    centre = np.array([263.5, 148.0])
+
+    def geometry(p):  # sees the head's part only: half of the way from the centre
+        return centre + 0.5 * (p - centre)
+
+    def irises(p):  # where each iris sits between its eye's corners: the eyes' part, in eye widths
+        h, v = (p - centre) / 2000
+        return np.array([h, v, h, v])
+
+    plain = fit.calibrate(_samples(rng, geometry, 3.0), MONITOR)
+    seeing = fit.calibrate(_samples(rng, geometry, 3.0, iris=irises), MONITOR)
+    assert plain.model.endswith("over gaze") or plain.model in ("none", "offset")
+    assert seeing.model.endswith("over gaze+iris") and seeing.correction.needs_iris
+    for result in (plain, seeing):
+        assert set(result.errors) == {"held_out_target", "same_target"}
+        assert result.errors["held_out_target"]["median_px"] > 0 and result.errors["same_target"]["samples"] > 0
+    assert seeing.errors["held_out_target"]["median_px"] < plain.errors["held_out_target"]["median_px"] / 2
+
+
+def test_a_correction_over_the_iris_features_needs_them_in_every_frame():
+    rng = np.random.default_rng(3)
+    result = fit.calibrate(
+        _samples(rng, lambda p: 0.5 * p, 3.0, iris=lambda p: np.array([p[0], p[1], p[0], p[1]]) / 1000), MONITOR
+    )
+    correction = result.correction
+    assert correction is not None and correction.needs_iris
+    again = Correction.from_dict(json.loads(json.dumps(correction.to_dict())))
+    assert again.features == correction.features
+    with_iris = np.concatenate([np.zeros(len(FEATURES)), [0.1, 0.0, 0.1, 0.0]])
+    assert np.isfinite(again.apply(with_iris)).all()
+    assert not np.isfinite(again.apply(np.concatenate([np.zeros(len(FEATURES)), [np.nan] * 4]))).all()
+
+
+def test_too_few_targets_with_samples_names_each_count_and_what_to_change():
+    rng = np.random.default_rng(4)
+    samples = _samples(rng, lambda p: p, 3.0)
+    for s in samples[2:]:
+        s.features, s.geo_mm, s.distance_mm, s.seen = [], [], [], 30
+    with pytest.raises(ValueError, match="2 fit targets have samples, at least 4") as got:
+        fit.calibrate(samples, MONITOR, settle_s=0.6)
+    assert "0 of 30" in str(got.value) and "shorten settle_s or lengthen the ranges" in str(got.value)
+    with pytest.raises(ValueError, match="widen the targets' frame ranges"):
+        fit.calibrate(samples, MONITOR, settle_s=0.0)
+
+
+def test_a_targets_files_ranges_are_taken_as_given_and_a_recordings_keep_its_settle(tmp_path):
+    """Hand-written ranges are where the person looks (every frame counts); a recording's targets file marks
+    the frames each target was shown and the settle its samples wait for."""
+    doc = json.loads(DEMO_TARGETS.read_text())
+    assert "settle_s" not in doc
+    assert targets.read(DEMO_TARGETS, 595).settle_s == 0.0
+    recorded = tmp_path / "targets.json"
+    targets.write(recorded, targets.read(DEMO_TARGETS, 595).targets, doc["screen"], settle_s=0.6)
+    assert targets.read(recorded, 595).settle_s == 0.6
+    doc["settle_s"] = -1
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(GazeflowError, match="settle_s must be seconds"):
+        targets.read(tmp_path / "bad.json", 595)
+
+
 def test_outliers_and_the_saccade_are_not_samples():
     t = targets.Target(100, 100, "fit", start=0, end=99)
     records = [{"frame": i, "t_capture": 0.0} for i in range(100)]
@@ -108,7 +175,7 @@ def test_outliers_and_the_saccade_are_not_samples():
         def __init__(self, frame):
             far = frame in (60, 61)  # a glance away
             self.geo_mm = (500.0, 500.0) if far else (30.0 + frame % 3, 30.0)
-            self.features, self.distance_mm = np.zeros(len(FEATURES)), 600.0
+            self.features, self.distance_mm = np.zeros(len(ALL_FEATURES)), 600.0
 
     rules = CalibrationConfig(settle_s=0.5)
     (s,) = fit.gather(records, [t], Mapper(), rules, 30.0, by_frame=True)

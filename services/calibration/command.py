@@ -99,8 +99,10 @@ class Session:
     def _replayed(self, cfg: Config, args: Request) -> Config:
         """A recording: its targets, its screen and camera, its video at max speed."""
         video, targets_file = self._recording(cfg, args)
-        self.targets, self.screen, camera_table = targets.read(targets_file, frame_count(video))
-        camera = _camera(cfg.camera, camera_table, f"targets file {targets_file}")
+        recorded = targets.read(targets_file, frame_count(video))
+        self.targets, self.screen = recorded.targets, recorded.screen
+        self.rules = self.rules.model_copy(update={"settle_s": recorded.settle_s})  # the file's, not the config's
+        camera = _camera(cfg.camera, recorded.camera, f"targets file {targets_file}")
         self.monitor = _recorded_monitor(self.screen)
         if len(self.targets) == 1:
             self.rules = self.rules.model_copy(update={"points": 1})
@@ -227,7 +229,7 @@ class Session:
         if self.rules.points == 1:
             return self._recentre(samples)
         try:
-            result = fit.calibrate(samples, self.monitor)
+            result = fit.calibrate(samples, self.monitor, self.rules.settle_s)
         except ValueError as exc:
             raise GazeflowError(f"calibration failed, no profile written: {exc}") from None
         self._print(result, samples)
@@ -261,12 +263,17 @@ class Session:
             f"calibration: {fits} fit and {len(samples) - fits} check targets, {used} samples ({outliers} outliers "
             f"dropped), viewing distance {result.distance_mm:.0f} mm, model {result.model}"
         )
-        for name in ("uncalibrated", "calibrated"):
-            v = result.validation[name]
-            print(
-                f"  validation {name:>12}: median {v['median_px']:.0f} px = {v['median_deg']:.1f} deg, "
-                f"p95 {v['p95_px']:.0f} px = {v['p95_deg']:.1f} deg ({v['samples']} samples)"
-            )
+        lines = [(f"validation {name:>12}", result.validation[name]) for name in ("uncalibrated", "calibrated")]
+        lines += [
+            ("targets it never saw (held out)", result.errors["held_out_target"]),
+            ("targets it was fitted on (later frames)", result.errors["same_target"]),
+        ]
+        for what, v in lines:
+            if v:
+                print(
+                    f"  {what}: median {v['median_px']:.0f} px = {v['median_deg']:.1f} deg, "
+                    f"p95 {v['p95_px']:.0f} px = {v['p95_deg']:.1f} deg ({v['samples']} samples)"
+                )
         if result.used == "uncalibrated":
             print(
                 "  the fit did not beat the geometric model on the validation targets: the profile keeps the "
@@ -287,6 +294,7 @@ class Session:
             "used": result.used,
             "correction": result.correction.to_dict() if result.correction else None,
             "validation": result.validation,
+            "errors": result.errors,
             "distance_mm": result.distance_mm,
             "targets": result.per_target,
         }
@@ -300,7 +308,7 @@ class Session:
         kept = [t for t in self.targets if t.end > 0]
         camera = self.cfg.camera.model_dump()
         camera["offset_mm"] = list(camera["offset_mm"])
-        targets.write(self.record / "targets.json", kept, self.screen, camera)
+        targets.write(self.record / "targets.json", kept, self.screen, camera, self.rules.settle_s)
         print(
             f"recording saved: {self.record}/video.avi and targets.json ({len(kept)} targets); "
             f"refit with: gazeflow calibrate --replay {self.record}"

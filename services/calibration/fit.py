@@ -5,10 +5,14 @@ the settling of the eyes) to its end, only on frames with a face and a gaze,
 and not when they lie more than ``outlier_mad`` median absolute deviations
 from the target's median (a blink, a glance away). The correction is a ridge
 regression (scikit-learn) from the frame's features to what the geometric
-model got wrong, in mm; its strength is chosen by cross-validation that leaves
-one target out at a time, against two plainer candidates: no correction and
-a constant offset. The validation targets then compare the chosen fit with
-the geometric model alone, and the better one is kept.
+model got wrong, in mm; its features (the gaze model's alone, or with the
+iris stage's where every sample has them) and its strength are chosen by
+cross-validation that leaves one target out at a time, against two plainer
+candidates: no correction and a constant offset. Two errors describe the
+chosen fit: on targets it never saw (held out, one at a time) and on the
+targets it was fitted on (their last samples, held back from a refit). The
+validation targets then compare the chosen fit with the geometric model
+alone, and the better one is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from ..pointer.gaze_model import FEATURES, Correction, GazeMapper, Monitor, visual_angle_deg
+from ..pointer.gaze_model import (
+    ALL_FEATURES,
+    FEATURES,
+    IRIS_FEATURES,
+    Correction,
+    GazeMapper,
+    Monitor,
+    visual_angle_deg,
+)
 from .settings import CalibrationConfig
 from .targets import Target
 
@@ -58,7 +70,8 @@ def gather(
     fps: float,
     by_frame: bool,
 ) -> list[Samples]:
-    """Each target's samples: by frame index (a recording) or by capture time (a live session)."""
+    """Each target's samples: by frame index (a recording, its ranges from ``rules.settle_s`` in) or by
+    capture time (a live session)."""
     monitor = mapper.monitor
     sx, sy = monitor.px_per_mm
     out = [Samples(t, np.array([t.x / sx, t.y / sy])) for t in targets]
@@ -99,15 +112,7 @@ def split(samples: list[Samples]) -> tuple[list[Samples], list[Samples]]:
     checks = [s for s in samples if s.target.use == "check" and len(s)]
     if checks or any(s.target.use == "check" for s in samples):
         return fits, checks
-    fit_part, check_part = [], []
-    for s in fits:
-        n = len(s)
-        cut = n - max(1, round(n * HOLD_OUT)) if n >= 2 else n
-        keep = np.arange(n) < cut
-        fit_part.append(s.take(keep))
-        if cut < n:
-            check_part.append(s.take(~keep))
-    return [s for s in fit_part if len(s)], check_part
+    return _split_in_time(fits)
 
 
 def _arrays(samples: list[Samples]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -120,51 +125,123 @@ def _arrays(samples: list[Samples]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return x, geo, target, distance, groups
 
 
+# what a ridge may be fitted over: the gaze model's features, and with the iris stage's eye-in-head ones the
+# same, or fewer beside them (the geometric point, with or without the head's turn), where fewer generalise
+FEATURE_SETS = {
+    "gaze": FEATURES,
+    "gaze+iris": FEATURES + IRIS_FEATURES,
+    "point+head+iris": ("geo_x", "geo_y", "yaw", "pitch", *IRIS_FEATURES),
+    "point+iris": ("geo_x", "geo_y", *IRIS_FEATURES),
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A way to correct: none, a constant offset, or a ridge over a feature set with a strength."""
+
+    kind: str  # none | offset | ridge
+    features: str = "gaze"  # a FEATURE_SETS key (ridge)
+    alpha: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"ridge {self.alpha:g} over {self.features}" if self.kind == "ridge" else self.kind
+
+    def fit(self, x: np.ndarray, residual: np.ndarray) -> Correction | None:
+        if self.kind == "none":
+            return None
+        if self.kind == "offset":
+            return _offset(residual)
+        return _ridge(x, residual, self.alpha, FEATURE_SETS[self.features])
+
+
 def _offset(residual: np.ndarray) -> Correction:
     k = len(FEATURES)
     return Correction([0.0] * k, [1.0] * k, [[0.0] * k, [0.0] * k], [float(v) for v in np.median(residual, axis=0)])
 
 
-def _ridge(x: np.ndarray, residual: np.ndarray, alpha: float) -> Correction:
+def _ridge(x: np.ndarray, residual: np.ndarray, alpha: float, features: tuple[str, ...] = FEATURES) -> Correction:
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
+    x = x[:, [ALL_FEATURES.index(name) for name in features]]
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     model = Ridge(alpha=alpha).fit((x - scaler.mean_) / scale, residual)
-    return Correction(scaler.mean_.tolist(), scale.tolist(), model.coef_.tolist(), model.intercept_.tolist())
+    return Correction(scaler.mean_.tolist(), scale.tolist(), model.coef_.tolist(), model.intercept_.tolist(), features)
 
 
-def _errors(correction: Correction | None, x: np.ndarray, geo: np.ndarray, target: np.ndarray) -> np.ndarray:
-    predicted = geo if correction is None else geo + correction.apply(x)
-    return np.linalg.norm(predicted - target, axis=1)
+def _predicted(correction: Correction | None, x: np.ndarray, geo: np.ndarray) -> np.ndarray:
+    return geo if correction is None else geo + correction.apply(x)
 
 
-def choose(fits: list[Samples]) -> tuple[Correction | None, str]:
-    """The correction with the least cross-validated median error (one target left out at a time)."""
-    x, geo, target, _, groups = _arrays(fits)
+def candidates(x: np.ndarray) -> list[Candidate]:
+    """Every candidate the samples allow: a feature set joins where every sample has its features."""
+    sets = [
+        name for name, names in FEATURE_SETS.items() if np.isfinite(x[:, [ALL_FEATURES.index(n) for n in names]]).all()
+    ]
+    return [Candidate("none"), Candidate("offset")] + [Candidate("ridge", s, a) for s in sets for a in ALPHAS]
+
+
+def held_out(
+    candidate: Candidate, x: np.ndarray, geo: np.ndarray, target: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """Each sample's point by the candidate fitted without its target (one target left out at a time)."""
+    out = np.empty_like(geo)
     residual = target - geo
-    candidates: dict[str, float] = {"none": float(np.median(np.linalg.norm(residual, axis=1)))}
-    cv_err: dict[str, list[float]] = {"offset": []} | {f"ridge {a:g}": [] for a in ALPHAS}
     for g in np.unique(groups):
         train, test = groups != g, groups == g
-        cv_err["offset"] += _errors(_offset(residual[train]), x[test], geo[test], target[test]).tolist()
-        for a in ALPHAS:
-            c = _ridge(x[train], residual[train], a)
-            cv_err[f"ridge {a:g}"] += _errors(c, x[test], geo[test], target[test]).tolist()
-    candidates |= {name: float(np.median(errs)) for name, errs in cv_err.items()}
-    best = min(candidates, key=lambda n: candidates[n])
-    if best == "none":
-        return None, best
-    if best == "offset":
-        return _offset(residual), best
-    return _ridge(x, residual, float(best.split()[1])), best
+        out[test] = _predicted(candidate.fit(x[train], residual[train]), x[test], geo[test])
+    return out
+
+
+def choose(fits: list[Samples]) -> tuple[Correction | None, Candidate]:
+    """The candidate with the least median error on targets it did not see (one target left out at a time),
+    fitted on every fit sample."""
+    x, geo, target, _, groups = _arrays(fits)
+    scores = {}
+    for candidate in candidates(x):
+        predicted = geo if candidate.kind == "none" else held_out(candidate, x, geo, target, groups)
+        scores[candidate] = float(np.median(np.linalg.norm(predicted - target, axis=1)))
+    best = min(scores, key=lambda c: scores[c])
+    return best.fit(x, target - geo), best
+
+
+def _split_in_time(fits: list[Samples]) -> tuple[list[Samples], list[Samples]]:
+    """Each target's first samples and its last HOLD_OUT part (the same targets, later frames)."""
+    first, last = [], []
+    for s in fits:
+        n = len(s)
+        cut = n - max(1, round(n * HOLD_OUT)) if n >= 2 else n
+        keep = np.arange(n) < cut
+        first.append(s.take(keep))
+        if cut < n:
+            last.append(s.take(~keep))
+    return [s for s in first if len(s)], last
+
+
+def errors(candidate: Candidate, fits: list[Samples], monitor: Monitor) -> dict[str, dict[str, float]]:
+    """The chosen candidate's error on targets it never saw (each fit target left out in turn) and on the
+    targets it was fitted on (refitted on each target's first samples, measured on its last ones)."""
+    x, geo, target, distance, groups = _arrays(fits)
+    unseen = held_out(candidate, x, geo, target, groups)
+    first, last = _split_in_time(fits)
+    same = {}
+    if first and last:
+        fx, fgeo, ftarget, _, _ = _arrays(first)
+        lx, lgeo, ltarget, ldistance, _ = _arrays(last)
+        correction = candidate.fit(fx, ftarget - fgeo)
+        same = _figures(_predicted(correction, lx, lgeo), ltarget, ldistance, monitor)
+    return {"held_out_target": _figures(unseen, target, distance, monitor), "same_target": same}
 
 
 def figures(correction: Correction | None, checks: list[Samples], monitor: Monitor) -> dict[str, float]:
     """Median and p95 error on the check samples, in pixels and in degrees of visual angle."""
     x, geo, target, distance, _ = _arrays(checks)
-    predicted = geo if correction is None else geo + correction.apply(x)
+    return _figures(_predicted(correction, x, geo), target, distance, monitor)
+
+
+def _figures(predicted: np.ndarray, target: np.ndarray, distance: np.ndarray, monitor: Monitor) -> dict[str, float]:
     sx, sy = monitor.px_per_mm
     px = np.linalg.norm((predicted - target) * np.array([sx, sy]), axis=1)
     mm = np.linalg.norm(predicted - target, axis=1)
@@ -182,21 +259,36 @@ def figures(correction: Correction | None, checks: list[Samples], monitor: Monit
 class Result:
     correction: Correction | None  # what the profile keeps (None: the geometric model alone)
     used: str  # calibrated | uncalibrated
-    model: str  # the chosen candidate: none, offset, ridge ALPHA
+    model: str  # the chosen candidate: none, offset, ridge ALPHA over FEATURES
     validation: dict[str, dict[str, float]]
+    errors: dict[str, dict[str, float]]  # the chosen candidate on held-out targets and on its own targets
     distance_mm: float
     per_target: list[dict[str, Any]]
 
 
-def calibrate(samples: list[Samples], monitor: Monitor) -> Result:
+def too_few(samples: list[Samples], settle_s: float) -> str:
+    """Why a fit cannot be made: each target's samples and what to change."""
+    counts = ", ".join(f"{s.target.use} ({s.target.x:.0f}, {s.target.y:.0f}): {len(s)} of {s.seen}" for s in samples)
+    fits = sum(1 for s in samples if s.target.use == "fit" and len(s))
+    hint = (
+        f"samples count from {settle_s:g} s after a target appeared: shorten settle_s or lengthen the ranges"
+        if settle_s
+        else "widen the targets' frame ranges"
+    )
+    return (
+        f"{fits} fit targets have samples, at least {MIN_FIT_TARGETS} are needed (samples of frames: {counts}); "
+        f"{hint}, and check that the face is in view on those frames"
+    )
+
+
+def calibrate(samples: list[Samples], monitor: Monitor, settle_s: float = 0.0) -> Result:
     """Fit, validate, keep the better of calibrated and uncalibrated. ValueError when too few targets count."""
     fits, checks = split(samples)
     if len(fits) < MIN_FIT_TARGETS:
-        usable = ", ".join(f"{s.target.use} ({s.target.x:.0f}, {s.target.y:.0f}): {len(s)}" for s in samples)
-        raise ValueError(f"{len(fits)} fit targets have samples, at least {MIN_FIT_TARGETS} are needed ({usable})")
+        raise ValueError(too_few(samples, settle_s))
     if not checks:
         raise ValueError("no check target has samples: nothing to validate on")
-    correction, model = choose(fits)
+    correction, chosen = choose(fits)
     before = figures(None, checks, monitor)
     after = figures(correction, checks, monitor)
     better = correction is not None and after["median_px"] < before["median_px"]
@@ -215,8 +307,9 @@ def calibrate(samples: list[Samples], monitor: Monitor) -> Result:
     return Result(
         correction if better else None,
         "calibrated" if better else "uncalibrated",
-        model,
+        chosen.label,
         {"uncalibrated": before, "calibrated": after},
+        errors(chosen, fits, monitor),
         round(distance, 1),
         per_target,
     )

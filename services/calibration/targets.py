@@ -5,8 +5,12 @@
                  {"x": 200, "y": 900, "from": 90, "to": 120, "use": "check"}]}
 
 ``from`` and ``to`` are 0-based frame indices of the video, both included; ``use``
-is ``fit`` (trains) or ``check`` (validates). An optional ``"camera"`` table takes
-the config's camera keys.
+is ``fit`` (trains) or ``check`` (validates). The ranges are taken as given: every
+frame in them is one where the person looks at the target. A recording made by
+``gazeflow calibrate --record`` writes the frames each target was shown and
+``"settle_s"``: its samples count from that long after each target appeared (the
+saccade and the settling of the eyes), as in the live session. An optional
+``"camera"`` table takes the config's camera keys.
 """
 
 from __future__ import annotations
@@ -75,8 +79,16 @@ def layout(points: int, checks: int, width: int, height: int) -> list[Target]:
     ]
 
 
-def write(path: Path, targets: list[Target], screen: dict[str, Any], camera: dict[str, Any] | None = None) -> None:
-    doc: dict[str, Any] = {"screen": screen, "targets": [t.to_dict() for t in targets]}
+def write(
+    path: Path,
+    targets: list[Target],
+    screen: dict[str, Any],
+    camera: dict[str, Any] | None = None,
+    settle_s: float = 0.0,
+) -> None:
+    """A targets file; ``settle_s``: the ranges are the frames each target was shown, and its samples count
+    from this long after it appeared."""
+    doc: dict[str, Any] = {"screen": screen, "settle_s": settle_s, "targets": [t.to_dict() for t in targets]}
     if camera:
         doc["camera"] = camera
     path.write_text(json.dumps(doc, indent=1) + "\n")
@@ -86,9 +98,16 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def read(path: str | Path, frames: int) -> tuple[list[Target], dict[str, Any], dict[str, Any]]:
-    """A targets file, checked against a video of ``frames`` frames: (targets, screen, camera); one line
-    naming the problem otherwise."""
+@dataclass
+class TargetsFile:
+    targets: list[Target]
+    screen: dict[str, Any]
+    camera: dict[str, Any]
+    settle_s: float  # 0: the ranges are where the person looks; else shown ranges, samples from settle_s in
+
+
+def read(path: str | Path, frames: int) -> TargetsFile:
+    """A targets file, checked against a video of ``frames`` frames; one line naming the problem otherwise."""
     where = f"targets file {path}"
     try:
         doc = json.loads(Path(path).read_text())
@@ -105,6 +124,9 @@ def read(path: str | Path, frames: int) -> tuple[list[Target], dict[str, Any], d
     camera = doc.get("camera") or {}
     if not isinstance(camera, dict):
         raise GazeflowError(f"{where}: camera must be a table of the config's camera keys")
+    settle_s = doc.get("settle_s", 0.0)
+    if not _number(settle_s) or not 0 <= settle_s < 10:
+        raise GazeflowError(f"{where}: settle_s must be seconds from 0 to 10 (0: the ranges are taken as given)")
     out = []
     for i, t in enumerate(doc["targets"]):
         at = f"{where}: target {i}"
@@ -124,4 +146,4 @@ def read(path: str | Path, frames: int) -> tuple[list[Target], dict[str, Any], d
     fits = sum(t.use == "fit" for t in out)
     if fits < 4 and not (fits == 1 and len(out) == 1):
         raise GazeflowError(f"{where}: {fits} fit targets; at least 4 (or exactly one, to recentre a profile)")
-    return out, screen, camera
+    return TargetsFile(out, screen, camera, float(settle_s))

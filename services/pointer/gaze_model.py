@@ -33,6 +33,9 @@ from gazeflow.shared import geometry
 from .settings import CameraConfig
 
 FEATURES = ("geo_x", "geo_y", "gaze_h", "gaze_v", "yaw", "pitch", "eye_x", "eye_y", "eye_z")
+# where each iris sits between its eye's corners (the optional iris stage): eye-in-head, in eye widths
+IRIS_FEATURES = ("iris_left_h", "iris_left_v", "iris_right_h", "iris_right_v")
+ALL_FEATURES = FEATURES + IRIS_FEATURES  # a sample's features, in this order (NaN where a stage did not run)
 MIN_TOWARDS_SCREEN = 0.05  # a gaze whose z is above -this looks along the screen or away: no point
 
 
@@ -73,7 +76,7 @@ class Sample:
     mm: tuple[float, float]  # the point with the correction applied (= geo_mm uncalibrated)
     px: tuple[float, float]  # mm in the monitor's pixels (not clamped; may be off the screen)
     distance_mm: float  # the eyes' distance from the camera
-    features: np.ndarray  # FEATURES, for the calibration's fit
+    features: np.ndarray  # ALL_FEATURES, for the calibration's fit (the iris ones NaN without the iris stage)
 
 
 def eye_origin(landmarks: list[list[float]], source: tuple[float, float], cam: CameraConfig) -> np.ndarray | None:
@@ -112,26 +115,36 @@ def to_pixels(mm: tuple[float, float], monitor: Monitor) -> tuple[float, float]:
 
 @dataclass
 class Correction:
-    """A linear correction in mm: (features - mean) / scale @ coef.T + intercept, fitted by calibration."""
+    """A linear correction in mm: (the sample's ``features`` - mean) / scale @ coef.T + intercept, fitted by
+    calibration over the features it chose (the gaze model's alone, or with the iris stage's)."""
 
     mean: list[float]
     scale: list[float]
-    coef: list[list[float]]  # 2 x len(FEATURES)
+    coef: list[list[float]]  # 2 x len(features)
     intercept: list[float]  # 2
+    features: tuple[str, ...] = FEATURES
 
     def apply(self, features: np.ndarray) -> np.ndarray:
-        z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
+        """The correction for samples' ALL_FEATURES (one vector or a row each)."""
+        columns = [ALL_FEATURES.index(name) for name in self.features]
+        z = (np.asarray(features)[..., columns] - np.asarray(self.mean)) / np.asarray(self.scale)
         return z @ np.asarray(self.coef).T + np.asarray(self.intercept)
 
+    @property
+    def needs_iris(self) -> bool:
+        return any(name in IRIS_FEATURES for name in self.features)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(FEATURES), **asdict(self)}
+        return {**asdict(self), "features": list(self.features)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Correction:
-        if d.get("features") != list(FEATURES):
-            raise ValueError(f"a correction over features {d.get('features')}, expected {list(FEATURES)}")
-        c = cls(d["mean"], d["scale"], d["coef"], d["intercept"])
-        k = len(FEATURES)
+        names = d.get("features")
+        known = isinstance(names, list) and all(isinstance(n, str) and n in ALL_FEATURES for n in names)
+        if not known or not names or len(set(names)) != len(names):
+            raise ValueError(f"a correction over features {names}, expected some of {list(ALL_FEATURES)}")
+        c = cls(d["mean"], d["scale"], d["coef"], d["intercept"], tuple(names))
+        k = len(names)
         if len(c.mean) != k or len(c.scale) != k or len(c.intercept) != 2 or [len(r) for r in c.coef] != [k, k]:
             raise ValueError("a correction of the wrong shape")
         if not all(math.isfinite(v) for v in [*c.mean, *c.scale, *c.intercept, *c.coef[0], *c.coef[1]]):
@@ -139,6 +152,14 @@ class Correction:
         if min(c.scale) <= 0:
             raise ValueError("a correction with a scale that is not positive")
         return c
+
+
+def iris_features(header: dict[str, Any]) -> list[float]:
+    """IRIS_FEATURES of a frame (NaN without the iris stage's field)."""
+    found = header.get("iris")
+    if not found:
+        return [math.nan] * len(IRIS_FEATURES)
+    return [*found["left"][:2], *found["right"][:2]]
 
 
 class GazeMapper:
@@ -162,10 +183,12 @@ class GazeMapper:
             return None
         geo = to_screen_mm(hit, self.cam, self.monitor)
         h, v = geometry.gaze_angles(gaze)
-        features = np.array([geo[0], geo[1], h, v, pose["yaw"], pose["pitch"], *origin])
+        features = np.array([geo[0], geo[1], h, v, pose["yaw"], pose["pitch"], *origin, *iris_features(header)])
         mm = geo
         if self.correction is not None:
             dx, dy = self.correction.apply(features)
+            if not (math.isfinite(dx) and math.isfinite(dy)):  # a feature it needs is missing from this frame
+                return None
             mm = (geo[0] + float(dx), geo[1] + float(dy))
         return Sample(geo, mm, to_pixels(mm, self.monitor), float(origin[2]), features)
 

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from gazeflow.shared import channels
+from gazeflow.shared import channels, registry
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.messages import Message
 from gazeflow.shared.sink import frame_time
@@ -35,7 +35,16 @@ def preflight(cfg: Config) -> None:
         screen.PointerClaim("(checking)").release()  # another run that drives this display's pointer: refused
     found = screen.monitors() if cfg.pointer.backend != "null" else []
     monitor = screen.choose(cfg.pointer, found)
-    profile.for_run(cfg.pointer.profile, monitor)
+    correction, _ = profile.for_run(cfg.pointer.profile, monitor)
+    if (
+        correction is not None
+        and correction.needs_iris
+        and not any("iris" in registry.get(n).writes for n in cfg.chain)
+    ):
+        raise GazeflowError(
+            f"profile {cfg.pointer.profile!r} was fitted with the iris features: run with --iris "
+            "(or calibrate again without it)"
+        )
     check_palette(cfg.pointer, monitor)
 
 

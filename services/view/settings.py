@@ -18,7 +18,7 @@ def layers() -> list[str]:
 class ViewConfig(Section):
     show: bool = setting(
         False,
-        "a window with the annotated frames (keys f l h g e p s toggle overlays, Space pauses, Esc stops)",
+        "a window with the annotated frames (keys f l h i g e p s toggle overlays, Space pauses, Esc stops)",
         flag={"--show": True},
         group="View",
     )
