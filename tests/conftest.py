@@ -218,6 +218,18 @@ def wait_for(condition, what: str, timeout_s: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture
+def config_home(tmp_path, monkeypatch):
+    """A config folder of the test's own (its profiles), with the suite's config file (--inference-precision)."""
+    home = tmp_path / "config"
+    suite = Path(os.environ["XDG_CONFIG_HOME"]) / "gazeflow" / "config.toml"
+    if suite.exists():
+        (home / "gazeflow").mkdir(parents=True)
+        shutil.copy(suite, home / "gazeflow" / "config.toml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
 def kill_in_replay(tmp_path: Path, env: dict[str, str], victim: str, *args: str) -> tuple[str, dict, list[int]]:
     """kill -9 one stage process in the middle of a lossless replay of KILL_FRAMES frames: once results
     are being written, while a slow stage before the sink (50 ms a frame) keeps frames in flight in

@@ -20,7 +20,7 @@ import pytest
 from gazeflow.services.calibration import fit, targets
 from gazeflow.services.calibration.settings import CalibrationConfig
 from gazeflow.services.pointer import profile
-from gazeflow.services.pointer.gaze_model import ALL_FEATURES, FEATURES, IRIS_FEATURES, Correction, Monitor
+from gazeflow.services.pointer.gaze_model import ALL_FEATURES, FEATURES, Correction, Monitor
 from gazeflow.shared.errors import GazeflowError
 
 from conftest import gazeflow, read_results, start_xvfb
@@ -28,21 +28,6 @@ from conftest import gazeflow, read_results, start_xvfb
 DEMO_TARGETS = Path(__file__).parents[1] / "docs" / "demo-targets.json"
 MONITOR = Monitor(0, "test", 0, 0, 1920, 1080, 527.0, 296.0, True)
 FAST = "[calibration]\ntarget_s = 1.5\nsettle_s = 0.5\n"  # shorter targets: the tests' time, not the user's
-
-
-@pytest.fixture
-def config_home(tmp_path, monkeypatch):
-    """A config folder of the test's own (its profiles), with the suite's config file (--inference-precision)."""
-    import os
-    import shutil
-
-    home = tmp_path / "config"
-    suite = Path(os.environ["XDG_CONFIG_HOME"]) / "gazeflow" / "config.toml"
-    if suite.exists():
-        (home / "gazeflow").mkdir(parents=True)
-        shutil.copy(suite, home / "gazeflow" / "config.toml")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
 
 
 # --- the parts -------------------------------------------------------------------------------------------
@@ -66,7 +51,8 @@ def _samples(rng, truth, noise_mm: float, n_targets: int = 9, per: int = 20, iri
         s = fit.Samples(t, target_mm)
         for _ in range(per):
             geo = truth(target_mm) + rng.normal(0, noise_mm, 2)
-            eyes = iris(target_mm) + rng.normal(0, 0.002, 4) if iris else np.full(len(IRIS_FEATURES), np.nan)
+            eyes = iris(target_mm) + rng.normal(0, 0.002, 4) if iris else np.full(4, np.nan)
+            eyes = np.concatenate([(eyes[:2] + eyes[2:]) / 2, eyes])  # the mean of both, then each
             features = np.concatenate([geo, rng.normal(0, 1, len(FEATURES) - 5), [0.0, 0.0, 600.0 + i], eyes])
             s.features.append(features)
             s.geo_mm.append(geo)
@@ -127,9 +113,9 @@ def test_a_correction_over_the_iris_features_needs_them_in_every_frame():
     assert correction is not None and correction.needs_iris
     again = Correction.from_dict(json.loads(json.dumps(correction.to_dict())))
     assert again.features == correction.features
-    with_iris = np.concatenate([np.zeros(len(FEATURES)), [0.1, 0.0, 0.1, 0.0]])
+    with_iris = np.concatenate([np.zeros(len(FEATURES)), [0.1, 0.0, 0.1, 0.0, 0.1, 0.0]])
     assert np.isfinite(again.apply(with_iris)).all()
-    assert not np.isfinite(again.apply(np.concatenate([np.zeros(len(FEATURES)), [np.nan] * 4]))).all()
+    assert not np.isfinite(again.apply(np.concatenate([np.zeros(len(FEATURES)), [np.nan] * 6]))).all()
 
 
 def test_too_few_targets_with_samples_names_each_count_and_what_to_change():

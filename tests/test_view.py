@@ -16,7 +16,7 @@ from gazeflow.services.view.draw import annotate
 
 from conftest import gazeflow, read_results, start_xvfb, wait_for
 
-ALL = {"face", "landmarks", "head_pose", "gaze", "eyes", "pointer", "figures"}  # every stage's overlays
+ALL = {"face", "landmarks", "head_pose", "iris", "gaze", "eyes", "pointer", "figures"}  # every stage's overlays
 HEADER = {
     "frame": 7,
     "t_capture": 0.0,
@@ -24,6 +24,7 @@ HEADER = {
     "face": [100.0, 80.0, 300.0, 330.0],
     "landmarks": [[160.0, 170.0], [240.0, 170.0], [200.0, 220.0], [170.0, 270.0], [230.0, 270.0]],
     "head_pose": {"yaw": 10.0, "pitch": -5.0, "roll": 3.0},
+    "iris": {"left": [0.1, -0.02, 243.0, 171.0], "right": [0.08, -0.01, 163.0, 170.0]},
     "gaze": [0.3, 0.2, -0.93],
     "eyes": {"left": 0.95, "right": 0.1},
     "pointer": {"x": 5, "y": 6, "moved": True, "dwell": 0.4},
@@ -41,6 +42,7 @@ def test_the_overlays_are_drawn_and_each_can_be_switched_off():
     (box,) = canvas.drawn("face", "rectangle")
     assert box.points == ((100, 80), (300, 330)) and _colour(canvas.image, (0, 200, 0)) > 500
     assert len(canvas.drawn("landmarks", "circle")) == 5 and len(canvas.drawn("gaze", "arrow")) == 2
+    assert [s.points[0] for s in canvas.drawn("iris", "circle")] == [(243, 171), (163, 170)]
     assert len(canvas.drawn("head_pose", "arrow")) == 3 and [s.text for s in canvas.drawn("eyes")] == [
         "closed 0.10",
         "open 0.95",

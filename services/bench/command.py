@@ -106,3 +106,34 @@ def select_command(trials: int, quick: bool, out: str, targets: str | None) -> i
     print(text)
     print(f"(written to {Path(out) / 'select.json'} and {Path(out) / 'select.md'})")
     return 0
+
+
+@bench_command.command("accuracy", context_settings={"max_content_width": 110})
+@cloup.option("--repeat", type=int, default=2, help="alternating runs for the iris stage's cost (default 2)")
+@cloup.option("--out", default="out", help="folder for accuracy.json and accuracy.md (default out/)")
+@cloup.option("--assets-dir", help="where the models are (default: .assets in the checkout)")
+@cloup.option("--targets", metavar="FILE.toml", help="judge the figures against these targets (docs/targets.toml)")
+def accuracy_command(repeat: int, out: str, assets_dir: str | None, targets: str | None) -> int:
+    """How close the pointer gets on the demo's documented targets: the calibration's error on targets it never
+    saw and on those it was fitted on, with the gaze model's features alone and with the iris stage's; what the
+    iris stage costs a frame; the EyeTrax peer measured by the same splits."""
+    import json
+
+    from .accuracy import calibration_accuracy
+    from .common import machine
+    from .report import accuracy_lines, load_targets, target_lines, verdicts
+
+    wanted = load_targets(Path(targets)) if targets else None  # a bad file: before measuring
+    result = {
+        "machine": machine(),
+        "input": "demo",
+        "accuracy": calibration_accuracy("demo", assets_dir or config_mod.default_assets_dir(), repeat),
+    }
+    if wanted is not None:
+        result["targets"] = verdicts(result, wanted)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    text = "\n".join([f"Machine: {result['machine']}", *accuracy_lines(result), *target_lines(result)]) + "\n"
+    (Path(out) / "accuracy.md").write_text(text)
+    print(text)
+    return 0

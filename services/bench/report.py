@@ -506,6 +506,41 @@ def _peer(r: dict[str, Any]) -> list[str]:
     return ["", line]
 
 
+def accuracy_lines(r: dict[str, Any]) -> list[str]:
+    """The calibration's errors on the demo's documented targets, with and without the iris stage, and the
+    peer's by the same splits."""
+    a = r.get("accuracy") or {}
+    if "gaze" not in a:
+        return ["", f"Accuracy: left out ({a['skipped']})"] if "skipped" in a else []
+
+    def cell(v: dict[str, Any]) -> str:
+        return f"{v['median_px']:.0f} px" if v else "-"
+
+    lines = [
+        "",
+        f"Calibration accuracy on {a['targets']} (median; held out: each target left out of the fit in turn; same: "
+        "fitted on each target's first frames, measured on its last 30%)",
+        "",
+        "| features | model | held-out targets | same targets | check targets |",
+        "|---|---|---|---|---|",
+    ]
+    for label in ("gaze", "gaze+iris"):
+        v = a[label]
+        lines.append(
+            f"| {label} | {v['model']} | {cell(v['held_out_target'])} | {cell(v['same_target'])} "
+            f"| {cell(v['check_targets'])} |"
+        )
+    peer = a.get("peer") or {}
+    if "same_target" in peer:
+        lines.append(f"| peer: {peer['name']} | | {cell(peer['held_out_target'])} | {cell(peer['same_target'])} | |")
+    elif "skipped" in peer:
+        lines.append(f"| peer: left out ({peer['skipped']}) | | | | |")
+    cost = a.get("iris_cost") or {}
+    if cost:
+        lines += ["", f"The iris stage costs {cost['cpu_ms_per_frame']:+.2f} ms CPU a frame (run-sync at max speed)"]
+    return lines
+
+
 def _select(r: dict[str, Any]) -> list[str]:
     """The selection benchmark, when it ran."""
     if "select" not in r or "skipped" in r["select"]:
@@ -529,6 +564,7 @@ SECTIONS = (
     _eye_state,
     _decode,
     _peer,
+    accuracy_lines,
     _select,
     target_lines,
 )

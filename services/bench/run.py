@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .accuracy import calibration_accuracy
 from .common import machine
 from .decode import decode_cost
 from .peer import peer_cost
@@ -57,6 +58,7 @@ def bench(
     results["quantization"] = quantization_table(input_spec)
     results["profile"] = profile_stages(input_spec)
     if pointer:
+        results["accuracy"] = calibration_accuracy(input_spec, assets_dir, repeat)
         results["select"] = _selection()
     if targets is not None:
         results["targets"] = verdicts(results, targets)

@@ -125,13 +125,16 @@ def _arrays(samples: list[Samples]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return x, geo, target, distance, groups
 
 
-# what a ridge may be fitted over: the gaze model's features, and with the iris stage's eye-in-head ones the
-# same, or fewer beside them (the geometric point, with or without the head's turn), where fewer generalise
+# what a ridge may be fitted over: the gaze model's features; with the iris stage's eye-in-head ones (the two
+# eyes' mean) beside them, or beside fewer (the geometric point, with or without the head's turn), where fewer
+# generalise to targets the fit never saw; or each eye's apart
+MEAN_IRIS = IRIS_FEATURES[:2]
 FEATURE_SETS = {
     "gaze": FEATURES,
-    "gaze+iris": FEATURES + IRIS_FEATURES,
-    "point+head+iris": ("geo_x", "geo_y", "yaw", "pitch", *IRIS_FEATURES),
-    "point+iris": ("geo_x", "geo_y", *IRIS_FEATURES),
+    "gaze+iris": FEATURES + MEAN_IRIS,
+    "point+head+iris": ("geo_x", "geo_y", "yaw", "pitch", *MEAN_IRIS),
+    "point+iris": ("geo_x", "geo_y", *MEAN_IRIS),
+    "point+each-iris": ("geo_x", "geo_y", *IRIS_FEATURES[2:]),
 }
 
 

@@ -33,8 +33,9 @@ from gazeflow.shared import geometry
 from .settings import CameraConfig
 
 FEATURES = ("geo_x", "geo_y", "gaze_h", "gaze_v", "yaw", "pitch", "eye_x", "eye_y", "eye_z")
-# where each iris sits between its eye's corners (the optional iris stage): eye-in-head, in eye widths
-IRIS_FEATURES = ("iris_left_h", "iris_left_v", "iris_right_h", "iris_right_v")
+# where each iris sits between its eye's corners (the optional iris stage): eye-in-head, in eye widths; the
+# two eyes' mean first (half the noise of one), then each eye's
+IRIS_FEATURES = ("iris_h", "iris_v", "iris_left_h", "iris_left_v", "iris_right_h", "iris_right_v")
 ALL_FEATURES = FEATURES + IRIS_FEATURES  # a sample's features, in this order (NaN where a stage did not run)
 MIN_TOWARDS_SCREEN = 0.05  # a gaze whose z is above -this looks along the screen or away: no point
 
@@ -159,7 +160,8 @@ def iris_features(header: dict[str, Any]) -> list[float]:
     found = header.get("iris")
     if not found:
         return [math.nan] * len(IRIS_FEATURES)
-    return [*found["left"][:2], *found["right"][:2]]
+    (lh, lv), (rh, rv) = found["left"][:2], found["right"][:2]
+    return [(lh + rh) / 2, (lv + rv) / 2, lh, lv, rh, rv]
 
 
 class GazeMapper:

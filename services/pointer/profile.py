@@ -91,10 +91,19 @@ def summary(data: dict[str, Any]) -> str:
     used = v.get(data.get("used", "uncalibrated")) or {}
     if not used:
         return "no validation figures"
-    return (
+    line = (
         f"validation error median {used['median_px']:.0f} px = {used['median_deg']:.1f} deg, "
         f"p95 {used['p95_px']:.0f} px = {used['p95_deg']:.1f} deg ({data.get('used')})"
     )
+    errors = data.get("errors") if isinstance(data.get("errors"), dict) else {}
+    unseen = errors.get("held_out_target")
+    if data.get("used") == "calibrated" and isinstance(unseen, dict):
+        px, deg = unseen.get("median_px"), unseen.get("median_deg")
+        if all(isinstance(v, int | float) for v in (px, deg)):
+            line += f"; on targets it never saw {px:.0f} px = {deg:.1f} deg"
+    if isinstance(data.get("model"), str):
+        line += f"; model {data['model'][:60]}"
+    return line
 
 
 def error_px(data: dict[str, Any] | None) -> float | None:
