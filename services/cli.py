@@ -180,20 +180,25 @@ CALIBRATE_HELP = (
 
 # -- the commands that do not run the pipeline --------------------------------------------------------
 @cloup.command("ctl", context_settings=CONTEXT)
-@cloup.argument("action", metavar="ACTION", help="pause, resume, toggle, recenter or status")
+@cloup.argument("action", metavar="ACTION", help="pause, resume, toggle, recenter, status or set")
+@cloup.argument("setting", nargs=-1, metavar="[SECTION.KEY VALUE]")
 @cloup.option("--run-dir", help="the run directory of the pipeline (when several are running)")
 @cloup.option("--connect", metavar="tcp://HOST:PORT", help="a pointer on another host (its pointer.control)")
 @cloup.option("--keys", metavar="DIR", help="the keys made by 'gazeflow keys' (its ctl/ folder is used)")
-def ctl(action: str, run_dir: str | None, connect: str | None, keys: str | None) -> int:
-    """Pause, resume, toggle, recenter or ask the status of a running pipeline.
+def ctl(action: str, setting: tuple[str, ...], run_dir: str | None, connect: str | None, keys: str | None) -> int:
+    """Pause, resume, toggle, recenter, ask the status of or change a setting of a running pipeline.
 
     Talks to the pointer of the pipeline running for you (run-all, or a pointer stage started by hand): pause
     and resume the pointer (frames keep flowing and are counted), recenter it on where you look now (the
-    middle of the screen), or print its status (fps, paused, profile, clicks, each stage's health).
+    middle of the screen), print its status (fps, paused, profile, clicks, each stage's health), or change one
+    of the pointer's settings at once (gazeflow ctl set pointer.dwell_ms 800; the ones that can change while
+    running: the click, dwell, blink and filter settings).
     """
     from .pointer.control import ctl_command
 
-    return ctl_command(action, run_dir, connect or "", keys or "")
+    if (action == "set") != bool(setting) or (setting and len(setting) != 2):
+        raise GazeflowError("ctl: 'set' takes a setting and its value (ctl set pointer.dwell_ms 800); the others none")
+    return ctl_command(action, run_dir, connect or "", keys or "", (setting[0], setting[1]) if setting else None)
 
 
 @cloup.command("quantize", context_settings=CONTEXT)

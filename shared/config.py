@@ -178,8 +178,10 @@ def _default_chain() -> list[str]:
 
 def _joined(chain: list[str], name: str) -> list[str]:
     """The chain with an optional stage in it: right after the stage that sends what it takes (iris after
-    landmarks + head pose, the view after the pointer), else at the end."""
-    takes = registry.get(name).input
+    landmarks + head pose, the panel after the pointer), else, and for one that nothing may follow (the
+    view), at the end."""
+    spec = registry.get(name)
+    takes = spec.input if spec.output else ""
     before = next((i for i, n in enumerate(chain) if takes and registry.get(n).output == takes), len(chain) - 1)
     return [*chain[: before + 1], name, *chain[before + 1 :]]
 

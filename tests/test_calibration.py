@@ -123,9 +123,14 @@ def test_too_few_targets_with_samples_names_each_count_and_what_to_change():
     samples = _samples(rng, lambda p: p, 3.0)
     for s in samples[2:]:
         s.features, s.geo_mm, s.distance_mm, s.seen = [], [], [], 30
-    with pytest.raises(ValueError, match="2 fit targets have samples, at least 4") as got:
+    for s in samples[1:2]:  # a target with a few samples does not count either
+        s.features, s.geo_mm, s.distance_mm = s.features[:4], s.geo_mm[:4], s.distance_mm[:4]
+    for s in samples:
+        s.target.start, s.target.end = 10, 40
+    with pytest.raises(ValueError, match="1 fit targets have 5 samples or more, at least 4") as got:
         fit.calibrate(samples, MONITOR, settle_s=0.6)
-    assert "0 of 30" in str(got.value) and "shorten settle_s or lengthen the ranges" in str(got.value)
+    assert ": 4 of 31 frames" in str(got.value) and ": 0 of 31 frames" in str(got.value)
+    assert "shorten settle_s or lengthen the ranges" in str(got.value)
     with pytest.raises(ValueError, match="widen the targets' frame ranges"):
         fit.calibrate(samples, MONITOR, settle_s=0.0)
 
@@ -139,10 +144,18 @@ def test_a_targets_files_ranges_are_taken_as_given_and_a_recordings_keep_its_set
     recorded = tmp_path / "targets.json"
     targets.write(recorded, targets.read(DEMO_TARGETS, 595).targets, doc["screen"], settle_s=0.6)
     assert targets.read(recorded, 595).settle_s == 0.6
-    doc["settle_s"] = -1
-    (tmp_path / "bad.json").write_text(json.dumps(doc))
-    with pytest.raises(GazeflowError, match="settle_s must be seconds"):
-        targets.read(tmp_path / "bad.json", 595)
+    for change, message in (
+        ({"settle_s": -1}, "settle_s must be seconds"),
+        ({"setle_s": 0.6}, "unknown key 'setle_s'"),
+    ):
+        (tmp_path / "bad.json").write_text(json.dumps({**doc, **change}))
+        with pytest.raises(GazeflowError, match=message):
+            targets.read(tmp_path / "bad.json", 595)
+    overlapping = json.loads(DEMO_TARGETS.read_text())
+    overlapping["targets"][1]["from"] = overlapping["targets"][0]["to"] - 3
+    (tmp_path / "overlap.json").write_text(json.dumps(overlapping))
+    with pytest.raises(GazeflowError, match="targets 0 .* and 1 .* share frames 62-65"):
+        targets.read(tmp_path / "overlap.json", 595)
 
 
 def test_outliers_and_the_saccade_are_not_samples():

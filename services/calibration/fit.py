@@ -37,6 +37,7 @@ from .targets import Target
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
 HOLD_OUT = 0.3  # without check targets: this last part of each fit target's samples validates
 MIN_FIT_TARGETS = 4
+MIN_SAMPLES = 5  # a target with fewer samples than this does not count (a fit on one frame each is noise)
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _without_outliers(s: Samples, k: float) -> Samples:
 
 def split(samples: list[Samples]) -> tuple[list[Samples], list[Samples]]:
     """Fit and check samples; without check targets the last part of each fit target's samples checks."""
-    fits = [s for s in samples if s.target.use == "fit" and len(s)]
+    fits = [s for s in samples if s.target.use == "fit" and len(s) >= MIN_SAMPLES]
     checks = [s for s in samples if s.target.use == "check" and len(s)]
     if checks or any(s.target.use == "check" for s in samples):
         return fits, checks
@@ -271,16 +272,20 @@ class Result:
 
 def too_few(samples: list[Samples], settle_s: float) -> str:
     """Why a fit cannot be made: each target's samples and what to change."""
-    counts = ", ".join(f"{s.target.use} ({s.target.x:.0f}, {s.target.y:.0f}): {len(s)} of {s.seen}" for s in samples)
-    fits = sum(1 for s in samples if s.target.use == "fit" and len(s))
+    counts = ", ".join(
+        f"{s.target.use} ({s.target.x:.0f}, {s.target.y:.0f}): {len(s)}"
+        + (f" of {s.target.end - s.target.start + 1} frames" if s.target.end >= s.target.start >= 0 else "")
+        for s in samples
+    )
+    fits = sum(1 for s in samples if s.target.use == "fit" and len(s) >= MIN_SAMPLES)
     hint = (
         f"samples count from {settle_s:g} s after a target appeared: shorten settle_s or lengthen the ranges"
         if settle_s
         else "widen the targets' frame ranges"
     )
     return (
-        f"{fits} fit targets have samples, at least {MIN_FIT_TARGETS} are needed (samples of frames: {counts}); "
-        f"{hint}, and check that the face is in view on those frames"
+        f"{fits} fit targets have {MIN_SAMPLES} samples or more, at least {MIN_FIT_TARGETS} are needed (samples: "
+        f"{counts}); {hint}, and check that the face is in view on those frames"
     )
 
 

@@ -15,6 +15,7 @@ saccade and the settling of the eyes), as in the live session. An optional
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -98,6 +99,17 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _no_overlap(targets: list[Target], where: str) -> None:
+    """A frame is where the person looks at one target: two ranges that share frames are refused."""
+    ordered = sorted(enumerate(targets), key=lambda it: it[1].start)
+    for (i, a), (j, b) in itertools.pairwise(ordered):
+        if b.start <= a.end:
+            raise GazeflowError(
+                f"{where}: targets {i} ({a.x:.0f}, {a.y:.0f}) and {j} ({b.x:.0f}, {b.y:.0f}) share frames "
+                f"{b.start}-{min(a.end, b.end)}: a frame is where the person looks at one target"
+            )
+
+
 @dataclass
 class TargetsFile:
     targets: list[Target]
@@ -117,6 +129,9 @@ def read(path: str | Path, frames: int) -> TargetsFile:
         raise GazeflowError(f"{where}: unreadable: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("targets"), list) or not isinstance(doc.get("screen"), dict):
         raise GazeflowError(f'{where}: expected {{"screen": {{...}}, "targets": [...]}}')
+    unknown = sorted(set(doc) - {"screen", "targets", "camera", "settle_s"})
+    if unknown:
+        raise GazeflowError(f"{where}: unknown key {unknown[0]!r} (known: screen, targets, camera, settle_s)")
     screen = doc["screen"]
     for key in ("width", "height", "width_mm", "height_mm"):
         if not _number(screen.get(key)) or screen[key] <= 0:
@@ -143,6 +158,7 @@ def read(path: str | Path, frames: int) -> TargetsFile:
         if use not in ("fit", "check"):
             raise GazeflowError(f"{at}: use {use!r}: fit or check")
         out.append(Target(float(t["x"]), float(t["y"]), use, start, end))
+    _no_overlap(out, where)
     fits = sum(t.use == "fit" for t in out)
     if fits < 4 and not (fits == 1 and len(out) == 1):
         raise GazeflowError(f"{where}: {fits} fit targets; at least 4 (or exactly one, to recentre a profile)")

@@ -11,7 +11,8 @@ def iris(canvas: Canvas, header: dict[str, Any]) -> None:
     found = header.get("iris")
     if not found:
         return
-    for side in ("left", "right"):
+    for side, shift in (("right", -110), ("left", 10)):  # the person's right eye is on the image's left
         h, v, x, y = found[side]
         canvas.circle("iris", (x, y), max(2, canvas.px(3)), MAGENTA)
-        canvas.text("iris", f"{h:+.2f} {v:+.2f}", (x - 40 * canvas.scale, y + 30 * canvas.scale), 0.45, MAGENTA)
+        at = (x + shift * canvas.scale, y + 30 * canvas.scale)  # each label on its own side: apart when turned
+        canvas.text("iris", f"{h:+.2f} {v:+.2f}", at, 0.45, MAGENTA)

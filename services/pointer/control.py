@@ -85,12 +85,20 @@ def runs() -> list[Path]:
     return found
 
 
-def send(command: str, run_dir: str | None = None, connect: str = "", keys: str = "") -> channels.Reply:
-    """Send one command to the running pipeline and return its reply; one line when there is none."""
+def send(
+    command: str, run_dir: str | None = None, connect: str = "", keys: str = "", setting: tuple[str, Any] | None = None
+) -> channels.Reply:
+    """Send one command to the running pipeline and return its reply; one line when there is none.
+    ``setting``: for 'set', ("section.key", value)."""
     if command not in COMMANDS:
         raise GazeflowError(f"ctl {command!r}: one of {', '.join(COMMANDS)}")
+    request = channels.Request(command)
+    if command == "set":
+        if setting is None or setting[0].count(".") != 1:
+            raise GazeflowError("ctl set: give a setting and its value, as in: gazeflow ctl set pointer.dwell_ms 800")
+        request = channels.Request(command, key=setting[0].split("."), value=setting[1])
     if connect:
-        return _request(command, connect, keys)
+        return _request(request, connect, keys)
     if run_dir:
         path = Path(run_dir) / SOCKET
         if not path.exists():
@@ -103,10 +111,10 @@ def send(command: str, run_dir: str | None = None, connect: str = "", keys: str 
             listed = ", ".join(str(p.parent) for p in found)
             raise GazeflowError(f"{len(found)} pipelines are running ({listed}): choose one with --run-dir")
         path = found[0]
-    return _request(command, f"ipc://{path}", "")
+    return _request(request, f"ipc://{path}", "")
 
 
-def _request(command: str, address: str, keys: str) -> channels.Reply:
+def _request(request: channels.Request, address: str, keys: str) -> channels.Reply:
     ctx = zmq.Context.instance()
     secure = None
     if keys:
@@ -117,7 +125,7 @@ def _request(command: str, address: str, keys: str) -> channels.Reply:
         raise GazeflowError(f"ctl --connect {address}: give the keys (--keys DIR, made by 'gazeflow keys')")
     end = channels.End(ctx, SOCKET, address, serves=False, secure=secure)
     try:
-        end.send(channels.Request(command), block=True)  # type: ignore[arg-type]
+        end.send(request, block=True)
         if not end.poll(int(REPLY_S * 1000)) or (reply := end.receive()) is None:
             raise GazeflowError(f"the pipeline at {address} did not answer in {REPLY_S:.0f} s")
         return reply
@@ -125,13 +133,17 @@ def _request(command: str, address: str, keys: str) -> channels.Reply:
         end.sock.close(0)
 
 
-def ctl_command(command: str, run_dir: str | None, connect: str = "", keys: str = "") -> int:
-    answer = send(command, run_dir, connect, keys)
+def ctl_command(
+    command: str, run_dir: str | None, connect: str = "", keys: str = "", setting: tuple[str, Any] | None = None
+) -> int:
+    answer = send(command, run_dir, connect, keys, setting)
     if not answer.ok:
         raise GazeflowError(f"ctl {command}: {answer.error or 'refused'}")
     if command == "status":
         for key, value in answer.status.items():
-            if isinstance(value, dict):
+            if key == "settings":
+                value = ", ".join(f"{k} = {v}" for k, v in value.items())
+            elif isinstance(value, dict):
                 value = ", ".join(f"{n} {k}" for k, n in value.items()) or "none"
             print(value if str(value).startswith(f"{key} ") else f"{key}: {value}")  # "health (...)": once
     else:

@@ -7,6 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from gazeflow.shared import channels, registry
 from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.messages import Message
@@ -18,6 +20,7 @@ from .adapt import Drift
 from .backends import make_backend
 from .control import ControlServer, private
 from .controller import PointerController
+from .filters import make_filter
 from .selection import DEFAULT_ERROR_PX, Rect, Safety, Scroll, Selector, check_palette, on_monitor
 
 if TYPE_CHECKING:
@@ -46,6 +49,11 @@ def preflight(cfg: Config) -> None:
             "(or calibrate again without it)"
         )
     check_palette(cfg.pointer, monitor)
+
+
+FILTER_KEYS = ("filter", "min_cutoff", "beta", "d_cutoff", "smoothing")
+# the [pointer] settings that may change while running: read on every frame by the parts that hold them
+LIVE = ("click", "dwell_ms", "dwell_radius_px", "blink_min_ms", "blink_max_ms", "dead_zone_px", *FILTER_KEYS)
 
 
 class Pointer(Processor):
@@ -257,7 +265,26 @@ class Pointer(Processor):
             if shift is None:
                 return channels.Reply(ok=False, error="no gaze seen yet to recentre on")
             return channels.Reply(ok=True, state=f"recentred by {shift}")
+        if command == "set":
+            return self._set(request.key, request.value)
         return channels.Reply(ok=True, status=self.status())
+
+    def _set(self, key: list[str], value: Any) -> channels.Reply:
+        """One of LIVE's settings changed at once (the panel, 'gazeflow ctl set'): validated as the config
+        file's value would be, then handed to the parts that read it."""
+        name = ".".join(key)
+        if len(key) != 2 or key[0] != "pointer" or key[1] not in LIVE:
+            return channels.Reply(ok=False, error=f"{name}: not one that can change while running ({', '.join(LIVE)})")
+        try:
+            p = type(self.cfg.pointer).model_validate({**self.cfg.pointer.model_dump(), key[1]: value})
+        except ValidationError as exc:
+            return channels.Reply(ok=False, error=f"{name}: {exc.errors()[0]['msg']}")
+        self.cfg = self.cfg.model_copy(update={"pointer": p})
+        self.eyes.cfg = self.dwell.cfg = self.controller.cfg = p
+        if key[1] in FILTER_KEYS:
+            self.controller.filter = make_filter(p, fps=max(self.fps, 1.0))
+        log.info("pointer: %s set to %r", name, getattr(p, key[1]))
+        return channels.Reply(ok=True, state=f"{name} = {getattr(p, key[1])}")
 
     def status(self) -> dict[str, Any]:
         end = self.sink_end
@@ -277,6 +304,7 @@ class Pointer(Processor):
             "action": self.selector.action,
             "live error": self._error_text(),
             "health": health,
+            "settings": {f"pointer.{key}": getattr(self.cfg.pointer, key) for key in LIVE},
         }
 
     def _error_text(self) -> str:

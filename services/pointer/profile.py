@@ -101,7 +101,7 @@ def summary(data: dict[str, Any]) -> str:
         px, deg = unseen.get("median_px"), unseen.get("median_deg")
         if all(isinstance(v, int | float) for v in (px, deg)):
             line += f"; on targets it never saw {px:.0f} px = {deg:.1f} deg"
-    if isinstance(data.get("model"), str):
+    if data.get("used") == "calibrated" and isinstance(data.get("model"), str):
         line += f"; model {data['model'][:60]}"
     return line
 

@@ -1,0 +1,19 @@
+"""The panel: a local web page to watch and tune a run (live view, each stage's figures, the pointer's state,
+pause, recentre, dwell and filter settings) and a Prometheus endpoint, served by this optional sink after the
+pointer (``--panel [HOST:]PORT``)."""
+
+from gazeflow.shared.registry import Stage
+
+from .settings import PanelConfig
+
+STAGE = Stage(
+    "panel",
+    "sink",
+    "gazeflow.services.panel.processor:Panel",
+    input="results",
+    output="watched",
+    sections={"panel": PanelConfig},
+    preflight="gazeflow.services.panel.settings:preflight",
+    optional=True,
+    reads_frames=True,
+)

@@ -1,0 +1,195 @@
+"""The panel's web server (aiohttp, in a thread of the panel stage with its own event loop).
+
+Secure by default: it listens on 127.0.0.1 unless told otherwise; every request needs the run's token (a
+random one, in a 0600 file of the run directory): as ``Authorization: Bearer`` (Prometheus), or as the
+cookie that opening ``/?token=...`` once sets (HttpOnly, SameSite=Strict). The Host header must name the
+panel's own address (no DNS rebinding); a request that changes something is a POST whose Origin is the
+panel's own, with a JSON body. Controls go through the same ctl channel as ``gazeflow ctl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import threading
+from typing import Any
+
+import cv2
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gazeflow.shared.errors import GazeflowError
+
+from .page import PAGE, SCRIPT, STYLE
+from .settings import is_loopback
+from .state import PanelState
+
+log = logging.getLogger("gazeflow.panel")
+COOKIE = "gazeflow_panel"
+VIEW_WIDTH = 800
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'",
+}
+COMMANDS = ("pause", "resume", "toggle", "recenter")
+
+
+class PanelServer:
+    def __init__(
+        self, host: str, port: int, token: str, state: PanelState, control: Any, draw: Any, bind_all: bool
+    ) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.state, self.control, self.draw = state, control, draw
+        self.bind_all = bind_all
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="panel-http", daemon=True)
+        self.started = threading.Event()
+        self.error = ""
+        self.runner: web.AppRunner | None = None
+        self.requests = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+        if not self.started.wait(15) or self.error:
+            raise GazeflowError(f"panel: cannot listen on {self.host}:{self.port}: {self.error or 'no answer'}")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application(middlewares=[self._guard], client_max_size=16 * 1024)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/panel.js", lambda _: self._text(SCRIPT, "text/javascript"))
+        app.router.add_get("/panel.css", lambda _: self._text(STYLE, "text/css"))
+        app.router.add_get("/api/stats", self._stats)
+        app.router.add_get("/api/frame.jpg", self._frame)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/api/control", self._control)
+        app.router.add_post("/api/set", self._set)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        try:
+            self.loop.run_until_complete(self.runner.setup())
+            site = web.TCPSite(self.runner, self.host, self.port)
+            self.loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+            self.started.set()
+            return
+        self.started.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.close()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    # -- the door ---------------------------------------------------------------------------------------
+    def _hosts(self) -> set[str]:
+        names = {self.host, "localhost", "127.0.0.1", "[::1]"} if is_loopback(self.host) else {self.host}
+        return {f"{n}:{self.port}" for n in names}
+
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        given = given or request.cookies.get(COOKIE, "")
+        if not given and request.path == "/" and request.method == "GET":
+            given = request.query.get("token", "")
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests += 1
+        if not self.bind_all and request.host not in self._hosts():
+            return self._refuse(421, f"this panel answers to {sorted(self._hosts())[0]} only")
+        if not self._authorised(request):
+            return self._refuse(401, "a token is needed: open the address gazeflow printed at the start")
+        if request.method == "POST":
+            if request.headers.get("Origin") != f"http://{request.host}":
+                return self._refuse(403, "a change must come from the panel's own page")
+            if request.content_type != "application/json":
+                return self._refuse(415, "a change is a JSON body")
+        elif request.method not in ("GET", "HEAD"):
+            return self._refuse(405, "GET or POST")
+        response = await handler(request)
+        response.headers.update(HEADERS)
+        return response
+
+    @staticmethod
+    def _refuse(status: int, why: str) -> web.Response:
+        return web.json_response({"ok": False, "error": why}, status=status, headers=HEADERS)
+
+    @staticmethod
+    def _text(text: str, kind: str) -> web.Response:
+        return web.Response(text=text, content_type=kind)
+
+    # -- what it serves ---------------------------------------------------------------------------------
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        if "token" in request.query:  # the printed address: keep the token as a cookie, drop it from the URL
+            response = web.HTTPSeeOther("/")
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
+            return response
+        return self._text(PAGE, "text/html")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        stats = self.state.stats()
+        stats["pointer"] = await self.loop.run_in_executor(None, self.control.status)
+        stats["view_interval_ms"] = round(self.state.view_interval * 1000)
+        return web.json_response(stats)
+
+    async def _frame(self, request: web.Request) -> web.Response:
+        frame, header = self.state.take_frame()
+        if frame is None:
+            return web.Response(status=204)
+        jpeg = await self.loop.run_in_executor(None, self._jpeg, frame, header)
+        return web.Response(body=jpeg, content_type="image/jpeg")
+
+    def _jpeg(self, frame: Any, header: dict[str, Any]) -> bytes:
+        image = self.draw(frame.copy(), header)
+        h, w = image.shape[:2]
+        if w > VIEW_WIDTH:
+            image = cv2.resize(image, (VIEW_WIDTH, round(h * VIEW_WIDTH / w)), interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        return data.tobytes() if ok else b""
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.state.prometheus.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def _control(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        command = (body or {}).get("command")
+        if command not in COMMANDS:
+            return self._refuse(400, f"command: one of {', '.join(COMMANDS)}")
+        answer = await self.loop.run_in_executor(None, self.control.send, command, None)
+        return web.json_response(answer)
+
+    async def _set(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        key, value = (body or {}).get("key"), (body or {}).get("value")
+        if (
+            not isinstance(key, str)
+            or key.count(".") != 1
+            or len(key) > 80
+            or not isinstance(value, str | int | float | bool)
+        ):
+            return self._refuse(400, 'expected {"key": "section.name", "value": ...}')
+        answer = await self.loop.run_in_executor(None, self.control.send, "set", (key, value))
+        return web.json_response(answer)
