@@ -201,6 +201,21 @@ def ctl(action: str, setting: tuple[str, ...], run_dir: str | None, connect: str
     return ctl_command(action, run_dir, connect or "", keys or "", (setting[0], setting[1]) if setting else None)
 
 
+@cloup.command("panel", context_settings=CONTEXT)
+@cloup.option("--run-dir", help="the run directory of the pipeline (when several are running)")
+@cloup.option("--open", "open_browser", is_flag=True, help="open it in your web browser")
+def panel(run_dir: str | None, open_browser: bool) -> int:
+    """The address of a running pipeline's web panel, with its token (run-all --panel [HOST:]PORT serves it).
+
+    Open it in a browser to watch the run (the annotated live view, each stage's figures, CPU and memory,
+    the last minutes in charts) and tune it (pause, resume, recentre, click, dwell and filter settings, saved
+    as your defaults on request); its /metrics is for Prometheus (the token as a bearer credential).
+    """
+    from .panel.attach import attach
+
+    return attach(run_dir, open_browser)
+
+
 @cloup.command("quantize", context_settings=CONTEXT)
 @cloup.argument("stages", nargs=-1, metavar="[STAGE]...")
 @cloup.option("--input", "-i", "video", default="demo", help="the video to calibrate on (default: the demo video)")
@@ -352,6 +367,7 @@ def _commands() -> None:
     )
     SECTIONS["use"].add_command(_pipeline_command("calibrate", _calibrate, CALIBRATE_HELP, CALIBRATE_ARGS))
     SECTIONS["use"].add_command(ctl)
+    SECTIONS["use"].add_command(panel)
     for command in (quantize, report, _bench_command()):
         SECTIONS["measure"].add_command(command)
     for command in (fetch, keys, config_command):

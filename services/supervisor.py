@@ -214,11 +214,11 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
 
-    def health_line(self) -> str:
+    def processes_health(self) -> list[channels.ProcessHealth]:
         """Each stage process from its own heartbeats: up, STALLED (it has frames but passes none on) or
-        SILENT (no heartbeat), with the frames it has taken in and passed on."""
+        SILENT (no heartbeat), with the frames it has taken in and passed on and its restarts."""
         now = time.monotonic()
-        parts = []
+        out = []
         for name, proc in self.procs.items():
             beat, passed = self.beats.get(proc.pid), self.passed.get(proc.pid)
             if beat is None or passed is None:
@@ -229,7 +229,15 @@ class Supervisor:
                 state = f"SILENT {now - beat:.0f}s"
             elif frames_in > frames_out and now - moved > QUIET_S:
                 state = f"STALLED {now - moved:.0f}s"
-            parts.append(f"{name} {state} {frames_in}/{frames_out}")
+            out.append(channels.ProcessHealth(name, state, frames_in, frames_out, self.restarts.get(name, 0)))
+        return out
+
+    def health_line(self, processes: list[channels.ProcessHealth] | None = None) -> str:
+        """The processes' health as one line (the log, 'gazeflow ctl status')."""
+        parts = [
+            f"{p.name} {p.state} {p.frames_in}/{p.frames_out}"
+            for p in (self.processes_health() if processes is None else processes)
+        ]
         if not parts:
             return ""
         cores = self.cores()
@@ -259,13 +267,14 @@ class Supervisor:
         self._watch_heartbeats()
         if time.monotonic() >= self.next_health:
             self.next_health = time.monotonic() + (self.cfg.log_interval or 1.0)
-            line = self.health_line()
+            processes = self.processes_health()
+            line = self.health_line(processes)
             if line:
                 source = self.procs.get(self.cfg.source)
                 if self.cfg.log_interval > 0 and (source is None or source.poll() is None):  # not once it ends:
                     log.info("%s", line)  # the stages' own end-of-stream lines have the final counts
                 if self.health is not None:  # for 'gazeflow ctl status' and the panel
-                    self.health.send(channels.Health(line))
+                    self.health.send(channels.Health(line, processes))
         for name, proc in self.procs.items():
             code = proc.poll()
             if code in (None, 0) or name in self.restart_at:

@@ -63,8 +63,20 @@ class Go(msgspec.Struct, tag="go"):
     pass
 
 
+class ProcessHealth(msgspec.Struct, array_like=True):
+    """One stage process as run-all sees it: its stages ("a+b"), up, STALLED or SILENT, the frames it has
+    taken in and passed on, and how many times it was restarted."""
+
+    name: Name
+    state: Annotated[str, msgspec.Meta(max_length=40)]
+    frames_in: Count
+    frames_out: Count
+    restarts: Count = 0
+
+
 class Health(msgspec.Struct):
     line: Annotated[str, msgspec.Meta(max_length=4000)]
+    processes: Annotated[list[ProcessHealth], msgspec.Meta(max_length=64)] = []
 
 
 # -- release: a frame's last stage -> capture (and run-all, when a stage died) -------------------------------

@@ -154,7 +154,7 @@ def test_a_targets_files_ranges_are_taken_as_given_and_a_recordings_keep_its_set
     overlapping = json.loads(DEMO_TARGETS.read_text())
     overlapping["targets"][1]["from"] = overlapping["targets"][0]["to"] - 3
     (tmp_path / "overlap.json").write_text(json.dumps(overlapping))
-    with pytest.raises(GazeflowError, match="targets 0 .* and 1 .* share frames 62-65"):
+    with pytest.raises(GazeflowError, match=r"targets 0 .* and 1 .* share frames 62-65"):
         targets.read(tmp_path / "overlap.json", 595)
 
 

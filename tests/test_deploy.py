@@ -182,3 +182,27 @@ def test_stage_names_with_a_worker_label_are_checked(topology, caplog):
 
     assert main(["stage", "nope:1", "--config", str(DEPLOY / "cluster.toml")]) == 2  # an unknown stage is not
     assert "unknown stage 'nope'" in caplog.text
+
+
+def test_the_grafana_dashboard_and_the_scrape_config_ask_only_for_what_the_panel_exports():
+    """Every metric a dashboard query names is one the panel's /metrics has; the scrape config sends the
+    token, as the panel needs it for every request."""
+    import json
+    import re
+
+    from prometheus_client import generate_latest
+
+    from gazeflow.services.panel.state import PanelState
+
+    state = PanelState(("capture", "pointer"), 2.0)
+    state.prometheus.service.labels("pointer").observe(0.001)
+    state.prometheus.queue.labels("pointer").observe(0.001)
+    state.prometheus.cpu.labels("pointer").set(0.1)
+    state.prometheus.rss.labels("pointer").set(1e6)
+    state.prometheus.restarts.labels("pointer").set(0)
+    exported = set(re.findall(r"^(gazeflow_\w+?)(?:\{| )", generate_latest(state.prometheus.registry).decode(), re.M))
+    dashboard = json.loads((DEPLOY / "monitoring" / "grafana-dashboard.json").read_text())
+    asked = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"gazeflow_\w+", t["expr"])}
+    assert asked and asked <= exported, asked - exported
+    scrape = yaml.safe_load((DEPLOY / "monitoring" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert "credentials_file" in scrape["authorization"]

@@ -137,3 +137,26 @@ def accuracy_command(repeat: int, out: str, assets_dir: str | None, targets: str
     (Path(out) / "accuracy.md").write_text(text)
     print(text)
     return 0
+
+
+@bench_command.command("panel", context_settings={"max_content_width": 110})
+@cloup.option("--repeat", type=int, default=3, help="alternating rounds (default 3)")
+@cloup.option("--out", default="out", help="folder for panel.json (default out/)")
+@cloup.option("--targets", metavar="FILE.toml", help="judge the figures against these targets (docs/targets.toml)")
+def panel_command(repeat: int, out: str, targets: str | None) -> int:
+    """What the web panel costs at 30 fps: the cores of a run without it, with it and no browser, and with a
+    browser's requests (figures each second, the live view at its default rate)."""
+    import json
+
+    from .common import machine
+    from .panel import panel_cost
+    from .report import load_targets, panel_lines, target_lines, verdicts
+
+    wanted = load_targets(Path(targets)) if targets else None
+    result = {"machine": machine(), "panel": panel_cost(repeat)}
+    if wanted is not None:
+        result["targets"] = verdicts(result, wanted)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "panel.json").write_text(json.dumps(result, indent=1) + "\n")
+    print("\n".join([f"Machine: {result['machine']}", *panel_lines(result), *target_lines(result)]))
+    return 0

@@ -541,6 +541,20 @@ def accuracy_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def panel_lines(r: dict[str, Any]) -> list[str]:
+    """What the panel costs at real time."""
+    p = r.get("panel")
+    if not p:
+        return []
+    return [
+        "",
+        f"Panel at {p['fps']:g} fps ({p['frames']} frames, medians): its process uses "
+        f"{p['idle_share_of_a_core']:.4f} of a core with no browser, {p['browser_share_of_a_core']:.4f} with a "
+        f"browser's requests; the other processes {p['stages, without']:.3f} cores without it, "
+        f"{p['stages, panel, no browser']:.3f} and {p['stages, panel, a browser']:.3f} with it",
+    ]
+
+
 def _select(r: dict[str, Any]) -> list[str]:
     """The selection benchmark, when it ran."""
     if "select" not in r or "skipped" in r["select"]:
@@ -565,6 +579,7 @@ SECTIONS = (
     _decode,
     _peer,
     accuracy_lines,
+    panel_lines,
     _select,
     target_lines,
 )

@@ -10,6 +10,7 @@ from typing import Any
 from .accuracy import calibration_accuracy
 from .common import machine
 from .decode import decode_cost
+from .panel import panel_cost
 from .peer import peer_cost
 from .pipeline import _hops, detector_bound, max_speed_pair, precision_agreement, realtime, scaling, start_times
 from .pointer import eye_state_cost, pointer_steadiness, view_cost
@@ -48,6 +49,7 @@ def bench(
         results["pointer"] = pointer_steadiness(input_spec)
     if realtime_fps > 0:
         results["view"] = view_cost(input_spec, realtime_fps, repeat)
+        results["panel"] = panel_cost(repeat)
     results["eye_state"] = eye_state_cost(assets_dir)
     results["decode"] = decode_cost(input_spec, assets_dir)
     results["peer"] = peer_cost(input_spec, assets_dir, repeat)

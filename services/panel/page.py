@@ -21,15 +21,18 @@ PAGE = """<!doctype html>
   <label>dwell radius (px) <input name="pointer.dwell_radius_px" type="number" min="5" max="300" step="5"></label>
   <label>filter <select name="pointer.filter"><option>one-euro</option><option>ema</option><option>none</option></select></label>
   <label>steadiness: One Euro cutoff (Hz) <input name="pointer.min_cutoff" type="number" min="0.01" max="10" step="0.01"></label>
-  <button type="submit">Apply</button>
+  <button type="submit">Apply</button> <button type="button" id="save">Save as my defaults</button>
  </form>
  <p id="message" role="status"></p>
  <dl id="pointer"></dl>
 </section>
 <section class="figures">
  <h2>Stages</h2>
- <table id="stages"><thead><tr><th>stage</th><th>service p50</th><th>p95</th><th>inference p50</th>
- <th>queue p50</th><th>CPU cores</th><th>memory MB</th></tr></thead><tbody></tbody></table>
+ <table id="stages"><thead><tr><th>stage</th><th>service p50 (ms)</th><th>p95</th><th>inference p50</th>
+ <th>queue p50</th><th>frames</th></tr></thead><tbody></tbody></table>
+ <h2>Processes</h2>
+ <table id="processes"><thead><tr><th>process</th><th>state</th><th>frames in</th><th>out</th><th>restarts</th>
+ <th>CPU cores</th><th>memory MB</th></tr></thead><tbody></tbody></table>
  <p id="health"></p>
  <h2>Last minutes</h2>
  <canvas id="fps" width="640" height="120" aria-label="frames a second"></canvas>
@@ -79,6 +82,8 @@ $("#settings").addEventListener("submit", async (e) => {
   }
 });
 
+$("#save").addEventListener("click", () => post("/api/save", {}));
+
 function chart(canvas, points, key, unit) {
   const c = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
   c.clearRect(0, 0, w, h);
@@ -113,14 +118,17 @@ async function refresh() {
   $("#state").className = "pill " + (s.ended ? "" : paused ? "paused" : "running");
   $("#summary").textContent = `${s.fps.toFixed(1)} fps, end to end p50 ${s.e2e_ms.p50.toFixed(1)} ms, ` +
     `p95 ${s.e2e_ms.p95.toFixed(1)} ms, ${s.frames} frames (${s.frames_with_gaze} with gaze)`;
-  const rows = Object.entries(s.stages).map(([name, v]) => {
-    const proc = Object.entries(s.processes).find(([label]) => label.split("+").includes(name));
-    const pr = proc ? proc[1] : {};
-    return `<tr><td>${esc(name)}</td><td>${v.service_ms.p50.toFixed(2)}</td><td>${v.service_ms.p95.toFixed(2)}</td>` +
-      `<td>${v.infer_ms.p50.toFixed(2)}</td><td>${v.queue_ms.p50.toFixed(2)}</td>` +
-      `<td>${pr.cores !== undefined ? pr.cores.toFixed(2) : ""}</td><td>${pr.rss_mb !== undefined ? esc(pr.rss_mb) : ""}</td></tr>`;
-  });
+  const rows = Object.entries(s.stages).map(([name, v]) =>
+    `<tr><td>${esc(name)}</td><td>${v.service_ms.p50.toFixed(2)}</td><td>${v.service_ms.p95.toFixed(2)}</td>` +
+    `<td>${v.infer_ms.p50.toFixed(2)}</td><td>${v.queue_ms.p50.toFixed(2)}</td><td>${esc(v.frames)}</td></tr>`);
   $("#stages tbody").innerHTML = rows.join("");
+  const procs = (p.processes || []).map((h) => {
+    const use = s.processes[h.name] || {};
+    return `<tr><td>${esc(h.name)}</td><td>${esc(h.state)}</td><td>${esc(h.frames_in)}</td><td>${esc(h.frames_out)}</td>` +
+      `<td>${esc(h.restarts)}</td><td>${use.cores !== undefined ? use.cores.toFixed(2) : ""}</td>` +
+      `<td>${use.rss_mb !== undefined ? esc(use.rss_mb) : ""}</td></tr>`;
+  });
+  $("#processes tbody").innerHTML = procs.join("");
   $("#health").textContent = p.health || "";
   const shown = ["figures", "profile", "click mode", "mode", "select", "action", "live error", "clicks", "moves"];
   $("#pointer").innerHTML = shown.filter((k) => k in p).map((k) => {

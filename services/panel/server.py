@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -37,6 +38,27 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'",
 }
 COMMANDS = ("pause", "resume", "toggle", "recenter")
+
+
+def save_settings(settings: dict[str, Any], path: Path | None = None) -> Path:
+    """Write "section.key" -> value into the user's config file (made if missing), keeping the rest."""
+    import tomlkit
+
+    from gazeflow.shared.config import user_config_file
+
+    path = path or user_config_file()
+    doc = tomlkit.parse(path.read_text()) if path.is_file() else tomlkit.document()
+    for dotted, value in settings.items():
+        section, key = dotted.split(".", 1)
+        if section not in doc:
+            doc[section] = tomlkit.table()
+        doc[section][key] = value  # type: ignore[index]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomlkit.dumps(doc))
+    tmp.replace(path)
+    log.info("panel: settings saved to %s", path)
+    return path
 
 
 class PanelServer:
@@ -70,6 +92,7 @@ class PanelServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/api/control", self._control)
         app.router.add_post("/api/set", self._set)
+        app.router.add_post("/api/save", self._save)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         try:
             self.loop.run_until_complete(self.runner.setup())
@@ -163,6 +186,10 @@ class PanelServer:
         return data.tobytes() if ok else b""
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        status = await self.loop.run_in_executor(None, self.control.status)
+        for process in status.get("processes") or []:  # run-all's counts, through the pointer's status
+            if isinstance(process, dict) and isinstance(process.get("restarts"), int):
+                self.state.prometheus.restarts.labels(str(process.get("name"))[:200]).set(process["restarts"])
         body = generate_latest(self.state.prometheus.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -180,6 +207,16 @@ class PanelServer:
             return self._refuse(400, f"command: one of {', '.join(COMMANDS)}")
         answer = await self.loop.run_in_executor(None, self.control.send, command, None)
         return web.json_response(answer)
+
+    async def _save(self, request: web.Request) -> web.Response:
+        """The pointer's live settings as they are now, into the user's config file (its other keys and
+        comments kept): the next run starts with them."""
+        status = await self.loop.run_in_executor(None, self.control.status)
+        settings = status.get("settings")
+        if not isinstance(settings, dict) or not settings:
+            return self._refuse(503, "the pointer did not say its settings")
+        path = await self.loop.run_in_executor(None, save_settings, settings)
+        return web.json_response({"ok": True, "state": f"saved to {path}"})
 
     async def _set(self, request: web.Request) -> web.Response:
         body = await self._body(request)

@@ -137,7 +137,7 @@ class PanelState:
                     continue
                 stages[name] = {
                     key: series[key].quantiles() for key in ("service_ms", "infer_ms", "queue_ms", "transport_ms")
-                }
+                } | {"frames": len(series["service_ms"])}
             return {
                 "frames": m.frames,
                 "frames_with_face": m.faces,

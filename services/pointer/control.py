@@ -57,12 +57,12 @@ class ControlServer:
     def reply(self, answer: channels.Reply) -> None:
         self.end.send(answer)
 
-    def health(self) -> str:
-        """run-all's newest health line, or "" when none came since."""
-        line = ""
+    def health(self) -> channels.Health | None:
+        """run-all's newest health message, or None when none came since."""
+        newest = None
         while (message := self.health_end.receive()) is not None:
-            line = message.line
-        return line
+            newest = message
+        return newest
 
     def close(self) -> None:
         for end in [*self.ends, self.health_end]:
@@ -141,6 +141,8 @@ def ctl_command(
         raise GazeflowError(f"ctl {command}: {answer.error or 'refused'}")
     if command == "status":
         for key, value in answer.status.items():
+            if key == "processes":
+                continue  # the health line says the same in one line
             if key == "settings":
                 value = ", ".join(f"{k} = {v}" for k, v in value.items())
             elif isinstance(value, dict):

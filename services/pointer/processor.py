@@ -7,6 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from pydantic import ValidationError
 
 from gazeflow.shared import channels, registry
@@ -88,6 +89,7 @@ class Pointer(Processor):
         self.hotkey = actions.Hotkey(p.hotkey if self.backend.name != "null" else "")
         self.control = ControlServer(cfg) if private(cfg.run_dir) else None
         self.health = ""  # run-all's latest health line (its health channel)
+        self.processes: list[channels.ProcessHealth] = []  # and its processes, one by one (the panel)
         log.info(
             "pointer backend %s on %s, %s filter, clicks %s; %s",
             self.backend.name,
@@ -250,7 +252,9 @@ class Pointer(Processor):
             self.pause.set_user(not self.pause.user, "hotkey")
         if self.control is None:
             return
-        self.health = self.control.health() or self.health
+        newest = self.control.health()
+        if newest is not None:
+            self.health, self.processes = newest.line, newest.processes
         while (request := self.control.take()) is not None:
             self.control.reply(self._answer(request))
 
@@ -305,6 +309,7 @@ class Pointer(Processor):
             "live error": self._error_text(),
             "health": health,
             "settings": {f"pointer.{key}": getattr(self.cfg.pointer, key) for key in LIVE},
+            "processes": [msgspec.structs.asdict(p) for p in self.processes],
         }
 
     def _error_text(self) -> str:

@@ -1,0 +1,236 @@
+"""The web panel (--panel) on a real pipeline: its door (token, Host, Origin, POST), its figures and live view,
+its controls through the ctl channel, /metrics scraped by a real Prometheus, the page in a real (headless)
+Chromium; and bad input before anything starts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gazeflow.services.panel.server import save_settings
+from gazeflow.services.panel.settings import parse_address
+from gazeflow.shared.config import runtime_root
+
+from conftest import gazeflow, read_results, start_run, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("8080", ("127.0.0.1", 8080)), ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:9000", ("::1", 9000)), ("h:0", ("h", 0))],
+)
+def test_an_address_is_a_port_with_an_optional_host(text, expected):
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("70000", "a port from 0 to 65535"),
+        ("http://x:80", "not a host name"),
+        ("no-such-host.invalid:8080", "not found"),
+        ("192.0.2.10:8080", "panel.bind_all"),
+    ],
+)
+def test_a_bad_panel_address_is_one_line_before_anything_starts(address, message):
+    proc = gazeflow("run-all", "--input", "demo", "--pointer", "null", "--panel", address)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "capture" not in proc.stderr
+
+
+def test_a_port_in_use_is_one_line_before_anything_starts():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = gazeflow("run-all", "--input", "demo", "--pointer", "null", "--panel", str(port))
+    assert proc.returncode == 2 and "cannot listen there" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_save_keeps_the_config_files_other_keys_and_comments(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('# mine\ninput = "cam:1"\n\n[pointer]\nclick = "dwell"  # I click by dwelling\n')
+    save_settings({"pointer.dwell_ms": 800.0, "pointer.click": "blink"}, path)
+    text = path.read_text()
+    assert "# mine" in text and 'input = "cam:1"' in text and "# I click by dwelling" in text
+    assert 'click = "blink"' in text and "dwell_ms = 800.0" in text
+
+
+class Panel:
+    """A running pipeline's panel, as a browser or Prometheus reaches it."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc, self.port = proc, port
+        self.base = f"http://127.0.0.1:{port}"
+        found = [d for d in Path(runtime_root()).glob("gazeflow-*") if _read(d / "run-all.pid") == str(proc.pid)]
+        assert found, "no run directory for this run-all"
+        self.run_dir = found[0]
+        wait_for(lambda: _read(self.run_dir / "panel.token"), "the panel's token")
+        self.token = _read(self.run_dir / "panel.token").strip()
+
+    def request(self, path: str, body: dict | None = None, token: str | None = None, headers: dict | None = None):
+        """(status, parsed JSON or bytes)."""
+        h = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        if body is not None:
+            h |= {"Content-Type": "application/json", "Origin": self.base}
+        h |= headers or {}
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, headers=h, method="POST" if data else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw, status, kind = r.read(), r.status, r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            raw, status, kind = e.read(), e.code, e.headers.get("Content-Type", "")
+        return status, json.loads(raw) if "json" in kind else raw
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def panel(tmp_path):
+    port = free_port()
+    results = tmp_path / "r.jsonl"
+    proc = start_run(
+        "--input", "demo", "--loop", "--pointer", "null", "--panel", str(port), "--results", str(results),
+        "--log-interval", "0",
+    )  # fmt: skip
+    p = Panel(proc, port)
+    p.results = results
+    yield p
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+@pytest.mark.integration
+def test_the_panel_shows_the_run_and_its_controls_act_through_the_ctl_channel(panel):
+    # the door: no token, a wrong one, another Host, a change without the page's Origin, a GET that changes
+    assert panel.request("/api/stats", token="")[0] == 401
+    assert panel.request("/api/stats", token="wrong")[0] == 401
+    assert panel.request("/api/stats", headers={"Host": f"evil.example:{panel.port}"})[0] == 421
+    assert panel.request("/api/control", {"command": "pause"}, headers={"Origin": "http://evil.example"})[0] == 403
+    assert panel.request("/api/control")[0] == 405
+    assert panel.request("/api/control", {"command": "rm -rf"})[0] == 400
+    # the figures
+    wait_for(lambda: panel.request("/api/stats")[1]["frames"] > 30, "frames in the panel's figures")
+    status, stats = panel.request("/api/stats")
+    assert status == 200 and {"face_detection", "gaze", "pointer"} <= set(stats["stages"])
+    assert stats["e2e_ms"]["p50"] > 0 and stats["pointer"]["state"] == "running"
+    assert stats["pointer"]["settings"]["pointer.dwell_ms"] == 1000.0
+    # the live view: asked for, then served
+    wait_for(lambda: panel.request("/api/frame.jpg")[0] == 200, "a live frame")
+    image = cv2.imdecode(np.frombuffer(panel.request("/api/frame.jpg")[1], np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[1] == 800
+    # pause: the results say so; a setting: the pointer says so; a bad value: refused with the reason
+    assert panel.request("/api/control", {"command": "pause"})[1]["ok"]
+    wait_for(lambda: any(r["paused"] for r in read_results(panel.results)[-5:]), "results that say paused")
+    answer = panel.request("/api/set", {"key": "pointer.dwell_ms", "value": 800})[1]
+    assert answer["ok"] and answer["state"] == "pointer.dwell_ms = 800.0"
+    wait_for(lambda: panel.request("/api/stats")[1]["pointer"]["settings"]["pointer.dwell_ms"] == 800.0, "the dwell")
+    refused = panel.request("/api/set", {"key": "pointer.dwell_ms", "value": -1})[1]
+    assert not refused["ok"] and "greater than 0" in refused["error"]
+    assert not panel.request("/api/set", {"key": "pointer.mode", "value": "head"})[1]["ok"]
+    assert panel.request("/api/control", {"command": "resume"})[1]["state"] == "running"
+    # gazeflow panel finds the address; Ctrl-C's twin ends the run and leaves no token behind
+    found = gazeflow("panel", "--run-dir", str(panel.run_dir))
+    assert found.stdout.strip() == f"http://127.0.0.1:{panel.port}/?token={panel.token}"
+    panel.proc.send_signal(signal.SIGTERM)
+    assert panel.proc.wait(60) == 143 and not panel.run_dir.exists()  # stopped by the signal, cleaned up
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian's prometheus is not installed")
+def test_a_real_prometheus_scrapes_the_panel_and_its_query_returns_the_fps(panel, tmp_path):
+    token = tmp_path / "token"
+    token.write_text(panel.token)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: gazeflow\n"
+        f"    authorization: {{credentials_file: {token}}}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{panel.port}']}}]\n"
+    )
+    web = free_port()
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{web}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        def fps() -> float:
+            url = f"http://127.0.0.1:{web}/api/v1/query?query=gazeflow_fps"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    result = json.loads(r.read())["data"]["result"]
+            except (OSError, ValueError, KeyError):
+                return 0.0
+            return float(result[0]["value"][1]) if result else 0.0
+
+        wait_for(lambda: fps() > 5, "Prometheus's query of gazeflow_fps")
+    finally:
+        prom.terminate()
+        prom.wait(30)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("chromedriver"), reason="Debian's chromium-driver is not installed")
+def test_the_page_in_a_real_browser_shows_live_figures_and_its_pause_button_pauses(panel, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    try:
+        browser.get(f"{panel.base}/?token=wrong")
+        assert "a token is needed" in browser.page_source
+        browser.get(f"{panel.base}/?token={panel.token}")
+        assert browser.current_url == f"{panel.base}/"  # the token left the address bar for a cookie
+
+        def shown(selector: str) -> str:
+            return browser.find_element(By.CSS_SELECTOR, selector).text
+
+        wait_for(lambda: "fps" in shown("#summary") and shown("#stages tbody"), "live figures on the page")
+        wait_for(
+            lambda: browser.execute_script("return document.querySelector('#view').naturalWidth") == 800,
+            "the live view on the page",
+        )
+        browser.find_element(By.CSS_SELECTOR, "button[data-command=pause]").click()
+        wait_for(lambda: shown("#state").startswith("paused"), "the page saying paused")
+        wait_for(lambda: any(r["paused"] for r in read_results(panel.results)[-5:]), "results that say paused")
+        dwell = browser.find_element(By.NAME, "pointer.dwell_ms")
+        dwell.clear()
+        dwell.send_keys("750")
+        browser.find_element(By.CSS_SELECTOR, "#settings button[type=submit]").click()
+        wait_for(lambda: "pointer.dwell_ms = 750.0" in shown("#message"), "the dwell change confirmed")
+        time.sleep(1.5)  # one more refresh of the charts before the picture (not a wait for an event)
+        browser.save_screenshot(str(tmp_path / "panel.png"))
+        shot = cv2.imread(str(tmp_path / "panel.png"))
+        assert shot is not None and shot.std() > 10  # a page, not a blank
+    finally:
+        browser.quit()
