@@ -192,7 +192,7 @@ def ctl(action: str, setting: tuple[str, ...], run_dir: str | None, connect: str
     and resume the pointer (frames keep flowing and are counted), recenter it on where you look now (the
     middle of the screen), print its status (fps, paused, profile, clicks, each stage's health), or change one
     of the pointer's settings at once (gazeflow ctl set pointer.dwell_ms 800; the ones that can change while
-    running: the click, dwell, blink and filter settings).
+    running: the click, dwell, blink, filter, mode and magnifier settings).
     """
     from .pointer.control import ctl_command
 

@@ -33,7 +33,7 @@ log = logging.getLogger("gazeflow.channels")
 Count = Annotated[int, msgspec.Meta(ge=0, le=1 << 40)]
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]  # also refuses NaN
 Name = Annotated[str, msgspec.Meta(max_length=200)]
-COMMANDS = ("pause", "resume", "toggle", "recenter", "status", "set")
+COMMANDS = ("pause", "resume", "toggle", "recenter", "status", "set", "calibrate")
 
 
 # -- control: stages -> run-all ------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class Track(msgspec.Struct, array_like=True):
 
 # -- ctl: gazeflow ctl (or the panel) -> the pointer, and its reply --------------------------------------------
 class Request(msgspec.Struct):
-    command: Literal["pause", "resume", "toggle", "recenter", "status", "set"]
+    command: Literal["pause", "resume", "toggle", "recenter", "status", "set", "calibrate"]
     # a setting to change while running (the panel): [section, key] and its new value
     key: Annotated[list[Name], msgspec.Meta(max_length=2)] = []
     value: Any = None

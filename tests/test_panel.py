@@ -22,7 +22,7 @@ from gazeflow.services.panel.server import save_settings
 from gazeflow.services.panel.settings import parse_address
 from gazeflow.shared.config import runtime_root
 
-from conftest import gazeflow, read_results, start_run, wait_for
+from conftest import gazeflow, read_results, start_run, start_xvfb, wait_for
 
 
 def free_port() -> int:
@@ -151,7 +151,9 @@ def test_the_panel_shows_the_run_and_its_controls_act_through_the_ctl_channel(pa
     wait_for(lambda: panel.request("/api/stats")[1]["pointer"]["settings"]["pointer.dwell_ms"] == 800.0, "the dwell")
     refused = panel.request("/api/set", {"key": "pointer.dwell_ms", "value": -1})[1]
     assert not refused["ok"] and "greater than 0" in refused["error"]
-    assert not panel.request("/api/set", {"key": "pointer.mode", "value": "head"})[1]["ok"]
+    assert panel.request("/api/set", {"key": "pointer.mode", "value": "head"})[1]["ok"]
+    wait_for(lambda: panel.request("/api/stats")[1]["pointer"]["mode"] == "head", "the pointer in head mode")
+    assert not panel.request("/api/set", {"key": "pointer.monitor", "value": 1})[1]["ok"]  # not while running
     assert panel.request("/api/control", {"command": "resume"})[1]["state"] == "running"
     # gazeflow panel finds the address; Ctrl-C's twin ends the run and leaves no token behind
     found = gazeflow("panel", "--run-dir", str(panel.run_dir))
@@ -234,3 +236,55 @@ def test_the_page_in_a_real_browser_shows_live_figures_and_its_pause_button_paus
         assert shot is not None and shot.std() > 10  # a page, not a blank
     finally:
         browser.quit()
+
+
+@pytest.mark.integration
+def test_calibrate_from_the_panel_shows_the_targets_saves_the_profile_and_uses_it(tmp_path, config_home):
+    """Under Xvfb, with the pointer on that display: the panel's Calibrate shows each target on the pointer's
+    monitor (a screenshot finds the red dot), pauses the pointer meanwhile, then saves the profile and the run
+    uses it at once; with the null pointer it is refused, saying why."""
+    server, display = start_xvfb("1280x720x24")
+    config = tmp_path / "fast.toml"
+    config.write_text("[calibration]\npoints = 5\nchecks = 1\ntarget_s = 1.0\nsettle_s = 0.3\n")
+    port = free_port()
+    proc = start_run(
+        "--config", str(config), "--input", "demo", "--loop", "--pointer", "pyautogui", "--panel", str(port),
+        "--log-interval", "0", env={"DISPLAY": display},
+    )  # fmt: skip
+    try:
+        panel = Panel(proc, port)
+        answer = panel.request("/api/control", {"command": "calibrate"})[1]
+        assert answer["ok"] and answer["state"] == "calibrating: target 1 of 6", answer
+        shot = tmp_path / "shot.png"
+        subprocess.run(["import", "-display", display, "-window", "root", str(shot)], check=True, timeout=30)
+        image = cv2.imread(str(shot))
+        red = (image[:, :, 2] > 200) & (image[:, :, 1] < 80) & (image[:, :, 0] < 80)
+        assert red.sum() > 10, "no target on the screen"
+        assert panel.request("/api/stats")[1]["pointer"]["state"].startswith("paused (calibrating")
+        again = panel.request("/api/control", {"command": "calibrate"})[1]
+        assert not again["ok"] and "already calibrating" in again["error"]
+
+        def ended() -> str:
+            return panel.request("/api/stats")[1]["pointer"].get("calibration", "")
+
+        wait_for(lambda: ended().startswith(("done", "calibration failed")), "the calibration's end", 120)
+        saved = config_home / "gazeflow" / "profiles" / "default.json"  # none yet: the run was uncalibrated
+        if ended().startswith("done"):
+            data = json.loads(saved.read_text())
+            assert data["points"] == 5 and {"held_out_target", "same_target"} <= set(data["errors"])
+            assert str(saved) in panel.request("/api/stats")[1]["pointer"]["profile"]
+        else:  # the demo's person never looks at our targets: a fit may be refused, and says why
+            assert "no profile written" in ended() and not saved.exists()
+        assert panel.request("/api/stats")[1]["pointer"]["state"] == "running"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        server.terminate()
+
+
+@pytest.mark.integration
+def test_calibrate_with_no_display_for_the_pointer_is_refused_saying_why(panel):
+    answer = panel.request("/api/control", {"command": "calibrate"})[1]
+    assert not answer["ok"] and "shows targets on the display the pointer moves" in answer["error"]
+    refused = gazeflow("ctl", "calibrate", "--run-dir", str(panel.run_dir))
+    assert refused.returncode == 2 and "shows targets on the display" in refused.stderr

@@ -281,23 +281,7 @@ class Session:
             )
 
     def _profile(self, result: fit.Result) -> dict[str, Any]:
-        cfg = self.cfg
-        return {
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "monitor": self.monitor.to_dict(),
-            "camera": cfg.camera.model_dump(),
-            "input": cfg.input,
-            "precision": {n: cfg.stages[n].precision for n in cfg.chain if registry.get(n).models},
-            "models": {n: sorted(registry.get(n).models.values()) for n in cfg.chain if registry.get(n).models},
-            "points": self.rules.points,
-            "model": result.model,
-            "used": result.used,
-            "correction": result.correction.to_dict() if result.correction else None,
-            "validation": result.validation,
-            "errors": result.errors,
-            "distance_mm": result.distance_mm,
-            "targets": result.per_target,
-        }
+        return profile_data(self.cfg, self.monitor, self.rules.points, result)
 
     def _write_recording(self, records: list[dict[str, Any]]) -> None:
         """targets.json of the recording: each target's frames, from the capture times of the frames."""
@@ -313,6 +297,26 @@ class Session:
             f"recording saved: {self.record}/video.avi and targets.json ({len(kept)} targets); "
             f"refit with: gazeflow calibrate --replay {self.record}"
         )
+
+
+def profile_data(cfg: Config, monitor: Monitor, points: int, result: fit.Result) -> dict[str, Any]:
+    """What a profile keeps of a calibration: when, the monitor, the camera, the models, the fit and its errors."""
+    return {
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "monitor": monitor.to_dict(),
+        "camera": cfg.camera.model_dump(),
+        "input": cfg.input,
+        "precision": {n: cfg.stages[n].precision for n in cfg.chain if registry.get(n).models},
+        "models": {n: sorted(registry.get(n).models.values()) for n in cfg.chain if registry.get(n).models},
+        "points": points,
+        "model": result.model,
+        "used": result.used,
+        "correction": result.correction.to_dict() if result.correction else None,
+        "validation": result.validation,
+        "errors": result.errors,
+        "distance_mm": result.distance_mm,
+        "targets": result.per_target,
+    }
 
 
 def calibrate(cfg: Config, args: Request) -> int:

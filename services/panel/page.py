@@ -13,12 +13,15 @@ PAGE = """<!doctype html>
  <h2>Pointer</h2>
  <div class="buttons">
   <button data-command="pause">Pause</button><button data-command="resume">Resume</button>
-  <button data-command="recenter">Recentre</button>
+  <button data-command="recenter">Recentre</button> <button data-command="calibrate">Calibrate</button>
  </div>
  <form id="settings">
   <label>click <select name="pointer.click"><option>none</option><option>dwell</option><option>blink</option></select></label>
   <label>dwell time (ms) <input name="pointer.dwell_ms" type="number" min="100" max="5000" step="50"></label>
   <label>dwell radius (px) <input name="pointer.dwell_radius_px" type="number" min="5" max="300" step="5"></label>
+  <label>pointer mode <select name="pointer.mode"><option>gaze</option><option>head</option><option>hybrid</option></select></label>
+  <label>selection <select name="pointer.select"><option>none</option><option>zoom</option></select></label>
+  <label>magnification <input name="pointer.zoom" type="number" min="1.5" max="8" step="0.5"></label>
   <label>filter <select name="pointer.filter"><option>one-euro</option><option>ema</option><option>none</option></select></label>
   <label>steadiness: One Euro cutoff (Hz) <input name="pointer.min_cutoff" type="number" min="0.01" max="10" step="0.01"></label>
   <button type="submit">Apply</button> <button type="button" id="save">Save as my defaults</button>
@@ -130,7 +133,7 @@ async function refresh() {
   });
   $("#processes tbody").innerHTML = procs.join("");
   $("#health").textContent = p.health || "";
-  const shown = ["figures", "profile", "click mode", "mode", "select", "action", "live error", "clicks", "moves"];
+  const shown = ["calibration", "figures", "profile", "click mode", "mode", "select", "action", "live error", "clicks", "moves"];
   $("#pointer").innerHTML = shown.filter((k) => k in p).map((k) => {
     const v = typeof p[k] === "object" ? JSON.stringify(p[k]) : p[k];
     return `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`;

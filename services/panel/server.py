@@ -37,7 +37,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'",
 }
-COMMANDS = ("pause", "resume", "toggle", "recenter")
+COMMANDS = ("pause", "resume", "toggle", "recenter", "calibrate")
 
 
 def save_settings(settings: dict[str, Any], path: Path | None = None) -> Path:

@@ -158,6 +158,7 @@ class Pause:
     user: bool = False  # ctl pause, the hotkey, the gesture
     mouse: bool = False  # the real mouse is in use
     face: bool = False  # no face for face_lost_s
+    calibrating: bool = False  # a calibration inside the run shows its targets
     last_face: float | None = None
     user_moved_at: float = 0.0  # wall clock (monotonic) of the last movement of the real mouse
     seen: tuple[int, int] | None = None  # where the real mouse was at the last look
@@ -166,11 +167,18 @@ class Pause:
 
     @property
     def paused(self) -> bool:
-        return self.user or self.mouse or self.face
+        return self.user or self.mouse or self.face or self.calibrating
 
     def reason(self) -> str:
         reasons = [
-            name for name, on in (("by you", self.user), ("mouse in use", self.mouse), ("no face", self.face)) if on
+            name
+            for name, on in (
+                ("by you", self.user),
+                ("mouse in use", self.mouse),
+                ("no face", self.face),
+                ("calibrating", self.calibrating),
+            )
+            if on
         ]
         return ", ".join(reasons)
 

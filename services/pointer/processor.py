@@ -19,6 +19,7 @@ from gazeflow.shared.stage import Outputs, Processor
 from . import actions, profile, screen
 from .adapt import Drift
 from .backends import make_backend
+from .calibrating import Cancelled, LiveCalibration
 from .control import ControlServer, private
 from .controller import PointerController
 from .filters import make_filter
@@ -54,7 +55,18 @@ def preflight(cfg: Config) -> None:
 
 FILTER_KEYS = ("filter", "min_cutoff", "beta", "d_cutoff", "smoothing")
 # the [pointer] settings that may change while running: read on every frame by the parts that hold them
-LIVE = ("click", "dwell_ms", "dwell_radius_px", "blink_min_ms", "blink_max_ms", "dead_zone_px", *FILTER_KEYS)
+SELECT_KEYS = ("select", "zoom", "select_dwell_ms")
+LIVE = (
+    "click",
+    "dwell_ms",
+    "dwell_radius_px",
+    "blink_min_ms",
+    "blink_max_ms",
+    "dead_zone_px",
+    "mode",
+    *SELECT_KEYS,
+    *FILTER_KEYS,
+)
 
 
 class Pointer(Processor):
@@ -90,6 +102,8 @@ class Pointer(Processor):
         self.control = ControlServer(cfg) if private(cfg.run_dir) else None
         self.health = ""  # run-all's latest health line (its health channel)
         self.processes: list[channels.ProcessHealth] = []  # and its processes, one by one (the panel)
+        self.calibration: LiveCalibration | None = None  # one inside the run (the panel, 'gazeflow ctl calibrate')
+        self.calibrated = ""  # how the last one ended
         log.info(
             "pointer backend %s on %s, %s filter, clicks %s; %s",
             self.backend.name,
@@ -107,6 +121,8 @@ class Pointer(Processor):
         self._requests()  # a pause asked for before this frame applies to it
         t = frame_time(h, self.camera)
         self.fps = float((h.get("source") or {}).get("fps") or 30.0)
+        if self.calibration is not None:
+            self._calibrating(h, t)
         gaze = h["gaze"]
         stale = gaze is not None and self.cfg.live and time.time() - h["t_capture"] > self.max_age_s
         if stale:
@@ -271,7 +287,43 @@ class Pointer(Processor):
             return channels.Reply(ok=True, state=f"recentred by {shift}")
         if command == "set":
             return self._set(request.key, request.value)
+        if command == "calibrate":
+            return self._calibrate()
         return channels.Reply(ok=True, status=self.status())
+
+    def _calibrate(self) -> channels.Reply:
+        """Start a calibration inside the run: its targets on this pointer's monitor, this stage's frames."""
+        if self.calibration is not None:
+            return channels.Reply(ok=False, error=f"already {self.calibration.state}")
+        if self.backend.name == "null" or not screen.has_display():
+            return channels.Reply(
+                ok=False, error="calibrating shows targets on the display the pointer moves: this one has none"
+            )
+        try:
+            self.calibration = LiveCalibration(self.cfg, self.monitor, self.cfg.pointer.profile)
+        except Exception as exc:  # Tk cannot open its window: say why, keep running
+            return channels.Reply(ok=False, error=f"cannot show the targets: {exc}")
+        self.pause.calibrating = True
+        log.info("pointer: %s", self.calibration.state)
+        return channels.Reply(ok=True, state=self.calibration.state)
+
+    def _calibrating(self, h: dict[str, Any], t: float) -> None:
+        """This frame for the calibration in progress; at its end, its fit is used at once."""
+        assert self.calibration is not None
+        try:
+            if not self.calibration.step(h, t):
+                return
+            correction, self.profile = self.calibration.finish()
+            self.controller.mapper.correction = correction
+            self.calibrated = f"done: {self.profile}"
+        except Cancelled:
+            self.calibration.close()
+            self.calibrated = "cancelled: nothing saved"
+        except GazeflowError as exc:
+            self.calibrated = str(exc)
+        log.info("pointer: calibration %s", self.calibrated)
+        self.calibration = None
+        self.pause.calibrating = False
 
     def _set(self, key: list[str], value: Any) -> channels.Reply:
         """One of LIVE's settings changed at once (the panel, 'gazeflow ctl set'): validated as the config
@@ -283,10 +335,19 @@ class Pointer(Processor):
             p = type(self.cfg.pointer).model_validate({**self.cfg.pointer.model_dump(), key[1]: value})
         except ValidationError as exc:
             return channels.Reply(ok=False, error=f"{name}: {exc.errors()[0]['msg']}")
+        if key[1] in SELECT_KEYS and self.selector.zoom is not None:
+            return channels.Reply(ok=False, error=f"{name}: the magnifier is open (close it first)")
         self.cfg = self.cfg.model_copy(update={"pointer": p})
-        self.eyes.cfg = self.dwell.cfg = self.controller.cfg = p
+        self.eyes.cfg = self.dwell.cfg = self.controller.cfg = self.selector.cfg = p
+        self.controller.motion.cfg = self.controller.placement.cfg = p
         if key[1] in FILTER_KEYS:
             self.controller.filter = make_filter(p, fps=max(self.fps, 1.0))
+        if key[1] == "mode":
+            self.controller.placement.at = None  # head and hybrid start from where the gaze is
+        if key[1] == "select" and p.select != "none" and self.windows is None and self.backend.name != "null":
+            from .windows import Windows
+
+            self.windows = Windows(p, self.selector)
         log.info("pointer: %s set to %r", name, getattr(p, key[1]))
         return channels.Reply(ok=True, state=f"{name} = {getattr(p, key[1])}")
 
@@ -308,6 +369,7 @@ class Pointer(Processor):
             "action": self.selector.action,
             "live error": self._error_text(),
             "health": health,
+            "calibration": self.calibration.state if self.calibration is not None else self.calibrated or "none yet",
             "settings": {f"pointer.{key}": getattr(self.cfg.pointer, key) for key in LIVE},
             "processes": [msgspec.structs.asdict(p) for p in self.processes],
         }
@@ -325,6 +387,8 @@ class Pointer(Processor):
         self._requests()  # also between frames, when none comes
         if self.windows is not None:
             self.windows.pump()
+        if self.calibration is not None:
+            self.calibration.window.pump()
 
     def live(self) -> str:
         """The pointer's part of the live line."""
@@ -359,6 +423,9 @@ class Pointer(Processor):
 
     def _close(self) -> None:
         self.hotkey.stop()
+        if self.calibration is not None:  # the stream ended mid-calibration: nothing is saved
+            self.calibration.close()
+            self.calibration = None
         if self.windows is not None:
             self.windows.close()
             self.windows = None
