@@ -42,7 +42,7 @@ def test_the_overlays_are_drawn_and_each_can_be_switched_off():
     (box,) = canvas.drawn("face", "rectangle")
     assert box.points == ((100, 80), (300, 330)) and _colour(canvas.image, (0, 200, 0)) > 500
     assert len(canvas.drawn("landmarks", "circle")) == 5 and len(canvas.drawn("gaze", "arrow")) == 2
-    assert [s.points[0] for s in canvas.drawn("iris", "circle")] == [(243, 171), (163, 170)]
+    assert sorted(s.points[0] for s in canvas.drawn("iris", "circle")) == [(163, 170), (243, 171)]
     assert len(canvas.drawn("head_pose", "arrow")) == 3 and [s.text for s in canvas.drawn("eyes")] == [
         "closed 0.10",
         "open 0.95",
