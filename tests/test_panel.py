@@ -256,10 +256,13 @@ def test_calibrate_from_the_panel_shows_the_targets_saves_the_profile_and_uses_i
         answer = panel.request("/api/control", {"command": "calibrate"})[1]
         assert answer["ok"] and answer["state"] == "calibrating: target 1 of 6", answer
         shot = tmp_path / "shot.png"
-        subprocess.run(["import", "-display", display, "-window", "root", str(shot)], check=True, timeout=30)
-        image = cv2.imread(str(shot))
-        red = (image[:, :, 2] > 200) & (image[:, :, 1] < 80) & (image[:, :, 0] < 80)
-        assert red.sum() > 10, "no target on the screen"
+
+        def red_on_screen() -> int:
+            subprocess.run(["import", "-display", display, "-window", "root", str(shot)], check=True, timeout=30)
+            image = cv2.imread(str(shot))
+            return int(((image[:, :, 2] > 200) & (image[:, :, 1] < 80) & (image[:, :, 0] < 80)).sum())
+
+        wait_for(lambda: red_on_screen() > 10, "a target on the screen", 30)
         assert panel.request("/api/stats")[1]["pointer"]["state"].startswith("paused (calibrating")
         again = panel.request("/api/control", {"command": "calibrate"})[1]
         assert not again["ok"] and "already calibrating" in again["error"]
