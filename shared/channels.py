@@ -53,6 +53,8 @@ class Alive(msgspec.Struct, tag="alive", omit_defaults=True):
     pid: Count
     frames_in: Count | None = None  # what it has taken in and passed on: the health line's figures
     frames_out: Count | None = None
+    dropped: Count | None = None  # frames it let go of (live: too late), and messages refused at its door
+    malformed: Count | None = None
 
 
 Event = Ready | Failed | Alive
@@ -72,6 +74,8 @@ class ProcessHealth(msgspec.Struct, array_like=True):
     frames_in: Count
     frames_out: Count
     restarts: Count = 0
+    dropped: Count = 0
+    malformed: Count = 0
 
 
 class Health(msgspec.Struct):

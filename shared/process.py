@@ -88,6 +88,7 @@ class Control:
             beat = channels.Alive(self.stage, os.getpid())
             if self.counters is not None:  # what it has taken in and passed on: the health line's figures
                 beat.frames_in, beat.frames_out = self.counters.received, self.counters.sent
+                beat.dropped, beat.malformed = self.counters.dropped, self.counters.malformed
             self.end.send(beat)
 
     def ready(self) -> None:

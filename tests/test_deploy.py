@@ -199,7 +199,8 @@ def test_the_grafana_dashboard_and_the_scrape_config_ask_only_for_what_the_panel
     state.prometheus.queue.labels("pointer").observe(0.001)
     state.prometheus.cpu.labels("pointer").set(0.1)
     state.prometheus.rss.labels("pointer").set(1e6)
-    state.prometheus.restarts.labels("pointer").set(0)
+    for gauge in (state.prometheus.restarts, state.prometheus.dropped, state.prometheus.malformed):
+        gauge.labels("pointer").set(0)
     exported = set(re.findall(r"^(gazeflow_\w+?)(?:\{| )", generate_latest(state.prometheus.registry).decode(), re.M))
     dashboard = json.loads((DEPLOY / "monitoring" / "grafana-dashboard.json").read_text())
     asked = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"gazeflow_\w+", t["expr"])}

@@ -139,6 +139,20 @@ def test_the_panel_shows_the_run_and_its_controls_act_through_the_ctl_channel(pa
     assert status == 200 and {"face_detection", "gaze", "pointer"} <= set(stats["stages"])
     assert stats["e2e_ms"]["p50"] > 0 and stats["pointer"]["state"] == "running"
     assert stats["pointer"]["settings"]["pointer.dwell_ms"] == 1000.0
+
+    def processes() -> dict[str, dict]:
+        return {p["name"]: p for p in panel.request("/api/stats")[1]["pointer"].get("processes", [])}
+
+    def flowing() -> bool:
+        found = processes()
+        return len(found) >= 3 and all(p["frames_out"] > 0 for p in found.values())
+
+    wait_for(flowing, "run-all's health of each process")
+    health = processes()
+    assert "panel" in health and all(
+        p["state"] == "up" and p["restarts"] == p["malformed"] == 0 for p in health.values()
+    ), health
+    assert set(panel.request("/api/stats")[1]["processes"]) <= set(health)  # CPU and memory for the same ones
     # the live view: asked for, then served
     wait_for(lambda: panel.request("/api/frame.jpg")[0] == 200, "a live frame")
     image = cv2.imdecode(np.frombuffer(panel.request("/api/frame.jpg")[1], np.uint8), cv2.IMREAD_COLOR)

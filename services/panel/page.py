@@ -34,8 +34,8 @@ PAGE = """<!doctype html>
  <table id="stages"><thead><tr><th>stage</th><th>service p50 (ms)</th><th>p95</th><th>inference p50</th>
  <th>queue p50</th><th>frames</th></tr></thead><tbody></tbody></table>
  <h2>Processes</h2>
- <table id="processes"><thead><tr><th>process</th><th>state</th><th>frames in</th><th>out</th><th>restarts</th>
- <th>CPU cores</th><th>memory MB</th></tr></thead><tbody></tbody></table>
+ <table id="processes"><thead><tr><th>process</th><th>state</th><th>fps</th><th>frames in</th><th>out</th>
+ <th>dropped</th><th>malformed</th><th>restarts</th><th>CPU cores</th><th>memory MB</th></tr></thead><tbody></tbody></table>
  <p id="health"></p>
  <h2>Last minutes</h2>
  <canvas id="fps" width="640" height="120" aria-label="frames a second"></canvas>
@@ -64,6 +64,7 @@ SCRIPT = """
 const $ = (s) => document.querySelector(s);
 const esc = (v) => String(v).replace(/[<>&"]/g, (c) => ({"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;"})[c]);
 let viewEvery = 500, filled = false;
+const seen = {};  // each process's frames out a few seconds ago: its fps
 
 async function post(path, body) {
   const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
@@ -125,9 +126,13 @@ async function refresh() {
     `<tr><td>${esc(name)}</td><td>${v.service_ms.p50.toFixed(2)}</td><td>${v.service_ms.p95.toFixed(2)}</td>` +
     `<td>${v.infer_ms.p50.toFixed(2)}</td><td>${v.queue_ms.p50.toFixed(2)}</td><td>${esc(v.frames)}</td></tr>`);
   $("#stages tbody").innerHTML = rows.join("");
+  const now = Date.now() / 1000;
   const procs = (p.processes || []).map((h) => {
-    const use = s.processes[h.name] || {};
-    return `<tr><td>${esc(h.name)}</td><td>${esc(h.state)}</td><td>${esc(h.frames_in)}</td><td>${esc(h.frames_out)}</td>` +
+    const use = s.processes[h.name] || {}, before = seen[h.name];
+    const fps = before && now > before.t ? ((h.frames_out - before.out) / (now - before.t)).toFixed(1) : "";
+    if (!before || now - before.t >= 5) seen[h.name] = {t: now, out: h.frames_out};
+    return `<tr><td>${esc(h.name)}</td><td>${esc(h.state)}</td><td>${esc(fps)}</td><td>${esc(h.frames_in)}</td>` +
+      `<td>${esc(h.frames_out)}</td><td>${esc(h.dropped)}</td><td>${esc(h.malformed)}</td>` +
       `<td>${esc(h.restarts)}</td><td>${use.cores !== undefined ? use.cores.toFixed(2) : ""}</td>` +
       `<td>${use.rss_mb !== undefined ? esc(use.rss_mb) : ""}</td></tr>`;
   });

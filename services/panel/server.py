@@ -188,8 +188,12 @@ class PanelServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         status = await self.loop.run_in_executor(None, self.control.status)
         for process in status.get("processes") or []:  # run-all's counts, through the pointer's status
-            if isinstance(process, dict) and isinstance(process.get("restarts"), int):
-                self.state.prometheus.restarts.labels(str(process.get("name"))[:200]).set(process["restarts"])
+            if not isinstance(process, dict):
+                continue
+            name = str(process.get("name"))[:200]
+            for key in ("restarts", "dropped", "malformed"):
+                if isinstance(process.get(key), int):
+                    getattr(self.state.prometheus, key).labels(name).set(process[key])
         body = generate_latest(self.state.prometheus.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -51,6 +51,15 @@ class Prometheus:
         self.restarts = Gauge(
             "gazeflow_stage_restarts", "times run-all restarted a stage process", ["process"], registry=r
         )
+        self.dropped = Gauge(
+            "gazeflow_process_dropped_frames", "frames a stage process let go of", ["process"], registry=r
+        )
+        self.malformed = Gauge(
+            "gazeflow_process_malformed_messages",
+            "messages a stage process refused at its door",
+            ["process"],
+            registry=r,
+        )
 
 
 class PanelState:
