@@ -79,6 +79,8 @@ def test_a_run_with_the_iris_stage_and_no_iris_model_says_how_to_get_it(tmp_path
 def test_the_iris_stage_writes_each_iris_between_its_eyes_corners_the_same_in_both_pipelines(tmp_path, assets):
     """run-all (its own process or sharing one) and run-sync give the same results, byte for byte; each iris
     lies near its eye's landmark and inside the eye's width."""
+    if not (assets / ONE_FILE[IRIS]).is_file():  # an optional asset: fetched from the package index
+        pytest.skip(f"{ONE_FILE[IRIS]} was not fetched (no package index when 'make setup' ran)")
     outputs = {}
     for command, extra in (("run-sync", ()), ("run-all", ("--placement", "separate")), ("run-all", ())):
         results = tmp_path / f"{command}{len(extra)}.jsonl"
