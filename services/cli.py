@@ -196,8 +196,10 @@ def ctl(action: str, setting: tuple[str, ...], run_dir: str | None, connect: str
     """
     from .pointer.control import ctl_command
 
-    if (action == "set") != bool(setting) or (setting and len(setting) != 2):
-        raise GazeflowError("ctl: 'set' takes a setting and its value (ctl set pointer.dwell_ms 800); the others none")
+    if action != "set" and setting:
+        raise GazeflowError(f"ctl {action}: takes no more arguments (only 'set' does: ctl set pointer.dwell_ms 800)")
+    if action == "set" and (len(setting) != 2 or setting[0].count(".") != 1):
+        raise GazeflowError("ctl set: give SECTION.NAME and a value, as in: ctl set pointer.dwell_ms 800")
     return ctl_command(action, run_dir, connect or "", keys or "", (setting[0], setting[1]) if setting else None)
 
 

@@ -22,7 +22,7 @@ GROUPS = ("Input", "Pace", "Models", "Pointer", "Clicks", "Selection", "View", "
 class Section(BaseModel):
     """A table of the configuration: unknown keys are refused (a typo is an error, not a silent default)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=False)
+    model_config = ConfigDict(extra="forbid", validate_default=False, allow_inf_nan=False)  # a setting is finite
 
     @property
     def wanted(self) -> bool:

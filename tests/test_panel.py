@@ -21,6 +21,7 @@ import pytest
 from gazeflow.services.panel.server import save_settings
 from gazeflow.services.panel.settings import parse_address
 from gazeflow.shared.config import runtime_root
+from gazeflow.shared.errors import GazeflowError
 
 from conftest import gazeflow, read_results, start_run, start_xvfb, wait_for
 
@@ -64,13 +65,24 @@ def test_a_port_in_use_is_one_line_before_anything_starts():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_save_keeps_the_config_files_other_keys_and_comments(tmp_path):
+def test_save_keeps_the_config_files_other_keys_comments_mode_and_link(tmp_path):
+    real = tmp_path / "dotfiles" / "gazeflow.toml"
+    real.parent.mkdir()
+    real.write_text('# mine\ninput = "cam:1"\n\n[pointer]\nclick = "dwell"  # I click by dwelling\n')
+    real.chmod(0o600)
     path = tmp_path / "config.toml"
-    path.write_text('# mine\ninput = "cam:1"\n\n[pointer]\nclick = "dwell"  # I click by dwelling\n')
+    path.symlink_to(real)
     save_settings({"pointer.dwell_ms": 800.0, "pointer.click": "blink"}, path)
-    text = path.read_text()
+    text = real.read_text()
     assert "# mine" in text and 'input = "cam:1"' in text and "# I click by dwelling" in text
     assert 'click = "blink"' in text and "dwell_ms = 800.0" in text
+    assert path.is_symlink() and real.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in real.parent.iterdir()) == ["gazeflow.toml"]  # no temporary file left
+    broken = tmp_path / "broken.toml"
+    for text in ("[pointer\n", "pointer = 1\n"):
+        broken.write_text(text)
+        with pytest.raises(GazeflowError, match=r"broken\.toml"):
+            save_settings({"pointer.dwell_ms": 800.0}, broken)
 
 
 class Panel:
@@ -133,6 +145,18 @@ def test_the_panel_shows_the_run_and_its_controls_act_through_the_ctl_channel(pa
     assert panel.request("/api/control", {"command": "pause"}, headers={"Origin": "http://evil.example"})[0] == 403
     assert panel.request("/api/control")[0] == 405
     assert panel.request("/api/control", {"command": "rm -rf"})[0] == 400
+    # what a hostile local client tried: a token that is not ASCII, an unknown charset, a number JSON cannot
+    # carry on, infinities, a true for a number, a body that is not an object: 4xx with a reason, never a 500
+    assert panel.request("/api/stats", token="\u00ff\u00fe")[0] == 401
+    assert panel.request("/api/stats", headers={"Authorization": panel.token})[0] == 401  # no "Bearer "
+    odd = {"Content-Type": "application/json; charset=rot13"}
+    assert panel.request("/api/control", {"command": "pause"}, headers=odd)[0] == 400
+    for value in (2**70, 1e400, True, [1], {"a": 1}):
+        status, answer = panel.request("/api/set", {"key": "pointer.dwell_ms", "value": value})
+        assert status == 400 and not answer["ok"] and answer["error"], (value, answer)
+    assert panel.request("/api/set", {"key": "pointer.dwell_ms", "value": "inf"})[0] == 400
+    missing = panel.request("/nowhere")
+    assert missing[0] == 404 and not missing[1]["ok"]
     # the figures
     wait_for(lambda: panel.request("/api/stats")[1]["frames"] > 30, "frames in the panel's figures")
     status, stats = panel.request("/api/stats")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
+import math
+import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,24 +43,51 @@ COMMANDS = ("pause", "resume", "toggle", "recenter", "calibrate")
 
 
 def save_settings(settings: dict[str, Any], path: Path | None = None) -> Path:
-    """Write "section.key" -> value into the user's config file (made if missing), keeping the rest."""
+    """Write "section.key" -> value into the user's config file (made if missing), keeping the rest: its
+    comments, its mode, a symlink to it (the file it points to is the one updated). GazeflowError naming the
+    problem when the file cannot be read or updated."""
     import tomlkit
 
     from gazeflow.shared.config import user_config_file
 
-    path = path or user_config_file()
-    doc = tomlkit.parse(path.read_text()) if path.is_file() else tomlkit.document()
-    for dotted, value in settings.items():
-        section, key = dotted.split(".", 1)
-        if section not in doc:
-            doc[section] = tomlkit.table()
-        doc[section][key] = value  # type: ignore[index]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomlkit.dumps(doc))
-    tmp.replace(path)
-    log.info("panel: settings saved to %s", path)
-    return path
+    target = (path or user_config_file()).resolve()
+    try:
+        doc = tomlkit.parse(target.read_text()) if target.exists() else tomlkit.document()
+        for dotted, value in settings.items():
+            section, key = dotted.split(".", 1)
+            if section not in doc:
+                doc[section] = tomlkit.table()
+            table = doc[section]
+            if not isinstance(table, dict):
+                raise GazeflowError(f"{target}: {section} is not a table")
+            table[key] = value
+        text = tomlkit.dumps(doc)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)  # unpredictable, O_EXCL
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except GazeflowError:
+        raise
+    except (OSError, UnicodeError, ValueError, TypeError) as exc:  # tomlkit's parse errors are ValueErrors
+        raise GazeflowError(f"cannot update {target}: {exc}") from None
+    log.info("panel: settings saved to %s", target)
+    return target
+
+
+class _OneLine(logging.Filter):
+    """aiohttp's own complaints about what clients send (bad HTTP, dropped connections): debug lines without a
+    traceback, so that no client can fill the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger("gazeflow.panel").isEnabledFor(logging.DEBUG)
 
 
 class PanelServer:
@@ -93,7 +122,10 @@ class PanelServer:
         app.router.add_post("/api/control", self._control)
         app.router.add_post("/api/set", self._set)
         app.router.add_post("/api/save", self._save)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        app.on_response_prepare.append(self._headers)
+        for name in ("aiohttp.server", "aiohttp.web", "aiohttp.access"):
+            logging.getLogger(name).addFilter(_OneLine())
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=15)
         try:
             self.loop.run_until_complete(self.runner.setup())
             site = web.TCPSite(self.runner, self.host, self.port)
@@ -124,17 +156,20 @@ class PanelServer:
         return {f"{n}:{self.port}" for n in names}
 
     def _authorised(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
         given = given or request.cookies.get(COOKIE, "")
         if not given and request.path == "/" and request.method == "GET":
             given = request.query.get("token", "")
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+        if not given or not given.isascii():
+            return False
+        return hmac.compare_digest(given.encode("ascii"), self.token.encode("ascii"))
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests += 1
         if not self.bind_all and request.host not in self._hosts():
-            return self._refuse(421, f"this panel answers to {sorted(self._hosts())[0]} only")
+            return self._refuse(421, f"this panel answers to {' or '.join(sorted(self._hosts()))} only")
         if not self._authorised(request):
             return self._refuse(401, "a token is needed: open the address gazeflow printed at the start")
         if request.method == "POST":
@@ -144,9 +179,21 @@ class PanelServer:
                 return self._refuse(415, "a change is a JSON body")
         elif request.method not in ("GET", "HEAD"):
             return self._refuse(405, "GET or POST")
-        response = await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:  # the router's 404, 405, 413, a bad body: JSON as every other refusal
+            if exc.status < 400:
+                raise
+            return self._refuse(exc.status, exc.reason)
+        except GazeflowError as exc:
+            return self._refuse(409, str(exc))
+        except Exception as exc:  # a bug of ours: one line in the log, a 500 without details to the client
+            log.error("panel: %s %s failed: %s: %s", request.method, request.path, type(exc).__name__, exc)
+            return self._refuse(500, "the panel failed on this request (its log says why)")
+
+    @staticmethod
+    async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(HEADERS)
-        return response
 
     @staticmethod
     def _refuse(status: int, why: str) -> web.Response:
@@ -197,20 +244,25 @@ class PanelServer:
         body = generate_latest(self.state.prometheus.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def _body(self, request: web.Request) -> dict[str, Any] | None:
+    async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-            return None
-        return body if isinstance(body, dict) else None
+        except (ValueError, LookupError, UnicodeError):  # not JSON, an unknown charset, bad bytes
+            body = None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(reason="the body must be a JSON object")
+        return body
+
+    def _answer(self, answer: dict[str, Any]) -> web.Response:
+        """The pointer's reply: 200 when it did it, 400 with its reason when it refused."""
+        shown = {k: v for k, v in answer.items() if v or k == "ok"}
+        return web.json_response(shown, status=200 if answer.get("ok") else 400)
 
     async def _control(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        command = (body or {}).get("command")
+        command = (await self._body(request)).get("command")
         if command not in COMMANDS:
             return self._refuse(400, f"command: one of {', '.join(COMMANDS)}")
-        answer = await self.loop.run_in_executor(None, self.control.send, command, None)
-        return web.json_response(answer)
+        return self._answer(await self.loop.run_in_executor(None, self.control.send, command, None))
 
     async def _save(self, request: web.Request) -> web.Response:
         """The pointer's live settings as they are now, into the user's config file (its other keys and
@@ -224,13 +276,14 @@ class PanelServer:
 
     async def _set(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        key, value = (body or {}).get("key"), (body or {}).get("value")
-        if (
-            not isinstance(key, str)
-            or key.count(".") != 1
-            or len(key) > 80
-            or not isinstance(value, str | int | float | bool)
-        ):
+        key, value = body.get("key"), body.get("value")
+        if not isinstance(key, str) or key.count(".") != 1 or len(key) > 80:
             return self._refuse(400, 'expected {"key": "section.name", "value": ...}')
-        answer = await self.loop.run_in_executor(None, self.control.send, "set", (key, value))
-        return web.json_response(answer)
+        finite = isinstance(value, bool | str) or (isinstance(value, int | float) and math.isfinite(value))
+        if (
+            not finite
+            or (isinstance(value, int) and abs(value) > 2**53)
+            or (isinstance(value, str) and len(value) > 200)
+        ):
+            return self._refuse(400, f"{key}: a value is a finite number, a word or true/false")
+        return self._answer(await self.loop.run_in_executor(None, self.control.send, "set", (key, value)))

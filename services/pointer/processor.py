@@ -331,12 +331,16 @@ class Pointer(Processor):
         name = ".".join(key)
         if len(key) != 2 or key[0] != "pointer" or key[1] not in LIVE:
             return channels.Reply(ok=False, error=f"{name}: not one that can change while running ({', '.join(LIVE)})")
+        if isinstance(value, bool) and not isinstance(getattr(self.cfg.pointer, key[1]), bool):
+            return channels.Reply(
+                ok=False, error=f"{name}: {value} is not a {type(getattr(self.cfg.pointer, key[1])).__name__}"
+            )
         try:
             p = type(self.cfg.pointer).model_validate({**self.cfg.pointer.model_dump(), key[1]: value})
         except ValidationError as exc:
             return channels.Reply(ok=False, error=f"{name}: {exc.errors()[0]['msg']}")
         if key[1] in SELECT_KEYS and self.selector.zoom is not None:
-            return channels.Reply(ok=False, error=f"{name}: the magnifier is open (close it first)")
+            self.selector.close("its settings changed")  # a new magnifier opens with the new ones
         self.cfg = self.cfg.model_copy(update={"pointer": p})
         self.eyes.cfg = self.dwell.cfg = self.controller.cfg = self.selector.cfg = p
         self.controller.motion.cfg = self.controller.placement.cfg = p
