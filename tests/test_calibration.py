@@ -260,6 +260,7 @@ def test_a_recorded_calibration_of_the_demo_puts_the_pointer_where_the_person_lo
     assert re.search(r"validation +calibrated: median \d+ px = [\d.]+ deg", proc.stdout), proc.stdout
     saved = profile.load("demo")
     assert saved["used"] == "calibrated" and saved["monitor"]["width"] == 1920
+    assert saved["points"] == sum(t["use"] == "fit" for t in json.loads(DEMO_TARGETS.read_text())["targets"])
     assert saved["validation"]["calibrated"]["median_px"] < saved["validation"]["uncalibrated"]["median_px"]
     results = tmp_path / "r.jsonl"
     proc = gazeflow(

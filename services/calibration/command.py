@@ -281,7 +281,8 @@ class Session:
             )
 
     def _profile(self, result: fit.Result) -> dict[str, Any]:
-        return profile_data(self.cfg, self.monitor, self.rules.points, result)
+        fits = sum(t.use == "fit" for t in self.targets)  # a replay's are its file's, not --points
+        return profile_data(self.cfg, self.monitor, fits if self.replay else self.rules.points, result)
 
     def _write_recording(self, records: list[dict[str, Any]]) -> None:
         """targets.json of the recording: each target's frames, from the capture times of the frames."""
