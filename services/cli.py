@@ -278,6 +278,8 @@ def keys(folder: str, config_file: str | None, force: bool) -> int:
         f"CURVE keys in {d}, one folder per stage ({', '.join(cfg.chain)}): copy {d}/STAGE to the host that runs "
         f'STAGE only, and set curve_keys = "{d}" (its path there) in the config'
     )
+    for token in sorted(d.glob("*/*.token")):
+        print(f"a secret token in {token} (give it to what must reach that stage, as a Prometheus the panel)")
     return 0
 
 

@@ -45,7 +45,7 @@ def _through(msg: Message, procs: list[Processor], engines: dict[str, Engine], s
     """One frame through every stage, each one's trace row as a stage process writes it."""
     frame = msg.arrays.get("frame")
     for proc in procs:
-        if registry.get(proc.name).reads_frames:  # the view draws on the frame, as the ring gives it to it
+        if registry.reads_frames(proc.name, sink.cfg):  # the view draws on the frame, as the ring gives it to it
             msg.arrays["frame"] = frame
         t_recv, t0 = time.time_ns(), time.perf_counter_ns()
         inputs = proc.prepare(msg)

@@ -78,11 +78,14 @@ class Stage:
     preflight: str = ""  # "module:function(cfg)": raises GazeflowError before any process starts
     overlay: tuple[Overlay, ...] = ()  # what the view draws of its fields
     channels: tuple[Channel, ...] = ()
+    tokens: tuple[str, ...] = ()  # secret files 'gazeflow keys' makes in the stage's folder (the panel's token)
     tracking: str = ""  # "detector" or "tracker": the two ends of tracking's feedback (shared/tracking.py)
     restartable: bool = False  # keeps no state between frames: run-all restarts it when it dies
     scalable: bool = False  # several worker processes may share its load
     optional: bool = False  # in the chain only when the config's chain names it
-    reads_frames: bool = False  # a sink that needs the frame's pixels (the view): earlier stages pass them on
+    # a sink that needs the frame's pixels (the view): earlier stages pass them on; or a function of the config
+    # (the panel: only while its live view is on)
+    reads_frames: bool | Callable[[Any], bool] = False
     # inference threads per request at real-time pace (0: the device's default, all cores): 1 for models of
     # well under a millisecond, where sharing one inference between threads costs more CPU than it saves time
     realtime_threads: int = 0
@@ -230,10 +233,16 @@ def through_first_sink(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def frames_after(chain: tuple[str, ...] | list[str], stage: str) -> bool:
-    """Whether a stage after ``stage`` in the chain reads the frame's pixels (so they must go on)."""
-    rest = list(chain)[list(chain).index(stage) + 1 :]
-    return any(get(name).reads_frames for name in rest)
+def reads_frames(name: str, cfg: Any) -> bool:
+    """Whether this stage, under this config, needs the frame's pixels."""
+    wants = get(name).reads_frames
+    return bool(wants(cfg) if callable(wants) else wants)
+
+
+def frames_after(cfg: Any, stage: str) -> bool:
+    """Whether a stage after ``stage`` in the config's chain reads the frame's pixels (so they must go on)."""
+    chain = list(cfg.chain)
+    return any(reads_frames(name, cfg) for name in chain[chain.index(stage) + 1 :])
 
 
 def result_keys(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:

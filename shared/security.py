@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ def neighbours(links: Iterable[Link]) -> dict[str, set[str]]:
 def make_keys(directory: str | Path, links: Iterable[Link], force: bool = False) -> Path:
     """A key pair per stage of the chain, each in its own folder only its owner can enter (0700) with the
     secret key readable by its owner alone (0600), and each stage's neighbours' public keys in its
-    ``peers/``; existing keys are replaced only with ``force``."""
+    ``peers/``, and the secret tokens its manifest names (the panel's); existing keys are replaced only with
+    ``force``."""
     d = Path(directory)
     near = neighbours(links)
     if not force and d.exists() and any(d.glob("*/*.key_secret")):
@@ -74,6 +76,9 @@ def make_keys(directory: str | Path, links: Iterable[Link], force: bool = False)
         for stage, others in near.items():
             for other in others:
                 shutil.copyfile(d / other / f"{other}.key", d / stage / "peers" / f"{other}.key")
+        for stage in near:
+            for token in registry.stages()[stage].tokens if stage in registry.stages() else ():
+                (d / stage / token).write_text(secrets.token_urlsafe(32) + "\n")  # 0600: the umask above
     finally:
         os.umask(old)
     return d

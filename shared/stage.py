@@ -131,7 +131,7 @@ class StageRuntime:
         self.engine = Engine(cfg, name, registry.get(name).models)
         self.proc.staging = self.engine.staging
         local = cfg.endpoint(name, "input").local  # only then may a message name a frame slot
-        forward = registry.frames_after(cfg.chain, name)  # the view, later, draws on the frame
+        forward = registry.frames_after(cfg, name)  # the view, later, draws on the frame
         ring = RingConsumer(ctx, cfg.run_dir, local)
         self.frames = Frames(ring, cfg.shares_frames(name), self.proc.keeps_pixels, forward)
         self.proc.frames = self.frames

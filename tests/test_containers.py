@@ -205,10 +205,13 @@ def compose_file(image: str, keys: Path, out: Path) -> dict:
         svc["image"] = image
         svc["restart"] = "no"
         stage = svc["command"][1]  # each mounts only its own stage's keys, as deployed
+        shared = [v for v in svc["volumes"] if v.startswith("run:")]  # the pointer's and the panel's run folder
         svc["volumes"] = [
             f"{DEPLOY / 'cluster.toml'}:/etc/gazeflow/cluster.toml:ro",
             f"{keys / stage}:/etc/gazeflow/keys/{stage}:ro",
+            *shared,
         ]
+        svc.pop("ports", None)  # the panel's: nothing on the host's ports
         # every stage: a replay (cam:0 would make them drop like a live run), at max speed
         svc["command"] = [*svc["command"], "--input", "demo", "--max-speed", "--log-interval", "0"]
         if name == "capture":
@@ -225,10 +228,11 @@ def compose_file(image: str, keys: Path, out: Path) -> dict:
 def test_the_compose_topology_passes_every_frame_through_every_stage(engine, image, tmp_path):
     if engine.compose is None:
         pytest.skip(f"no compose for {engine.name} (podman-compose, or docker compose)")
-    from gazeflow.shared.config import Config
+    from gazeflow.shared import config
     from gazeflow.shared.security import make_keys
 
-    keys, out = make_keys(tmp_path / "keys", Config().chain_links), tmp_path / "out"
+    topology = config.load(str(DEPLOY / "cluster.toml"))
+    keys, out = make_keys(tmp_path / "keys", topology.chain_links), tmp_path / "out"
     out.mkdir()
     for path in (keys, *keys.rglob("*"), out):  # the image's user reads the keys and writes the results
         os.chown(path, UID, UID)
@@ -242,8 +246,8 @@ def test_the_compose_topology_passes_every_frame_through_every_stage(engine, ima
         names = engine.run(
             "ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}"
         ).stdout.split()
-        pointer = next(n for n in names if "pointer" in n)
-        engine.run("wait", pointer, timeout=600)
+        for sink in ("pointer", "panel"):  # the panel ends after the pointer, at the end of the stream
+            engine.run("wait", next(n for n in names if sink in n), timeout=600)
         engine.timings[f"compose run, {FRAMES} frames, {len(names)} containers"] = round(time.monotonic() - t0, 1)
         logs = {n: engine.run("logs", n, check=False).stderr for n in names}
         codes = {n: engine.run("inspect", n, "--format", "{{.State.ExitCode}}").stdout.strip() for n in names}
@@ -271,3 +275,5 @@ def test_the_compose_topology_passes_every_frame_through_every_stage(engine, ima
     assert len(workers) == 2 and all(w["in"] > 0 for w in workers)  # the scaled stage split the work
     assert sum(w["in"] for w in workers) == FRAMES
     assert set(codes.values()) == {"0"}, codes
+    panel = next(n for n in names if "panel" in n)  # it served, with the token 'gazeflow keys' made
+    assert "panel: open http://0.0.0.0:9300/" in logs[panel], logs[panel][-1500:]

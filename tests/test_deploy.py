@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gazeflow.shared import config
+from gazeflow.services.panel.settings import read_token
+from gazeflow.shared import config, registry
 from gazeflow.shared.security import make_keys, neighbours
 from gazeflow.shared.transport import Endpoint
 
@@ -51,6 +52,9 @@ def port(ep: Endpoint) -> int:
 def test_the_topology_is_tcp_with_curve_and_explicit_binds(topology):
     assert topology.curve_keys and topology.workers("face_detection") == 2
     for binder, bound, _, connected in links(topology):
+        if bound.local:  # the panel beside the pointer: the run directory both mount
+            assert bound.address == connected.address == f"ipc://{topology.run_dir}/results"
+            continue
         assert bound.address.startswith("tcp://0.0.0.0:")  # explicit; a container's address is not known
         assert connected.address == f"tcp://{host(binder)}:{port(bound)}"  # the binder's service name
 
@@ -65,10 +69,14 @@ def test_compose_runs_every_stage_with_the_topology(topology):
         assert f"./cluster.toml:{CONFIG_PATH}:ro" in svc["volumes"]
         # each container mounts only its own stage's keys
         assert [v for v in svc["volumes"] if "keys" in v] == [f"./keys/{stage}:{topology.curve_keys}/{stage}:ro"]
+        if stage in ("pointer", "panel"):  # the run directory they share
+            assert f"run:{Path(topology.run_dir).parent}" in svc["volumes"]
         assert svc.get("deploy", {}).get("replicas", 1) == topology.workers(stage)
         assert svc["image"] == services["capture"]["image"]  # one image
     assert services["capture"]["build"]["dockerfile"] == "deploy/Dockerfile"
     for binder, bound, connecter, _ in links(topology):
+        if bound.local:
+            continue
         assert str(port(bound)) in services[host(binder)].get("expose", []), (binder, bound)
         # started after the service it connects to: a name that does not resolve yet stalls a connect
         assert host(binder) in services[host(connecter)].get("depends_on", []), (connecter, binder)
@@ -91,34 +99,104 @@ def _kubernetes_objects(tmp_path: Path, topology) -> list[dict]:
     return docs
 
 
+def pods(topology) -> dict[str, str]:
+    """The Deployment each stage runs in: its own, unless its input is an ipc socket (then its upstream
+    neighbour's pod, sharing the run directory: the panel beside the pointer)."""
+    out: dict[str, str] = {}
+    for stage in topology.chain:
+        link = next((k for k in topology.chain_links if k.down == stage), None)
+        local = link is not None and topology.endpoint(stage, "input").local
+        out[stage] = out[link.up] if local else host(stage)
+    return out
+
+
+def container_of(deployment: dict, stage: str) -> dict:
+    found = [
+        c
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        if c["args"] == ["stage", stage, "--config", CONFIG_PATH]
+    ]
+    assert len(found) == 1, (deployment["metadata"]["name"], stage)
+    return found[0]
+
+
+def key_volume(deployment: dict, container: dict, keys: str) -> dict:
+    name = next(m["name"] for m in container["volumeMounts"] if m["mountPath"] == keys)
+    return next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == name)
+
+
 def test_kubernetes_has_a_deployment_per_stage_and_a_service_per_endpoint(topology, tmp_path):
     objects = _kubernetes_objects(tmp_path, topology)
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
     services = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Service"}
-    assert set(deployments) == {host(s) for s in topology.chain}
+    where = pods(topology)
+    assert set(deployments) == set(where.values())
     for stage in topology.chain:
-        d = deployments[host(stage)]
+        d = deployments[where[stage]]
         assert d["spec"]["replicas"] == topology.workers(stage)
-        container = d["spec"]["template"]["spec"]["containers"][0]
-        assert container["args"] == ["stage", stage, "--config", CONFIG_PATH]
-        mounts = {m["mountPath"] for m in container["volumeMounts"]}
-        assert {CONFIG_PATH, f"{topology.curve_keys}/{stage}"} <= mounts
+        container = container_of(d, stage)
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert {CONFIG_PATH, f"{topology.curve_keys}/{stage}"} <= set(mounts)
+        if where[stage] != host(stage):  # beside another stage: the same run directory, in memory, shared
+            shared = str(Path(topology.run_dir).parent)  # the run directory is made inside, 0700 (not a mount's mode)
+            assert mounts[shared] == "run"
+            assert mounts[shared] in {
+                m["name"]
+                for m in container_of(d, next(s for s in topology.chain if host(s) == where[stage]))["volumeMounts"]
+            }
         assert d["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
     for binder, bound, _, _ in links(topology):
+        if bound.local:
+            continue
         svc = services[host(binder)]  # the name the connecting side dials
         assert port(bound) in [p["port"] for p in svc["spec"]["ports"]]
         pod_labels = deployments[host(binder)]["spec"]["template"]["metadata"]["labels"]
         assert svc["spec"]["selector"].items() <= pod_labels.items()
-        assert port(bound) in [
-            p["containerPort"] for p in deployments[host(binder)]["spec"]["template"]["spec"]["containers"][0]["ports"]
-        ]
-    assert set(services) == {host(b) for b, _, _, _ in links(topology)}  # no Service without an endpoint
+        assert port(bound) in [p["containerPort"] for p in container_of(deployments[host(binder)], binder)["ports"]]
+    assert set(services) == {host(b) for b, ep, _, _ in links(topology) if not ep.local}  # none without an endpoint
     for d in deployments.values():  # no privileged container (the camera comes from a device plugin), keys private
         spec = d["spec"]["template"]["spec"]
-        assert not spec["containers"][0].get("securityContext", {}).get("privileged")
+        assert not any(c.get("securityContext", {}).get("privileged") for c in spec["containers"])
         assert spec["securityContext"]["fsGroup"] == 10001
-        keys = next(v for v in spec["volumes"] if v["name"] == "keys")
-        assert keys["secret"]["defaultMode"] & 0o007 == 0
+        for v in spec["volumes"]:
+            if "secret" in v:
+                assert v["secret"]["defaultMode"] & 0o007 == 0
+
+
+def test_the_panel_runs_beside_the_pointer_with_its_token_and_prometheus_annotations(topology, tmp_path):
+    assert "panel" in topology.chain and topology.panel.token_file.startswith(f"{topology.curve_keys}/panel/")
+    assert not registry.frames_after(topology, "capture")  # no live view: the tcp links carry no pixels
+    deployments = {
+        d["metadata"]["name"]: d for d in _kubernetes_objects(tmp_path, topology) if d["kind"] == "Deployment"
+    }
+    pod = deployments[pods(topology)["panel"]]["spec"]["template"]
+    port_number = int(topology.panel.address.rsplit(":", 1)[1])
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port_number),
+        "prometheus.io/path": "/metrics",
+        "prometheus.io/scheme": "http",
+    }
+    panel = container_of(deployments[pods(topology)["panel"]], "panel")
+    assert port_number in [p["containerPort"] for p in panel["ports"]]
+    token = Path(topology.panel.token_file).name
+    volume = key_volume(deployments[pods(topology)["panel"]], panel, f"{topology.curve_keys}/panel")
+    assert {"key": token, "path": token} in volume["secret"]["items"]
+    # the cluster's scrape config keeps the annotated pods, on the annotations' port and path, with that token
+    scrape = yaml.safe_load((DEPLOY / "monitoring" / "prometheus-kubernetes.yml").read_text())["scrape_configs"][0]
+    assert Path(scrape["authorization"]["credentials_file"]).name == token
+    used = {label for r in scrape["relabel_configs"] for label in r["source_labels"]}
+    for annotation in pod["metadata"]["annotations"]:
+        if annotation != "prometheus.io/scheme":
+            assert "__meta_kubernetes_pod_annotation_" + annotation.replace(".", "_").replace("/", "_") in used
+
+
+def test_gazeflow_keys_makes_the_panels_token_only_its_owner_reads(topology, tmp_path):
+    d = make_keys(tmp_path / "keys", topology.chain_links)
+    token = d / "panel" / Path(topology.panel.token_file).name
+    assert token.stat().st_mode & 0o077 == 0
+    assert read_token(str(token)) == token.read_text().strip()
+    assert not list(d.glob("pointer/*.token"))  # only the stages whose manifests ask for one
 
 
 def test_each_kubernetes_stage_gets_its_own_secret_with_only_its_key_pair_and_its_neighbours(topology, tmp_path):
@@ -127,11 +205,14 @@ def test_each_kubernetes_stage_gets_its_own_secret_with_only_its_key_pair_and_it
     generated = {g["name"]: g["files"] for g in kustomization["secretGenerator"]}
     objects = _kubernetes_objects(tmp_path, topology)
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
+    where = pods(topology)
     for stage in topology.chain:
-        volume = next(v for v in deployments[host(stage)]["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys")
+        d = deployments[where[stage]]
+        volume = key_volume(d, container_of(d, stage), f"{topology.curve_keys}/{stage}")
         name = volume["secret"]["secretName"]
         expected = {f"{stage}.key": f"{stage}.key", f"{stage}.key_secret": f"{stage}.key_secret"}
         expected |= {f"peer-{o}.key": f"peers/{o}.key" for o in near[stage]}
+        expected |= {t: t for t in registry.get(stage).tokens}
         assert {i["key"]: i["path"] for i in volume["secret"]["items"]} == expected
         base = name if name in generated else name.rsplit("-", 1)[0]  # kustomize appends a content hash
         files = generated[base]

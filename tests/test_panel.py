@@ -65,6 +65,55 @@ def test_a_port_in_use_is_one_line_before_anything_starts():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "mode", "message"),
+    [
+        (None, 0o600, "cannot read it"),
+        ("x" * 40, 0o644, "can be read by other users"),
+        ("short", 0o600, "expected one line of 16 to 200"),
+        ("two words of a token", 0o600, "expected one line of 16 to 200"),
+    ],
+)
+def test_a_token_file_that_cannot_serve_is_one_line_before_anything_starts(tmp_path, text, mode, message):
+    token = tmp_path / "panel.token"
+    if text is not None:
+        token.write_text(text + "\n")
+        token.chmod(mode)
+    cfg = tmp_path / "gazeflow.toml"
+    cfg.write_text(f'[panel]\ntoken_file = "{token}"\n')
+    proc = gazeflow("run-all", "--config", str(cfg), "--input", "demo", "--pointer", "null", "--panel", "0")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_a_token_from_a_file_and_no_live_view(tmp_path):
+    """As deployed (deploy/cluster.toml): the token 'gazeflow keys' made, the same at every start, and no live
+    view, so no stage before the panel passes the frames' pixels on."""
+    token = tmp_path / "panel.token"
+    token.write_text("A" * 20 + "-_0123456789\n")
+    token.chmod(0o600)
+    cfg = tmp_path / "gazeflow.toml"
+    cfg.write_text(f'[panel]\ntoken_file = "{token}"\nview_fps = 0\n')
+    port = free_port()
+    proc = start_run(
+        "--config", str(cfg), "--input", "demo", "--loop", "--pointer", "null", "--panel", str(port),
+        "--log-interval", "0",
+    )  # fmt: skip
+    try:
+        panel = Panel(proc, port)
+        assert panel.token == token.read_text().strip()
+        wait_for(lambda: panel.request("/api/stats")[1].get("frames", 0) > 5, "frames at the panel")
+        status, stats = panel.request("/api/stats")
+        assert status == 200 and stats["view_interval_ms"] == 0
+        assert panel.request("/api/frame.jpg")[0] == 204  # asked for, but nothing to show
+        assert panel.request("/api/stats", token="B" * 32)[0] == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-1500:]
+
+
 def test_save_keeps_the_config_files_other_keys_comments_mode_and_link(tmp_path):
     real = tmp_path / "dotfiles" / "gazeflow.toml"
     real.parent.mkdir()

@@ -15,5 +15,6 @@ STAGE = Stage(
     sections={"panel": PanelConfig},
     preflight="gazeflow.services.panel.settings:preflight",
     optional=True,
-    reads_frames=True,
+    tokens=("panel.token",),  # 'gazeflow keys' makes one: a token that the panel and a Prometheus share
+    reads_frames=lambda cfg: cfg.panel.view_fps > 0,  # the live view's frames, only while it is on
 )

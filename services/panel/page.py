@@ -146,15 +146,17 @@ async function refresh() {
   fill(p);
   chart($("#fps"), s.history, "fps", "fps");
   chart($("#e2e"), s.history, "e2e_p50_ms", "ms");
-  viewEvery = s.view_interval_ms || viewEvery;
+  viewEvery = s.view_interval_ms;
+  if (!viewEvery) $("#viewnote").textContent = "no live view (panel.view_fps = 0)";
 }
 
 function view() {
+  if (viewEvery === 0) return setTimeout(view, 2000);  // off: look again later (the figures say it)
   const img = new Image();
   img.onload = () => { const old = $("#view").src; $("#view").src = img.src; if (old.startsWith("blob:")) URL.revokeObjectURL(old); };
   fetch("/api/frame.jpg", {credentials: "same-origin"}).then((r) => r.ok ? r.blob() : null)
     .then((b) => { if (b) img.src = URL.createObjectURL(b); })
-    .finally(() => setTimeout(view, viewEvery));
+    .finally(() => setTimeout(view, viewEvery || 2000));
 }
 
 refresh(); setInterval(refresh, 1000); view();

@@ -19,7 +19,7 @@ from gazeflow.shared.messages import Message
 from gazeflow.shared.stage import Outputs, Processor
 
 from .server import PanelServer
-from .settings import parse_address
+from .settings import parse_address, read_token
 from .state import PanelState
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class Panel(Processor):
         self.state = PanelState(registry.through_first_sink(chain), cfg.panel.view_fps)
         self.fps = 0.0
         host, port = parse_address(cfg.panel.address)
-        self.token = secrets.token_urlsafe(24)
+        self.token = read_token(cfg.panel.token_file) if cfg.panel.token_file else secrets.token_urlsafe(24)
         self.files = [Path(cfg.run_dir) / TOKEN, Path(cfg.run_dir) / URL]
         draw = lambda frame, header: annotate(frame, header, overlays, self.fps, chain).image  # noqa: E731
         self.server = PanelServer(host, port, self.token, self.state, Pointer(cfg.run_dir), draw, cfg.panel.bind_all)

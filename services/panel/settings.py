@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import field_validator
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from gazeflow.shared.config import Config
 
 LOOPBACK = "127.0.0.1"
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,200}")
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -53,7 +56,19 @@ class PanelConfig(Section):
         "let the panel listen on an address other than this machine's own (anyone who can reach it and has the "
         "token can pause and tune the pointer)",
     )
-    view_fps: float = setting(2.0, "frames a second of the panel's live view while a browser shows it", gt=0, le=15)
+    view_fps: float = setting(
+        2.0,
+        "frames a second of the panel's live view while a browser shows it (0: no live view, and the frames' pixels "
+        "need not travel to the panel: across machines, each link would carry them)",
+        ge=0,
+        le=15,
+    )
+    token_file: str = setting(
+        "",
+        "read the panel's token from this file (one line, 16 to 200 URL-safe characters, readable by its owner "
+        "alone; 'gazeflow keys' makes one) instead of a new random one at each start: for a Prometheus that "
+        "scrapes the panel with the same secret",
+    )
 
     @property
     def wanted(self) -> bool:
@@ -67,8 +82,27 @@ class PanelConfig(Section):
         return value
 
 
+def read_token(path: str) -> str:
+    """The token in a file of the user's own: one line of URL-safe characters. GazeflowError naming the problem."""
+    where = Path(path)
+    try:
+        mode = where.stat().st_mode
+        text = where.read_text(encoding="ascii").strip() if where.stat().st_size <= 1024 else ""
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise GazeflowError(f"panel.token_file {path}: cannot read it ({reason})") from None
+    if mode & 0o007:
+        raise GazeflowError(f"panel.token_file {path} can be read by other users (mode {mode & 0o777:o}): chmod 600 it")
+    if not TOKEN.fullmatch(text):
+        raise GazeflowError(f"panel.token_file {path}: expected one line of 16 to 200 characters A-Z a-z 0-9 - _")
+    return text
+
+
 def preflight(cfg: Config) -> None:
-    """A host that does not resolve, an address off this machine without bind_all, a port in use: one line."""
+    """A host that does not resolve, an address off this machine without bind_all, a port in use, a token file
+    that cannot serve: one line."""
+    if cfg.panel.token_file:
+        read_token(cfg.panel.token_file)
     host, port = parse_address(cfg.panel.address)
     try:
         family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]

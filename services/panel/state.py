@@ -67,7 +67,7 @@ class PanelState:
         self.lock = threading.Lock()
         self.metrics = PipelineMetrics(chain)
         self.prometheus = Prometheus()
-        self.view_interval = 1.0 / view_fps
+        self.view_interval = 1.0 / view_fps if view_fps else 0.0  # 0: no live view
         self.header: dict[str, Any] = {}
         self.frame: np.ndarray | None = None
         self.frame_header: dict[str, Any] = {}
@@ -98,7 +98,8 @@ class PanelState:
             p.stage_frames.labels(stage).inc()
         now = time.monotonic()
         frame = msg.arrays.get("frame")
-        if frame is not None and now < self.wanted_until and now - self.frame_taken >= self.view_interval:
+        due = self.view_interval and now < self.wanted_until and now - self.frame_taken >= self.view_interval
+        if frame is not None and due:
             copy = frame.copy()  # the ring's slot goes back to capture: the live view draws on its own copy
             with self.lock:
                 self.frame, self.frame_header, self.frame_taken = copy, {**self.header, "trace": []}, now
