@@ -181,7 +181,7 @@ CALIBRATE_HELP = (
 # -- the commands that do not run the pipeline --------------------------------------------------------
 @cloup.command("ctl", context_settings=CONTEXT)
 @cloup.argument("action", metavar="ACTION", help="pause, resume, toggle, recenter, status or set")
-@cloup.argument("setting", nargs=-1, metavar="[SECTION.KEY VALUE]")
+@cloup.argument("setting", nargs=-1, metavar="[SETTING VALUE]")
 @cloup.option("--run-dir", help="the run directory of the pipeline (when several are running)")
 @cloup.option("--connect", metavar="tcp://HOST:PORT", help="a pointer on another host (its pointer.control)")
 @cloup.option("--keys", metavar="DIR", help="the keys made by 'gazeflow keys' (its ctl/ folder is used)")
@@ -191,15 +191,16 @@ def ctl(action: str, setting: tuple[str, ...], run_dir: str | None, connect: str
     Talks to the pointer of the pipeline running for you (run-all, or a pointer stage started by hand): pause
     and resume the pointer (frames keep flowing and are counted), recenter it on where you look now (the
     middle of the screen), print its status (fps, paused, profile, clicks, each stage's health), or change one
-    of the pointer's settings at once (gazeflow ctl set pointer.dwell_ms 800; the ones that can change while
-    running: the click, dwell, blink, filter, mode and magnifier settings).
+    of its settings at once (gazeflow ctl set pointer.dwell_ms 800; the ones that can change while running:
+    the pointer's click, dwell, blink, filter, mode and magnifier settings, and detect_every, which the pointer
+    sends on to face detection).
     """
     from .pointer.control import ctl_command
 
     if action != "set" and setting:
         raise GazeflowError(f"ctl {action}: takes no more arguments (only 'set' does: ctl set pointer.dwell_ms 800)")
-    if action == "set" and (len(setting) != 2 or setting[0].count(".") != 1):
-        raise GazeflowError("ctl set: give SECTION.NAME and a value, as in: ctl set pointer.dwell_ms 800")
+    if action == "set" and len(setting) != 2:
+        raise GazeflowError("ctl set: give a setting and a value, as in: ctl set pointer.dwell_ms 800")
     return ctl_command(action, run_dir, connect or "", keys or "", (setting[0], setting[1]) if setting else None)
 
 

@@ -8,8 +8,9 @@ control   run-all               every stage                 ready, error, alive 
 go        run-all               the source                  every stage is ready: send the first frame
 release   capture               the last stage of a frame   a frame slot back; run-all's "a stage died"
 track     face detection        landmarks                   the tracked box for a later frame
-ctl       the pointer           gazeflow ctl, the panel     pause, resume, toggle, recenter, status
+ctl       the pointer           gazeflow ctl, the panel     pause, resume, toggle, recenter, status, set
 health    the pointer           run-all                     each stage's health from its heartbeats
+tune      the pointer           stages that take settings   a setting of theirs changed while running (ctl set)
 ========  ====================  ==========================  ==================================================
 
 Every channel is an ipc socket of its name in the run directory (``ctl`` also tcp, with CURVE, when
@@ -102,6 +103,12 @@ class Track(msgspec.Struct, array_like=True):
     box: Annotated[list[Coordinate], msgspec.Meta(min_length=4, max_length=4)] | None
 
 
+# -- tune: the pointer -> the stages whose manifests name settings they take while running -------------------
+class Tune(msgspec.Struct, tag="tune"):
+    key: Name  # the setting as the config file names it ("detect_every"); the receiving stage validates it
+    value: int | float | bool | Annotated[str, msgspec.Meta(max_length=200)]
+
+
 # -- ctl: gazeflow ctl (or the panel) -> the pointer, and its reply --------------------------------------------
 class Request(msgspec.Struct):
     command: Literal["pause", "resume", "toggle", "recenter", "status", "set", "calibrate"]
@@ -136,6 +143,7 @@ SPECS: dict[str, Spec] = {
     "track": Spec(zmq.PULL, zmq.PUSH, Track, max_bytes=256),
     "ctl": Spec(zmq.REP, zmq.REQ, Request, Reply, max_bytes=1 << 16),
     "health": Spec(zmq.PULL, zmq.PUSH, Health, hwm=2),
+    "tune": Spec(zmq.PUB, zmq.SUB, None, Tune, max_bytes=512, hwm=16),
 }
 _ENCODER = msgspec.msgpack.Encoder()
 
@@ -161,6 +169,8 @@ class End:
         schema = spec.to_server if serves else spec.to_client
         self.decoder = msgspec.msgpack.Decoder(schema) if schema is not None else None
         self.malformed = 0
+        if self.sock.type == zmq.SUB:
+            self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         if secure is not None:
             secure(self.sock)
         try:

@@ -78,6 +78,11 @@ class Stage:
     preflight: str = ""  # "module:function(cfg)": raises GazeflowError before any process starts
     overlay: tuple[Overlay, ...] = ()  # what the view draws of its fields
     channels: tuple[Channel, ...] = ()
+    # config keys it takes while running ('gazeflow ctl set KEY VALUE', the panel): the pointer validates them as
+    # the config file's, asks ``tune_check`` ("module:function(cfg, key, value) -> refusal or ''"), and sends
+    # them on the tune channel; the stage's ``Processor.tune`` applies them
+    tunable: tuple[str, ...] = ()
+    tune_check: str = ""
     tokens: tuple[str, ...] = ()  # secret files 'gazeflow keys' makes in the stage's folder (the panel's token)
     tracking: str = ""  # "detector" or "tracker": the two ends of tracking's feedback (shared/tracking.py)
     restartable: bool = False  # keeps no state between frames: run-all restarts it when it dies
@@ -243,6 +248,11 @@ def frames_after(cfg: Any, stage: str) -> bool:
     """Whether a stage after ``stage`` in the config's chain reads the frame's pixels (so they must go on)."""
     chain = list(cfg.chain)
     return any(reads_frames(name, cfg) for name in chain[chain.index(stage) + 1 :])
+
+
+def tunable(chain: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The settings the chain's stages take while running -> the stage that takes each."""
+    return {key: name for name in chain for key in get(name).tunable}
 
 
 def result_keys(chain: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zmq
 
-from . import registry, tracking
+from . import channels, registry, tracking
 from .engine import Engine, Inputs, Item, Outputs
 from .framering import RingConsumer
 from .frames import Frames
@@ -104,6 +104,9 @@ class Processor:
     def tick(self) -> None:
         """Called on every turn of the loop (at least every POLL_MS), frames or not."""
 
+    def tune(self, key: str, value: Any) -> None:
+        """One of the settings its manifest names as ``tunable`` changed while running (the tune channel)."""
+
     def live(self) -> str:
         """A sink's part of the live line."""
         return ""
@@ -139,6 +142,8 @@ class StageRuntime:
         self.log_failure = Throttled(log, logging.ERROR)
         self.outbox = Outbox(cfg, name, ctx, self.frames, self.counters, stop, control.beat)
         self.feedback = self._tracking(ctx)
+        tunes = registry.get(name).tunable  # settings it takes while running, from the pointer (ctl set)
+        self.tunes = channels.End.local(ctx, cfg.run_dir, "tune", serves=False) if tunes else None
         first_sink = registry.through_first_sink(cfg.chain)[-1] == name
         self.sink = SinkEnd(cfg, self.proc, under_supervisor=control.is_on) if first_sink else None
         self.proc.sink_end = self.sink
@@ -294,6 +299,8 @@ class StageRuntime:
             self.frames.close()
             if self.feedback is not None:
                 self.feedback.close()
+            if self.tunes is not None:
+                self.tunes.close()
 
     def _events(self, events: dict[Any, int], want: bool) -> None:
         """Take in what woke the loop: completions, tracked boxes, messages."""
@@ -309,6 +316,8 @@ class StageRuntime:
         """Every turn of the loop: credits, the processor's and the sink's ticks, the heartbeat, and until the
         first frame comes, every WAITING_NOTE_S, what the stage waits for."""
         self.inbox.credit(0)
+        while self.tunes is not None and (tune := self.tunes.receive()) is not None:
+            self.proc.tune(tune.key, tune.value)
         self.proc.tick()
         if self.sink is not None:
             self.sink.tick()

@@ -158,6 +158,15 @@ def start_run(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     return proc
 
 
+def run_dir_of(proc: subprocess.Popen[str]) -> Path:
+    """The run directory of a run-all started by ``start_run``."""
+    from gazeflow.shared.config import runtime_root
+
+    found = [d for d in Path(runtime_root()).glob("gazeflow-*") if _read(d / "run-all.pid") == str(proc.pid)]
+    assert found, "no run directory for this run-all"
+    return found[0]
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()

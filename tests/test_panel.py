@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -121,9 +122,10 @@ def test_save_keeps_the_config_files_other_keys_comments_mode_and_link(tmp_path)
     real.chmod(0o600)
     path = tmp_path / "config.toml"
     path.symlink_to(real)
-    save_settings({"pointer.dwell_ms": 800.0, "pointer.click": "blink"}, path)
+    save_settings({"pointer.dwell_ms": 800.0, "pointer.click": "blink", "detect_every": 5}, path)
     text = real.read_text()
     assert "# mine" in text and 'input = "cam:1"' in text and "# I click by dwelling" in text
+    assert tomllib.loads(text)["detect_every"] == 5  # a top-level key stays top-level, before the tables
     assert 'click = "blink"' in text and "dwell_ms = 800.0" in text
     assert path.is_symlink() and real.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in real.parent.iterdir()) == ["gazeflow.toml"]  # no temporary file left

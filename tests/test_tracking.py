@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 import zmq
 
 from gazeflow.shared import tracking
+
+from conftest import gazeflow, run_dir_of, start_run, wait_for
 
 POINTS = [[160.0, 170.0], [240.0, 170.0], [200.0, 220.0], [170.0, 270.0], [230.0, 270.0]]
 POSE = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
@@ -219,3 +222,53 @@ def test_quantize_writes_models_the_pipeline_runs(assets, tmp_path):
     assert proc.returncode == 0, proc.stderr[-1500:]
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == 40 and sum(r["gaze"] is not None for r in rows) > 30
+
+
+@pytest.mark.integration
+def test_detect_every_changes_while_running_through_the_pointers_ctl(tmp_path):
+    """ctl set detect_every (the panel's control too): the pointer validates it and sends it on the tune channel,
+    face detection detects that much less often from then on; nonsense is refused with the reason."""
+    results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
+    proc = start_run(
+        "--input", "demo", "--loop", "--pointer", "null", "--detect-every", "2", "--results", str(results),
+        "--metrics", str(metrics), "--log-interval", "0",
+    )  # fmt: skip
+    try:
+        run_dir = str(run_dir_of(proc))
+        for value, refusal in (("0", "greater than or equal to 1"), ("often", "valid integer")):
+            refused = gazeflow("ctl", "--run-dir", run_dir, "set", "detect_every", value)
+            assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
+        done = gazeflow("ctl", "--run-dir", run_dir, "set", "detect_every", "15")
+        assert done.returncode == 0 and "detect_every = 15" in done.stdout, done.stderr
+        before = len(_lines(results))
+        status = gazeflow("ctl", "--run-dir", run_dir, "status")
+        assert "detect_every = 15" in status.stdout  # the panel's settings form reads it there
+        wait_for(lambda: len(_lines(results)) > before + 300, "300 frames after the change")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "face_detection: detecting every 15 frames from now on" in err
+    stage = json.loads(metrics.read_text())["stages"]["face_detection"]
+    after = stage["in"] - before
+    # every second frame until the change (a few frames in flight either side), then every 15th and where
+    # tracking was lost: far fewer than the half of all frames it would have been
+    assert stage["detector_runs"] < (before + 10) / 2 + after / 15 + 0.1 * after, (stage, before)
+    assert stage["detector_runs"] < 0.6 * stage["in"] / 2
+
+
+def test_detect_every_cannot_start_tracking_that_the_run_did_not_set_up(tmp_path):
+    proc = start_run("--input", "demo", "--loop", "--pointer", "null", "--detect-every", "1", "--log-interval", "0")
+    try:
+        refused = gazeflow("ctl", "--run-dir", str(run_dir_of(proc)), "set", "detect_every", "5")
+        assert refused.returncode == 2 and "tracking is off in this run" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []

@@ -21,7 +21,10 @@ STAGE = Stage(
     },
     results=("face",),
     overlay=(Overlay("face", "f", "gazeflow.services.face_detection.overlay:face"),),
-    channels=(Channel("track", serves=True),),  # the tracked box for the next frame, from landmarks
+    # the tracked box for the next frame, from landmarks; detect_every changed while running, from the pointer
+    channels=(Channel("track", serves=True), Channel("tune", serves=False)),
+    tunable=("detect_every",),
+    tune_check="gazeflow.services.face_detection.processor:check_tune",
     tracking="detector",
     restartable=True,
     scalable=True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gazeflow.shared import geometry, tracking
 from gazeflow.shared.messages import Message, check_array
@@ -17,6 +17,17 @@ if TYPE_CHECKING:
 
 INPUT_W, INPUT_H = 672, 384
 log = logging.getLogger("gazeflow.face_detection")
+
+
+def check_tune(cfg: Config, key: str, value: Any) -> str:
+    """Why a detect_every asked for while running cannot be taken ('' when it can): tracking needs its sockets,
+    set up at the start only when the run started with detect_every above 1."""
+    if value > 1 and not tracking.active(cfg):
+        return (
+            "tracking is off in this run (it starts only with detect_every above 1, its detector and tracker one "
+            "process each on one host): start it with --detect-every N"
+        )
+    return ""
 
 
 class FaceDetection(Processor):
@@ -131,6 +142,17 @@ class FaceDetection(Processor):
         msg.header["crop"] = list(square)
         self.frames.pass_on(msg, frame, geometry.region(square, width, height))
         return msg
+
+    def tune(self, key: str, value: Any) -> None:
+        """detect_every, changed while running (the pointer checked it with ``check_tune``)."""
+        if key != "detect_every" or isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            log.warning("face_detection: ignored a setting it does not take: %s = %r", key, value)
+            return
+        if value > 1 and self.feedback is None:
+            log.warning("face_detection: detect_every %d ignored: tracking is off in this run", value)
+            return
+        self.every = value
+        log.info("face_detection: detecting every %d frame%s from now on", value, "s" if value > 1 else "")
 
     def stats(self) -> dict[str, int]:
         out = {"detector_runs": self.detected, "tracked": self.tracked}

@@ -24,6 +24,7 @@ PAGE = """<!doctype html>
   <label>magnification <input name="pointer.zoom" type="number" min="1.5" max="8" step="0.5"></label>
   <label>filter <select name="pointer.filter"><option>one-euro</option><option>ema</option><option>none</option></select></label>
   <label>steadiness: One Euro cutoff (Hz) <input name="pointer.min_cutoff" type="number" min="0.01" max="10" step="0.01"></label>
+  <label>detect the face every N frames (tracked between) <input name="detect_every" type="number" min="1" max="30" step="1"></label>
   <button type="submit">Apply</button> <button type="button" id="save">Save as my defaults</button>
  </form>
  <p id="message" role="status"></p>

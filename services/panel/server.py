@@ -54,6 +54,9 @@ def save_settings(settings: dict[str, Any], path: Path | None = None) -> Path:
     try:
         doc = tomlkit.parse(target.read_text()) if target.exists() else tomlkit.document()
         for dotted, value in settings.items():
+            if "." not in dotted:  # a top-level key (detect_every): tomlkit puts it before the tables
+                doc[dotted] = value
+                continue
             section, key = dotted.split(".", 1)
             if section not in doc:
                 doc[section] = tomlkit.table()
@@ -277,8 +280,8 @@ class PanelServer:
     async def _set(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         key, value = body.get("key"), body.get("value")
-        if not isinstance(key, str) or key.count(".") != 1 or len(key) > 80:
-            return self._refuse(400, 'expected {"key": "section.name", "value": ...}')
+        if not isinstance(key, str) or key.count(".") > 1 or not all(key.split(".")) or len(key) > 80:
+            return self._refuse(400, 'expected {"key": "section.name" or "name", "value": ...}')
         finite = isinstance(value, bool | str) or (isinstance(value, int | float) and math.isfinite(value))
         if (
             not finite

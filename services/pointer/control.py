@@ -44,6 +44,7 @@ class ControlServer:
             self.ends.append(channels.End(self.ctx, SOCKET, tcp, serves=True, secure=secure))
         self.end = self.ends[0]  # the one a request came in on, for the reply
         self.health_end = channels.End.local(self.ctx, cfg.run_dir, "health", serves=True)
+        self.tune_end = channels.End.local(self.ctx, cfg.run_dir, "tune", serves=True)
 
     def take(self) -> channels.Request | None:
         """The next request, or None when none waits (one that is not a request is answered by its End)."""
@@ -64,8 +65,12 @@ class ControlServer:
             newest = message
         return newest
 
+    def tune(self, key: str, value: Any) -> None:
+        """A setting of another stage, changed while running, to the stages that take it."""
+        self.tune_end.send(channels.Tune(key, value))
+
     def close(self) -> None:
-        for end in [*self.ends, self.health_end]:
+        for end in [*self.ends, self.health_end, self.tune_end]:
             end.close()
 
 
@@ -94,8 +99,11 @@ def send(
         raise GazeflowError(f"ctl {command!r}: one of {', '.join(COMMANDS)}")
     request = channels.Request(command)
     if command == "set":
-        if setting is None or setting[0].count(".") != 1:
-            raise GazeflowError("ctl set: give a setting and its value, as in: gazeflow ctl set pointer.dwell_ms 800")
+        if setting is None or setting[0].count(".") > 1 or not all(setting[0].split(".")):
+            raise GazeflowError(
+                "ctl set: give a setting and its value, as in: gazeflow ctl set pointer.dwell_ms 800 "
+                "(or detect_every 5)"
+            )
         request = channels.Request(command, key=setting[0].split("."), value=setting[1])
     if connect:
         return _request(request, connect, keys)

@@ -78,6 +78,7 @@ class Pointer(Processor):
         monitor = screen.choose(p, screen.monitors() if self.backend.name != "null" else [])
         correction, self.profile = profile.for_run(p.profile, monitor)
         self.camera = cfg.input.startswith("cam:")
+        self.started_cfg = cfg  # what the other stages set up from (a setting they take live is checked on it)
         self.controller = PointerController(cfg, monitor, correction)
         self.max_age_s = p.max_age_ms / 1e3
         self.stale = 0  # live frames whose gaze was too old to move the pointer
@@ -327,10 +328,15 @@ class Pointer(Processor):
 
     def _set(self, key: list[str], value: Any) -> channels.Reply:
         """One of LIVE's settings changed at once (the panel, 'gazeflow ctl set'): validated as the config
-        file's value would be, then handed to the parts that read it."""
+        file's value would be, then handed to the parts that read it; another stage's (its manifest's
+        ``tunable``) goes to it on the tune channel."""
         name = ".".join(key)
+        others = registry.tunable(self.cfg.chain)
+        if name in others:
+            return self._tune(name, others[name], value)
         if len(key) != 2 or key[0] != "pointer" or key[1] not in LIVE:
-            return channels.Reply(ok=False, error=f"{name}: not one that can change while running ({', '.join(LIVE)})")
+            known = ", ".join([*(f"pointer.{k}" for k in LIVE), *others])
+            return channels.Reply(ok=False, error=f"{name}: not one that can change while running ({known})")
         if isinstance(value, bool) and not isinstance(getattr(self.cfg.pointer, key[1]), bool):
             return channels.Reply(
                 ok=False, error=f"{name}: {value} is not a {type(getattr(self.cfg.pointer, key[1])).__name__}"
@@ -355,6 +361,26 @@ class Pointer(Processor):
         log.info("pointer: %s set to %r", name, getattr(p, key[1]))
         return channels.Reply(ok=True, state=f"{name} = {getattr(p, key[1])}")
 
+    def _tune(self, name: str, stage: str, value: Any) -> channels.Reply:
+        """A setting the stage ``stage`` takes while running: validated as the config file's would be, asked of
+        the stage's own check (against the config the run started with), then sent to it."""
+        if isinstance(value, bool) and not isinstance(getattr(self.cfg, name), bool):
+            return channels.Reply(ok=False, error=f"{name}: {value} is not a {type(getattr(self.cfg, name)).__name__}")
+        try:
+            cfg = type(self.cfg).__pydantic_validator__.validate_assignment(self.cfg.model_copy(), name, value)
+        except ValidationError as exc:
+            return channels.Reply(ok=False, error=f"{name}: {exc.errors()[0]['msg']}")
+        value = getattr(cfg, name)
+        check = registry.get(stage).tune_check
+        refusal = registry.load_ref(check)(self.started_cfg, name, value) if check else ""
+        if refusal:
+            return channels.Reply(ok=False, error=f"{name}: {refusal}")
+        if self.control is not None:
+            self.control.tune(name, value)
+        self.cfg = cfg  # what the pointer's own rules read of it (a detection off the schedule: trouble)
+        log.info("pointer: %s set to %r (sent to %s)", name, value, stage)
+        return channels.Reply(ok=True, state=f"{name} = {value}")
+
     def status(self) -> dict[str, Any]:
         end = self.sink_end
         figures = end.figures() if end is not None else "no frame yet"
@@ -374,7 +400,8 @@ class Pointer(Processor):
             "live error": self._error_text(),
             "health": health,
             "calibration": self.calibration.state if self.calibration is not None else self.calibrated or "none yet",
-            "settings": {f"pointer.{key}": getattr(self.cfg.pointer, key) for key in LIVE},
+            "settings": {f"pointer.{key}": getattr(self.cfg.pointer, key) for key in LIVE}
+            | {key: getattr(self.cfg, key) for key in registry.tunable(self.cfg.chain)},
             "processes": [msgspec.structs.asdict(p) for p in self.processes],
         }
 
