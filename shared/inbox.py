@@ -113,9 +113,16 @@ class Inbox:
         self.waiting.extend(ready)
 
     def expire(self) -> None:
-        """Gaps the reorder has waited for long enough are given up."""
-        if self.reorder is not None:
-            self.waiting.extend(self.reorder.expire(time.perf_counter_ns()))
+        """Gaps the reorder has waited for long enough are given up; the wait counts only while this stage
+        takes messages in and has read all that arrived (a stage held up downstream, or behind on its socket,
+        would otherwise give up frames that wait unread in its own queue)."""
+        if self.reorder is None:
+            return
+        now = time.perf_counter_ns()
+        if not self.wants() or self.sock.poll(0, zmq.POLLIN):
+            self.reorder.defer(now)
+            return
+        self.waiting.extend(self.reorder.expire(now))
 
     def _drop_stale(self, now_ns: int) -> None:
         """A newer frame has arrived: drop waiting frames that are stale, or the oldest if the inbox is full."""

@@ -34,6 +34,7 @@ class LinkEnd:
     into_workers: bool  # the receiving stage is scaled
     hwm: int
     curve: Any
+    live: bool  # a live run: heartbeats notice a vanished peer (a replay waits instead: transport.py)
 
     @classmethod
     def of(cls, cfg: Config, stage: str, direction: str) -> LinkEnd:
@@ -41,7 +42,7 @@ class LinkEnd:
         hwm = FRAMES_HWM if link.up == cfg.source else HWM
         peer = link.down if direction == "output" else link.up
         curve = cfg.curve(stage, peer)
-        return cls(link, stage, cfg.endpoint(stage, direction), cfg.workers(link.down) > 1, hwm, curve)
+        return cls(link, stage, cfg.endpoint(stage, direction), cfg.workers(link.down) > 1, hwm, curve, cfg.live)
 
     @property
     def local(self) -> bool:
@@ -50,7 +51,7 @@ class LinkEnd:
 
     def sender(self, ctx: zmq.Context) -> Sender:
         cls = Distributor if self.into_workers else PushSender
-        return cls(ctx, self.endpoint, self.hwm, self.curve)
+        return cls(ctx, self.endpoint, self.hwm, self.curve, self.live)
 
     def receiver(self, ctx: zmq.Context) -> Receiver:
-        return Receiver(ctx, self.endpoint, self.hwm, self.curve, worker=self.into_workers)
+        return Receiver(ctx, self.endpoint, self.hwm, self.curve, worker=self.into_workers, live=self.live)

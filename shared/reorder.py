@@ -101,6 +101,11 @@ class Reorder:
             return out + self._release(now_mono)
         return self._release(now_mono) if self.done_since is not None else []
 
+    def defer(self, now_mono: int) -> None:
+        """The wait for a gap starts again: its stage could not take in what may be on its way."""
+        if self.gap_since is not None:
+            self.gap_since = now_mono
+
     def _release(self, now: int) -> list[Entry]:
         out: list[Entry] = []
         start = self.next

@@ -60,9 +60,11 @@ def _until_acknowledged(who: str, abort: Abort, acknowledged: Callable[[], bool]
 class _Socket:
     """The socket a sender sends on, watched for peers; closed with the ipc file it bound."""
 
-    def __init__(self, ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any, **options: int) -> None:
+    def __init__(
+        self, ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any, live: bool = True, **options: int
+    ) -> None:
         self.endpoint = endpoint
-        self.sock = open_socket(ctx, kind, endpoint, hwm, curve)
+        self.sock = open_socket(ctx, kind, endpoint, hwm, curve, live)
         for option, value in options.items():
             self.sock.setsockopt(getattr(zmq, option), value)
         self.watch = PeerWatch(self.sock)
@@ -76,8 +78,8 @@ class _Socket:
 class PushSender(_Socket):
     """Sends on a DEALER socket to the one process of the next stage."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> None:
-        super().__init__(ctx, zmq.DEALER, endpoint, hwm, curve)
+    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True) -> None:
+        super().__init__(ctx, zmq.DEALER, endpoint, hwm, curve, live)
 
     def send(self, msg: Message) -> bool:
         return send(self.sock, msg, block=False)
@@ -99,9 +101,9 @@ class PushSender(_Socket):
 class Distributor(_Socket):
     """Sends on a ROUTER socket to the workers of a scaled stage, by their credit."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True) -> None:
         # ROUTER_MANDATORY: a send to a worker that has gone fails, not vanishes
-        super().__init__(ctx, zmq.ROUTER, endpoint, max(hwm, 2 * CREDITS_MAX), curve, ROUTER_MANDATORY=1)
+        super().__init__(ctx, zmq.ROUTER, endpoint, max(hwm, 2 * CREDITS_MAX), curve, live, ROUTER_MANDATORY=1)
         self.credits: dict[bytes, int] = {}  # worker identity -> messages it will still take
         self.end: Message | None = None  # the end of the stream, once sent
         self.ended: set[bytes] = set()  # workers that have been sent it

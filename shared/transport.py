@@ -22,22 +22,35 @@ from .endpoint import Endpoint
 from .messages import MalformedMessage, Message, decode, encode
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K BGR frame is 25 MB; anything bigger is refused
-HEARTBEAT_MS = 1000  # tcp links: ZeroMQ pings its peer this often and drops the connection after 3 missed
+HEARTBEAT_MS = 1000  # live tcp links: ZeroMQ pings its peer this often and drops the connection after 3 missed
+# replays: no ZMTP heartbeats. A receiver that waits on its own full queue (back-pressure, a replay's rule) stops
+# reading its socket, its peer's pings go unanswered and ZeroMQ drops the connection with the messages queued on
+# it (libzmq #2709, #4167): frames lost in a lossless replay. TCP keepalive notices a host that has gone instead.
+KEEPALIVE_S = (10, 5, 3)  # idle seconds before the first probe, seconds between probes, probes
 ACK = b"end"  # the receiver's answer to an end-of-stream message
 log = logging.getLogger("gazeflow.transport")
 
 
-def open_socket(ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any = None) -> zmq.Socket:
-    """Create, configure and bind or connect one socket (CURVE on tcp when keys are given)."""
+def open_socket(
+    ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True
+) -> zmq.Socket:
+    """Create and configure one socket (CURVE on tcp when keys are given; ``live``: ZMTP heartbeats on tcp,
+    else TCP keepalive, so that back-pressure in a replay never drops a connection)."""
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-    if endpoint.address.startswith("tcp://"):  # a peer that vanishes (host down, cable out) is noticed
+    if endpoint.address.startswith("tcp://") and live:  # a peer that vanishes (host down, cable out) is noticed
         sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * HEARTBEAT_MS)
         sock.setsockopt(zmq.HEARTBEAT_TTL, 6 * HEARTBEAT_MS)
+    elif endpoint.address.startswith("tcp://"):
+        idle, interval, count = KEEPALIVE_S
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, idle)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, interval)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, count)
     if curve is not None:
         curve.apply(ctx, sock, endpoint.address, endpoint.mode == "bind")
     return sock
@@ -129,10 +142,13 @@ class Receiver:
     """The receiving end of a link: a ROUTER, or (a worker of a scaled stage) a DEALER that sends
     credits. Every end of the stream it receives is acknowledged to its sender at once."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any, worker: bool) -> None:
+    def __init__(
+        self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any, worker: bool, live: bool = True
+    ) -> None:
         self.endpoint = endpoint
         self.worker = worker
-        self.sock = attach(open_socket(ctx, zmq.DEALER if worker else zmq.ROUTER, endpoint, hwm, curve), endpoint)
+        kind = zmq.DEALER if worker else zmq.ROUTER
+        self.sock = attach(open_socket(ctx, kind, endpoint, hwm, curve, live), endpoint)
 
     def recv(self, block: bool = False) -> Message | None:
         """One message, or None when nothing waits (block=False); MalformedMessage for a bad one."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import zmq
 
@@ -90,3 +91,35 @@ def test_a_worker_that_has_gone_is_skipped(router):
     got = _drain(alive)
     assert len(got) == 4 and len(dist.credits) == 1
     alive.close()
+
+
+def test_a_replay_link_keeps_every_message_through_a_stall_longer_than_the_heartbeat_timeout():
+    """Back-pressure in a replay: the receiver stops reading (its own queue full) for longer than ZeroMQ's
+    heartbeat timeout. With heartbeats its peer's pings go unanswered and the connection is dropped with what
+    was queued on it (libzmq #2709); a replay's links use TCP keepalive instead and lose nothing."""
+    ctx = zmq.Context()
+    sender = senders.PushSender(ctx, Endpoint.parse("push+bind:tcp://127.0.0.1:0"), 4, live=False)
+    address = sender.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    receiver = transport.Receiver(ctx, Endpoint.parse(f"pull+connect:{address}"), 4, None, worker=False, live=False)
+    assert receiver.sock.getsockopt(zmq.HEARTBEAT_IVL) == 0 and receiver.sock.getsockopt(zmq.TCP_KEEPALIVE) == 1
+    sent = 0
+    try:
+        stalled_until = time.monotonic() + 2 * transport.HEARTBEAT_MS * 3 / 1e3  # twice the heartbeat timeout
+        while time.monotonic() < stalled_until:  # the receiver reads nothing meanwhile
+            msg = Message.frame(sent, 0.0, {})
+            msg.arrays["frame"] = np.zeros(1 << 20, dtype=np.uint8)  # 1 MB: the socket buffers fill, then the queue
+            if sender.send(msg):
+                sent += 1
+            else:
+                time.sleep(0.05)
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < sent and time.monotonic() < deadline:
+            msg = receiver.recv(block=False) if receiver.sock.poll(500) else None
+            if msg is not None:
+                got.append(msg.header["frame"])
+        assert got == list(range(sent)) and sent > 8  # the stall really was back-pressure, and nothing was lost
+    finally:
+        sender.close()
+        receiver.close()
+        ctx.destroy(0)

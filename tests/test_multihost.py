@@ -196,9 +196,10 @@ def test_a_wrong_key_is_refused_cleanly_across_hosts(hosts, tmp_path, run_dirs):
 
 
 def test_a_link_down_for_5_s_the_replay_recovers_by_itself_and_counts_every_loss(hosts, tmp_path, run_dirs):
-    """The cable between the two hosts pulled for 5 s in the middle of a replay: ZeroMQ's heartbeats drop the
-    dead connections, the stages reconnect when the link is back, the replay completes, and every frame is a
-    result or counted lost; nothing crashes."""
+    """The cable between the two hosts pulled for 5 s in the middle of a replay: tcp retransmits once the link is
+    back (a replay's links have no ZeroMQ heartbeats, which would drop a connection held up by back-pressure
+    with what is queued on it; TCP keepalive notices a host that has gone), the replay completes, and every
+    frame is a result or counted lost; nothing crashes."""
     keys = _keys(tmp_path / "keys")
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     frames = 400

@@ -94,3 +94,14 @@ def test_a_sequence_number_or_total_far_beyond_the_stream_is_refused_and_frames_
     for seq in range(3):  # valid frames are unaffected
         r.check(frame(seq))
         assert kinds(r.push((frame(seq), 0, seq))[0]) == [("frame", seq)]
+
+
+def test_a_gap_waited_for_while_its_stage_could_not_read_is_not_given_up():
+    """A stage held up downstream (its inbox full) or behind on its socket defers the wait: the missing frame
+    may be in its own queue (the compose topology lost frames that way while the panel started)."""
+    r = Reorder("face_detection", wait_s=5)
+    r.push((frame(1), 0, 0))  # frame 0 missing from here
+    r.defer(9000 * MS)  # the stage could not read until now
+    assert r.expire(9001 * MS) == []
+    assert kinds(r.push((frame(0), 0, 9002 * MS))[0]) == [("frame", 0), ("frame", 1)]
+    assert r.given_up == 0 and r.late == 0
