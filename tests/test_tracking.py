@@ -230,8 +230,8 @@ def test_detect_every_changes_while_running_through_the_pointers_ctl(tmp_path):
     face detection detects that much less often from then on; nonsense is refused with the reason."""
     results, metrics = tmp_path / "r.jsonl", tmp_path / "m.json"
     proc = start_run(
-        "--input", "demo", "--loop", "--pointer", "null", "--detect-every", "2", "--results", str(results),
-        "--metrics", str(metrics), "--log-interval", "0",
+        "--input", "demo", "--loop", "--max-speed", "--pointer", "null", "--detect-every", "2",
+        "--results", str(results), "--metrics", str(metrics), "--log-interval", "0",
     )  # fmt: skip
     try:
         run_dir = str(run_dir_of(proc))
