@@ -119,8 +119,8 @@ class Inbox:
         if self.reorder is None:
             return
         now = time.perf_counter_ns()
-        if not self.wants() or self.sock.poll(0, zmq.POLLIN):
-            self.reorder.defer(now)
+        if self.reorder.gap_since is not None and (not self.wants() or self.sock.poll(0, zmq.POLLIN)):
+            self.reorder.defer(now)  # (a syscall only while a gap is waited for, not on every turn)
             return
         self.waiting.extend(self.reorder.expire(now))
 

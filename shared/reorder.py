@@ -102,9 +102,8 @@ class Reorder:
         return self._release(now_mono) if self.done_since is not None else []
 
     def defer(self, now_mono: int) -> None:
-        """The wait for a gap starts again: its stage could not take in what may be on its way."""
-        if self.gap_since is not None:
-            self.gap_since = now_mono
+        """The wait for a gap (there is one) starts again: its stage could not take in what may be on its way."""
+        self.gap_since = now_mono
 
     def _release(self, now: int) -> list[Entry]:
         out: list[Entry] = []

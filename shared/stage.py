@@ -273,6 +273,8 @@ class StageRuntime:
         poller.register(self.engine.wake_fd, zmq.POLLIN)
         for sock in self.feedback.sockets if self.feedback is not None else []:
             poller.register(sock, zmq.POLLIN)  # a tracked box that arrives wakes the loop
+        if self.tunes is not None:
+            poller.register(self.tunes.sock, zmq.POLLIN)  # so does a setting changed while running
         self.control.ready()
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
@@ -303,21 +305,22 @@ class StageRuntime:
                 self.tunes.close()
 
     def _events(self, events: dict[Any, int], want: bool) -> None:
-        """Take in what woke the loop: completions, tracked boxes, messages."""
+        """Take in what woke the loop: completions, tracked boxes, messages, settings."""
         if self.engine.wake_fd in events:
             self.engine.woken()
         if self.feedback is not None and events:
             self.feedback.receive()  # taken in now: a socket left readable would spin the loop
         if want and self.inbox.sock in events:
             self.inbox.receive()
+        if self.tunes is not None and self.tunes.sock in events:
+            while (tune := self.tunes.receive()) is not None:
+                self.proc.tune(tune.key, tune.value)
         self.inbox.expire()
 
     def _turn(self) -> None:
         """Every turn of the loop: credits, the processor's and the sink's ticks, the heartbeat, and until the
         first frame comes, every WAITING_NOTE_S, what the stage waits for."""
         self.inbox.credit(0)
-        while self.tunes is not None and (tune := self.tunes.receive()) is not None:
-            self.proc.tune(tune.key, tune.value)
         self.proc.tick()
         if self.sink is not None:
             self.sink.tick()

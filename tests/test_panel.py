@@ -21,10 +21,9 @@ import pytest
 
 from gazeflow.services.panel.server import save_settings
 from gazeflow.services.panel.settings import parse_address
-from gazeflow.shared.config import runtime_root
 from gazeflow.shared.errors import GazeflowError
 
-from conftest import gazeflow, read_results, start_run, start_xvfb, wait_for
+from conftest import gazeflow, read_results, run_dir_of, start_run, start_xvfb, wait_for
 
 
 def free_port() -> int:
@@ -142,9 +141,7 @@ class Panel:
     def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
         self.proc, self.port = proc, port
         self.base = f"http://127.0.0.1:{port}"
-        found = [d for d in Path(runtime_root()).glob("gazeflow-*") if _read(d / "run-all.pid") == str(proc.pid)]
-        assert found, "no run directory for this run-all"
-        self.run_dir = found[0]
+        self.run_dir = run_dir_of(proc)
         wait_for(lambda: _read(self.run_dir / "panel.token"), "the panel's token")
         self.token = _read(self.run_dir / "panel.token").strip()
 

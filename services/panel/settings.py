@@ -86,8 +86,9 @@ def read_token(path: str) -> str:
     """The token in a file of the user's own: one line of URL-safe characters. GazeflowError naming the problem."""
     where = Path(path)
     try:
-        mode = where.stat().st_mode
-        text = where.read_text(encoding="ascii").strip() if where.stat().st_size <= 1024 else ""
+        st = where.stat()
+        mode = st.st_mode
+        text = where.read_text(encoding="ascii").strip() if st.st_size <= 1024 else ""
     except (OSError, UnicodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
         raise GazeflowError(f"panel.token_file {path}: cannot read it ({reason})") from None

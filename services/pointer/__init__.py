@@ -16,5 +16,5 @@ STAGE = Stage(
     results=("pointer", "paused"),
     preflight="gazeflow.services.pointer.processor:preflight",
     overlay=(Overlay("pointer", "p", "gazeflow.services.pointer.overlay:pointer"),),
-    channels=(Channel("ctl", serves=True, peer="ctl"), Channel("health", serves=True)),
+    channels=(Channel("ctl", serves=True, peer="ctl"), Channel("health", serves=True), Channel("tune", serves=True)),
 )

@@ -337,10 +337,8 @@ class Pointer(Processor):
         if len(key) != 2 or key[0] != "pointer" or key[1] not in LIVE:
             known = ", ".join([*(f"pointer.{k}" for k in LIVE), *others])
             return channels.Reply(ok=False, error=f"{name}: not one that can change while running ({known})")
-        if isinstance(value, bool) and not isinstance(getattr(self.cfg.pointer, key[1]), bool):
-            return channels.Reply(
-                ok=False, error=f"{name}: {value} is not a {type(getattr(self.cfg.pointer, key[1])).__name__}"
-            )
+        if refusal := _not_a_flag(name, value, getattr(self.cfg.pointer, key[1])):
+            return refusal
         try:
             p = type(self.cfg.pointer).model_validate({**self.cfg.pointer.model_dump(), key[1]: value})
         except ValidationError as exc:
@@ -364,17 +362,17 @@ class Pointer(Processor):
     def _tune(self, name: str, stage: str, value: Any) -> channels.Reply:
         """A setting the stage ``stage`` takes while running: validated as the config file's would be, asked of
         the stage's own check (against the config the run started with), then sent to it."""
-        if isinstance(value, bool) and not isinstance(getattr(self.cfg, name), bool):
-            return channels.Reply(ok=False, error=f"{name}: {value} is not a {type(getattr(self.cfg, name)).__name__}")
+        if refusal := _not_a_flag(name, value, getattr(self.cfg, name)):
+            return refusal
         try:
             cfg = type(self.cfg).__pydantic_validator__.validate_assignment(self.cfg.model_copy(), name, value)
         except ValidationError as exc:
             return channels.Reply(ok=False, error=f"{name}: {exc.errors()[0]['msg']}")
         value = getattr(cfg, name)
         check = registry.get(stage).tune_check
-        refusal = registry.load_ref(check)(self.started_cfg, name, value) if check else ""
-        if refusal:
-            return channels.Reply(ok=False, error=f"{name}: {refusal}")
+        why = registry.load_ref(check)(self.started_cfg, name, value) if check else ""
+        if why:
+            return channels.Reply(ok=False, error=f"{name}: {why}")
         if self.control is not None:
             self.control.tune(name, value)
         self.cfg = cfg  # what the pointer's own rules read of it (a detection off the schedule: trouble)
@@ -465,3 +463,10 @@ class Pointer(Processor):
         if self.control is not None:
             self.control.close()
             self.control = None
+
+
+def _not_a_flag(name: str, value: Any, current: Any) -> channels.Reply | None:
+    """true/false for a setting that is not one (pydantic would take it as 1 or 0): refused, else None."""
+    if isinstance(value, bool) and not isinstance(current, bool):
+        return channels.Reply(ok=False, error=f"{name}: {value} is not a {type(current).__name__}")
+    return None
