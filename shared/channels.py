@@ -8,9 +8,10 @@ control   run-all               every stage                 ready, error, alive 
 go        run-all               the source                  every stage is ready: send the first frame
 release   capture               the last stage of a frame   a frame slot back; run-all's "a stage died"
 track     face detection        landmarks                   the tracked box for a later frame
-ctl       the pointer           gazeflow ctl, the panel     pause, resume, toggle, recenter, status, set
+ctl       the pointer           gazeflow ctl, the panel     pause, resume, toggle, recenter, status, set; figures
 health    the pointer           run-all                     each stage's health from its heartbeats
 tune      the pointer           stages that take settings   a setting of theirs changed while running (ctl set)
+watch     the panel             the stage before it         a page is open: send frames for its live view
 ========  ====================  ==========================  ==================================================
 
 Every channel is an ipc socket of its name in the run directory (``ctl`` also tcp, with CURVE, when
@@ -34,7 +35,8 @@ log = logging.getLogger("gazeflow.channels")
 Count = Annotated[int, msgspec.Meta(ge=0, le=1 << 40)]
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]  # also refuses NaN
 Name = Annotated[str, msgspec.Meta(max_length=200)]
-COMMANDS = ("pause", "resume", "toggle", "recenter", "status", "set", "calibrate")
+COMMANDS = ("pause", "resume", "toggle", "recenter", "status", "set", "calibrate")  # 'gazeflow ctl' sends these
+Millis = Annotated[float, msgspec.Meta(ge=-1e9, le=1e12)]  # also refuses NaN
 
 
 # -- control: stages -> run-all ------------------------------------------------------------------------------
@@ -109,12 +111,42 @@ class Tune(msgspec.Struct, tag="tune"):
     value: int | float | bool | Annotated[str, msgspec.Meta(max_length=200)]
 
 
+# -- watch: the panel -> the stage before it ------------------------------------------------------------------
+class Watch(msgspec.Struct, tag="watch"):
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=60)]  # a page wants frames for this long from now
+
+
 # -- ctl: gazeflow ctl (or the panel) -> the pointer, and its reply --------------------------------------------
 class Request(msgspec.Struct):
-    command: Literal["pause", "resume", "toggle", "recenter", "status", "set", "calibrate"]
+    # figures: the panel's, once a second (value: the frames the pipeline had passed when it last asked)
+    command: Literal["pause", "resume", "toggle", "recenter", "status", "set", "calibrate", "figures"]
     # a setting to change while running (the panel): [section, key] and its new value
     key: Annotated[list[Name], msgspec.Meta(max_length=2)] = []
     value: Any = None
+
+
+class Distribution(msgspec.Struct):
+    """One timing's figures (shared/metrics.py Series.figures): ms; bucket counts per metrics.BUCKETS_MS."""
+
+    count: Count
+    sum_ms: Millis
+    buckets: Annotated[list[Count], msgspec.Meta(max_length=32)]
+    recent_ms: Millis | None  # the median of the values since the panel last asked
+    p50: Millis
+    p95: Millis
+    p99: Millis
+    max: Millis
+
+
+class Figures(msgspec.Struct):
+    """The pipeline's figures as the pointer's metrics keep them (PipelineMetrics.figures)."""
+
+    frames: Count
+    faces: Count
+    gazes: Count
+    e2e: Distribution
+    stages: Annotated[dict[Name, dict[Name, Distribution]], msgspec.Meta(max_length=64)]
+    paused: bool = False  # the pointer's state
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
@@ -122,6 +154,7 @@ class Reply(msgspec.Struct, omit_defaults=True):
     state: str = ""
     error: str = ""
     status: dict[str, Any] = {}
+    figures: Figures | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,7 @@ SPECS: dict[str, Spec] = {
     "ctl": Spec(zmq.REP, zmq.REQ, Request, Reply, max_bytes=1 << 16),
     "health": Spec(zmq.PULL, zmq.PUSH, Health, hwm=2),
     "tune": Spec(zmq.PUB, zmq.SUB, None, Tune, max_bytes=512, hwm=16),
+    "watch": Spec(zmq.PUB, zmq.SUB, None, Watch, max_bytes=64, hwm=4),
 }
 _ENCODER = msgspec.msgpack.Encoder()
 

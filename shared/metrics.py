@@ -15,6 +15,7 @@ which gives the live line, the summary line and the final JSON report.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -35,6 +36,9 @@ TIMELINE = 4096  # at most this many points per series of the per-frame timeline
 T_RECV, T_SEND, QUEUE, PRE, INFER, HOLD, POST, WORKER, IN_FLIGHT = range(1, 10)
 SILENT_S = 2.0  # a stage (worker) that has passed no frame for this long is reported silent
 SERIES = ("transport_ms", "queue_ms", "pre_ms", "infer_ms", "hold_ms", "post_ms", "service_ms")
+# the upper edges (ms) of the buckets each series counts, for a Prometheus histogram (the panel's /metrics)
+BUCKETS_MS = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500)
+SHOWN = ("service_ms", "infer_ms", "queue_ms", "transport_ms")  # the series the panel shows of each stage
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Counters:
     submits: int = 0
     in_flight_sum: int = 0  # requests in flight just after each submit, summed
     in_flight_max: int = 0
+    unwatched: int = 0  # of those sent: frames a sink fed on demand (the panel) did not ask for, done here
 
     def submitted(self, in_flight: int) -> None:
         self.submits += 1
@@ -57,6 +62,8 @@ class Counters:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"in": self.received, "out": self.sent}
         out.update(dropped=self.dropped, malformed=self.malformed)
+        if self.unwatched:
+            out["unwatched"] = self.unwatched
         if self.submits:
             out["in_flight_mean"] = round(self.in_flight_sum / self.submits, 2)
             out["in_flight_max"] = self.in_flight_max
@@ -94,13 +101,16 @@ def percentiles(values: Any) -> dict[str, float]:
 
 class Series:
     """One timing's distribution in bounded memory: an HDR histogram (1 µs to 1 h, two significant digits,
-    26 KB whatever the run's length), the exact maximum, and the most recent values for the live line."""
+    26 KB whatever the run's length), the exact maximum and sum, the counts in BUCKETS_MS (exact, for
+    Prometheus) and the most recent values for the live line."""
 
     HIGHEST_US = 3_600_000_000
 
     def __init__(self) -> None:
         self.histogram = HdrHistogram(1, self.HIGHEST_US, 2)
         self.max = 0.0
+        self.total = 0.0
+        self.counts = [0] * (len(BUCKETS_MS) + 1)  # the last: above the highest edge
         self.recent: deque[float] = deque(maxlen=RECENT)
 
     def add(self, ms: float) -> None:
@@ -109,7 +119,17 @@ class Series:
         # below 1 µs (or negative: clocks of two hosts apart) counts as 1 µs
         self.histogram.record_value(min(max(int(ms * 1e3), 1), self.HIGHEST_US))
         self.max = max(self.max, ms)
+        self.total += ms
+        self.counts[bisect.bisect_left(BUCKETS_MS, ms)] += 1
         self.recent.append(ms)
+
+    def figures(self, newest: int) -> dict[str, Any]:
+        """Its distribution as the panel takes it: quantiles, bucket counts, sum, and the median of the
+        ``newest`` values (those since the panel last asked)."""
+        n = min(newest, len(self.recent))
+        recent = float(np.median(list(itertools.islice(reversed(self.recent), n)))) if n else None
+        quantiles = self.quantiles()
+        return {"count": len(self), "sum_ms": self.total, "buckets": self.counts, "recent_ms": recent, **quantiles}
 
     def __len__(self) -> int:
         return self.histogram.get_total_count()
@@ -213,6 +233,23 @@ class PipelineMetrics:
         point["gaze_h"] = round(angles[0], 2) if gaze else None
         point["gaze_v"] = round(angles[1], 2) if gaze else None
         self.timeline.add(point)
+
+    def figures(self, since: int) -> dict[str, Any]:
+        """What the panel shows and exports, for a pipeline that has passed ``since`` frames when it last asked
+        (the ctl channel's 'figures'; its shape is channels.Figures)."""
+        newest = max(0, self.frames - since)
+        stages = {
+            name: {key: self.stage[name][key].figures(newest) for key in SHOWN}
+            for name in self.chain
+            if name in self.stage
+        }
+        return {
+            "frames": self.frames,
+            "faces": self.faces,
+            "gazes": self.gazes,
+            "e2e": self.e2e.figures(newest),
+            "stages": stages,
+        }
 
     def live_line(self) -> str | None:
         """One compact line for the interval since the last call; None if called too soon."""

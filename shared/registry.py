@@ -91,6 +91,10 @@ class Stage:
     # a sink that needs the frame's pixels (the view): earlier stages pass them on; or a function of the config
     # (the panel: only while its live view is on)
     reads_frames: bool | Callable[[Any], bool] = False
+    # a sink fed on demand (the panel), when it is the chain's last: the stage before it sends it a frame only
+    # while it asks on the watch channel, at most this many a second (a function of the config; 0: none), and
+    # always the end of the stream
+    on_demand: Callable[[Any], float] | None = None
     # inference threads per request at real-time pace (0: the device's default, all cores): 1 for models of
     # well under a millisecond, where sharing one inference between threads costs more CPU than it saves time
     realtime_threads: int = 0
@@ -248,6 +252,14 @@ def frames_after(cfg: Any, stage: str) -> bool:
     """Whether a stage after ``stage`` in the config's chain reads the frame's pixels (so they must go on)."""
     chain = list(cfg.chain)
     return any(reads_frames(name, cfg) for name in chain[chain.index(stage) + 1 :])
+
+
+def on_demand(cfg: Any, stage: str) -> float | None:
+    """The most frames a second the stage after ``stage`` asks for, when it is fed on demand and is the chain's
+    last (one that passes frames on to another, the view, takes every frame); else None."""
+    names = list(cfg.chain)
+    demand = get(names[-1]).on_demand if len(names) > 1 and names[-2] == stage else None
+    return float(demand(cfg)) if demand is not None else None
 
 
 def tunable(chain: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -275,6 +275,8 @@ class StageRuntime:
             poller.register(sock, zmq.POLLIN)  # a tracked box that arrives wakes the loop
         if self.tunes is not None:
             poller.register(self.tunes.sock, zmq.POLLIN)  # so does a setting changed while running
+        if self.outbox.demand is not None:
+            poller.register(self.outbox.demand.end.sock, zmq.POLLIN)  # and the panel's page opening
         self.control.ready()
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
@@ -315,6 +317,8 @@ class StageRuntime:
         if self.tunes is not None and self.tunes.sock in events:
             while (tune := self.tunes.receive()) is not None:
                 self.proc.tune(tune.key, tune.value)
+        if self.outbox.demand is not None and self.outbox.demand.end.sock in events:
+            self.outbox.demand.heard()
         self.inbox.expire()
 
     def _turn(self) -> None:

@@ -271,13 +271,19 @@ def test_the_grafana_dashboard_and_the_scrape_config_ask_only_for_what_the_panel
     import json
     import re
 
+    import msgspec
     from prometheus_client import generate_latest
 
     from gazeflow.services.panel.state import PanelState
+    from gazeflow.shared import channels
+    from gazeflow.shared.messages import Message
+    from gazeflow.shared.metrics import PipelineMetrics, trace_row
 
+    metrics = PipelineMetrics(("capture", "pointer"))
+    header = {"frame": 0, "t_capture": 1.0, "face": None, "gaze": None}
+    metrics.add(Message("frame", header | {"trace": [trace_row("capture", 10**9, 10**9), trace_row("pointer", 2e9)]}))
     state = PanelState(("capture", "pointer"), 2.0)
-    state.prometheus.service.labels("pointer").observe(0.001)
-    state.prometheus.queue.labels("pointer").observe(0.001)
+    state.update(msgspec.convert(metrics.figures(0), channels.Figures))  # as the pointer's reply brings them
     state.prometheus.cpu.labels("pointer").set(0.1)
     state.prometheus.rss.labels("pointer").set(1e6)
     for gauge in (state.prometheus.restarts, state.prometheus.dropped, state.prometheus.malformed):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gazeflow.shared.metrics import BUCKETS_MS, Series
 from gazeflow.shared.registry import default_chain
 
 from conftest import gazeflow
@@ -95,3 +99,20 @@ def test_report_of_a_file_that_is_not_one(tmp_path):
     bad.write_text("[1, 2]")
     proc = gazeflow("report", str(bad))
     assert proc.returncode == 2 and "is not a metrics report" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-5, max_value=5e3, allow_nan=False), max_size=200))
+def test_a_series_counts_each_value_in_the_bucket_prometheus_puts_it_in(values):
+    """The panel's /metrics histograms come from these counts: a value goes to the first edge at or above it
+    (Prometheus's le), the sum is exact, and the count is the histogram's."""
+    series = Series()
+    for v in values:
+        series.add(v)
+    edges = np.array(BUCKETS_MS, dtype=float)
+    expected = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    assert series.counts == expected.tolist()
+    assert series.total == pytest.approx(sum(values)) and len(series) == len(values)
+    figures = series.figures(3)
+    assert figures["count"] == len(values) and figures["buckets"] == series.counts
+    assert figures["recent_ms"] == (pytest.approx(float(np.median(values[-3:]))) if values else None)

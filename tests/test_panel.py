@@ -86,6 +86,48 @@ def test_a_token_file_that_cannot_serve_is_one_line_before_anything_starts(tmp_p
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+class _NoPointer:
+    """The panel's pointer before a run has one: it has no figures yet."""
+
+    def figures(self, since: int) -> None:
+        return None
+
+    def status(self) -> dict:
+        return {"state": "not started"}
+
+
+def test_a_client_that_connects_and_never_sends_a_whole_request_is_let_go():
+    """A connection that sends nothing, or headers a few bytes at a time, is closed once the idle time has
+    passed since it opened: a page's requests are not kept waiting behind it, nor file descriptors used up."""
+    from gazeflow.services.panel.server import PanelServer
+    from gazeflow.services.panel.state import PanelState
+
+    server = PanelServer("127.0.0.1", 0, "t" * 32, PanelState(("capture",), 0), _NoPointer(), None, False, None, 1.0)
+    server.start()
+    try:
+        for dribble in (b"", b"GET / HTTP/1.1\r\n"):
+            with socket.create_connection(("127.0.0.1", server.port)) as s:
+                s.settimeout(0.25)
+                t0, closed = time.monotonic(), False
+                while not closed and time.monotonic() - t0 < 20:
+                    if dribble:
+                        s.sendall(b"X-Slow: 1\r\n" if time.monotonic() - t0 > 0.1 else dribble)
+                    try:
+                        closed = s.recv(100) == b""
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        closed = True
+                assert closed, f"held open with {dribble!r}"
+        # and a client that does send is served as ever
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/api/stats")
+        request.add_header("Authorization", "Bearer " + "t" * 32)
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["frames"] == 0
+    finally:
+        server.stop()
+
+
 @pytest.mark.integration
 def test_a_token_from_a_file_and_no_live_view(tmp_path):
     """As deployed (deploy/cluster.toml): the token 'gazeflow keys' made, the same at every start, and no live
@@ -217,7 +259,7 @@ def test_the_panel_shows_the_run_and_its_controls_act_through_the_ctl_channel(pa
 
     def flowing() -> bool:
         found = processes()
-        return len(found) >= 3 and all(p["frames_out"] > 0 for p in found.values())
+        return len(found) >= 3 and all(p["frames_out"] > 0 for name, p in found.items() if name != "panel")
 
     wait_for(flowing, "run-all's health of each process")
     health = processes()
@@ -225,8 +267,11 @@ def test_the_panel_shows_the_run_and_its_controls_act_through_the_ctl_channel(pa
         p["state"] == "up" and p["restarts"] == p["malformed"] == 0 for p in health.values()
     ), health
     assert set(panel.request("/api/stats")[1]["processes"]) <= set(health)  # CPU and memory for the same ones
-    # the live view: asked for, then served
+    # no page has asked for the live view: not one frame went to the panel, its figures are the pointer's
+    assert health["panel"]["frames_in"] == 0 and stats["frames"] > 30
+    # the live view: asked for, then served; from then on frames reach the panel
     wait_for(lambda: panel.request("/api/frame.jpg")[0] == 200, "a live frame")
+    wait_for(lambda: processes()["panel"]["frames_in"] > 0, "frames for the live view in the panel's health")
     image = cv2.imdecode(np.frombuffer(panel.request("/api/frame.jpg")[1], np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[1] == 800
     # pause: the results say so; a setting: the pointer says so; a bad value: refused with the reason

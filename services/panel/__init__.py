@@ -2,7 +2,7 @@
 pause, recentre, dwell and filter settings) and a Prometheus endpoint, served by this optional sink after the
 pointer (``--panel [HOST:]PORT``)."""
 
-from gazeflow.shared.registry import Stage
+from gazeflow.shared.registry import Channel, Stage
 
 from .settings import PanelConfig
 
@@ -15,6 +15,8 @@ STAGE = Stage(
     sections={"panel": PanelConfig},
     preflight="gazeflow.services.panel.settings:preflight",
     optional=True,
+    channels=(Channel("watch", serves=True),),  # a page shows the live view: the stage before sends frames
     tokens=("panel.token",),  # 'gazeflow keys' makes one: a token that the panel and a Prometheus share
     reads_frames=lambda cfg: cfg.panel.view_fps > 0,  # the live view's frames, only while it is on
+    on_demand=lambda cfg: cfg.panel.view_fps,  # and only while a page is open: its figures are the pointer's
 )

@@ -32,6 +32,8 @@ from .state import PanelState
 log = logging.getLogger("gazeflow.panel")
 COOKIE = "gazeflow_panel"
 VIEW_WIDTH = 800
+FIGURES_S = 1.0  # the pointer's figures are taken this often (the charts' one point a second)
+IDLE_S = 15.0  # a connection must send a whole request within this long of opening (or of the last answer)
 HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -95,10 +97,20 @@ class _OneLine(logging.Filter):
 
 class PanelServer:
     def __init__(
-        self, host: str, port: int, token: str, state: PanelState, control: Any, draw: Any, bind_all: bool
+        self,
+        host: str,
+        port: int,
+        token: str,
+        state: PanelState,
+        control: Any,
+        draw: Any,
+        bind_all: bool,
+        watch: Any,
+        idle_s: float = IDLE_S,
     ) -> None:
         self.host, self.port, self.token = host, port, token
-        self.state, self.control, self.draw = state, control, draw
+        self.state, self.control, self.draw, self.watch = state, control, draw, watch
+        self.idle_s = idle_s
         self.bind_all = bind_all
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="panel-http", daemon=True)
@@ -117,8 +129,8 @@ class PanelServer:
         asyncio.set_event_loop(self.loop)
         app = web.Application(middlewares=[self._guard], client_max_size=16 * 1024)
         app.router.add_get("/", self._page)
-        app.router.add_get("/panel.js", lambda _: self._text(SCRIPT, "text/javascript"))
-        app.router.add_get("/panel.css", lambda _: self._text(STYLE, "text/css"))
+        app.router.add_get("/panel.js", self._script)
+        app.router.add_get("/panel.css", self._style)
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/api/frame.jpg", self._frame)
         app.router.add_get("/metrics", self._metrics)
@@ -128,7 +140,10 @@ class PanelServer:
         app.on_response_prepare.append(self._headers)
         for name in ("aiohttp.server", "aiohttp.web", "aiohttp.access"):
             logging.getLogger(name).addFilter(_OneLine())
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=15)
+        # a connection that has not sent a whole request within idle_s of opening it (or of the last answer) is
+        # closed: aiohttp's keep-alive timer runs until a request is complete, so headers sent a byte at a
+        # time do not hold it open (tests/test_panel.py)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=self.idle_s)
         try:
             self.loop.run_until_complete(self.runner.setup())
             site = web.TCPSite(self.runner, self.host, self.port)
@@ -139,9 +154,21 @@ class PanelServer:
             self.started.set()
             return
         self.started.set()
+        poll = self.loop.create_task(self._figures())
         self.loop.run_forever()
+        poll.cancel()
         self.loop.run_until_complete(self.runner.cleanup())
         self.loop.close()
+
+    async def _figures(self) -> None:
+        """The run's figures from the pointer, once a second, whether a page is open or not (/metrics)."""
+        while True:
+            try:
+                figures = await self.loop.run_in_executor(None, self.control.figures, self.state.since)
+                await self.loop.run_in_executor(None, self.state.update, figures)
+            except Exception as exc:  # a bug of ours: said, and the next second tried again
+                log.error("panel: the figures failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(FIGURES_S)
 
     def stop(self) -> None:
         if self.thread.is_alive():
@@ -214,6 +241,12 @@ class PanelServer:
             return response
         return self._text(PAGE, "text/html")
 
+    async def _script(self, request: web.Request) -> web.Response:
+        return self._text(SCRIPT, "text/javascript")
+
+    async def _style(self, request: web.Request) -> web.Response:
+        return self._text(STYLE, "text/css")
+
     async def _stats(self, request: web.Request) -> web.Response:
         stats = self.state.stats()
         stats["pointer"] = await self.loop.run_in_executor(None, self.control.status)
@@ -221,6 +254,8 @@ class PanelServer:
         return web.json_response(stats)
 
     async def _frame(self, request: web.Request) -> web.Response:
+        if self.state.view_interval:
+            self.watch.ask()  # frames come from the pointer only while a page asks
         frame, header = self.state.take_frame()
         if frame is None:
             return web.Response(status=204)

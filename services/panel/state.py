@@ -1,5 +1,9 @@
-"""What the panel knows of the run: each frame's trace and findings as they reach it (the stage's thread),
-read by the web server's thread; the Prometheus collectors; the processes' CPU and memory from /proc."""
+"""What the panel knows of the run: the pipeline's figures as the pointer keeps them (asked once a second by
+the server's thread through the ctl channel), the frames the live view asked for (the stage's thread), the
+Prometheus collectors, and the processes' CPU and memory from /proc.
+
+The panel does nothing per frame: with no page open the stage before it sends it no frame at all (the
+watch channel), and every figure comes from the metrics the pointer keeps anyway."""
 
 from __future__ import annotations
 
@@ -7,41 +11,67 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from gazeflow.shared import channels
 from gazeflow.shared.messages import Message
-from gazeflow.shared.metrics import INFER, POST, PRE, QUEUE, PipelineMetrics
+from gazeflow.shared.metrics import BUCKETS_MS, SHOWN, percentiles
 
 HISTORY = 600  # one point a second: the charts' last ten minutes
-WANT_S = 3.0  # a frame is kept for the live view only while a page asked for one this recently
-BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+WANT_S = 3.0  # a frame is sent for the live view only while a page asked for one this recently
 KEPT = ("frame", "t_capture", "source", "face", "landmarks", "head_pose", "iris", "gaze", "eyes", "pointer", "paused")
+
+
+def _histogram(family: HistogramMetricFamily, labels: list[str], d: channels.Distribution) -> None:
+    """A Distribution's bucket counts (ms) as a Prometheus histogram (seconds, cumulative)."""
+    cumulative = np.cumsum(d.buckets).tolist()
+    buckets = [(f"{edge / 1e3:g}", count) for edge, count in zip(BUCKETS_MS, cumulative, strict=False)]
+    family.add_metric(labels, [*buckets, ("+Inf", d.count)], d.sum_ms / 1e3)
+
+
+class Exported:
+    """/metrics's figures of the pipeline, from the pointer's newest (a collector: nothing is counted here)."""
+
+    def __init__(self, state: PanelState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        f, fps = self.state.figures, self.state.fps
+        if f is None:
+            return
+        yield CounterMetricFamily("gazeflow_frames", "frames that reached the end of the pipeline", f.frames)
+        yield CounterMetricFamily("gazeflow_frames_with_gaze", "frames with a gaze", f.gazes)
+        yield GaugeMetricFamily("gazeflow_fps", "frames a second over the last second", fps)
+        yield GaugeMetricFamily("gazeflow_pointer_paused", "1 while the pointer is paused", float(f.paused))
+        e2e = HistogramMetricFamily("gazeflow_e2e_latency_seconds", "capture to the pointer's decision")
+        _histogram(e2e, [], f.e2e)
+        yield e2e
+        service = HistogramMetricFamily("gazeflow_stage_service_seconds", "a stage's work on a frame", labels=["stage"])
+        queue = HistogramMetricFamily(
+            "gazeflow_stage_queue_seconds", "a frame's wait in a stage's inbox", labels=["stage"]
+        )
+        frames = CounterMetricFamily("gazeflow_stage_frames", "frames a stage passed on", labels=["stage"])
+        for name, series in f.stages.items():
+            _histogram(service, [name], series["service_ms"])
+            _histogram(queue, [name], series["queue_ms"])
+            frames.add_metric([name], series["service_ms"].count)
+        yield from (service, queue, frames)
 
 
 class Prometheus:
     """The collectors of /metrics, on a registry of the panel's own (nothing of the process's defaults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: PanelState) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames = Counter("gazeflow_frames", "frames that reached the end of the pipeline", registry=r)
-        self.gazes = Counter("gazeflow_frames_with_gaze", "frames with a gaze", registry=r)
-        self.fps = Gauge("gazeflow_fps", "frames a second over the last second", registry=r)
-        self.paused = Gauge("gazeflow_pointer_paused", "1 while the pointer is paused", registry=r)
-        self.e2e = Histogram(
-            "gazeflow_e2e_latency_seconds", "capture to the pointer's decision", buckets=BUCKETS, registry=r
-        )
-        self.service = Histogram(
-            "gazeflow_stage_service_seconds", "a stage's work on a frame", ["stage"], buckets=BUCKETS, registry=r
-        )
-        self.queue = Histogram(
-            "gazeflow_stage_queue_seconds", "a frame's wait in a stage's inbox", ["stage"], buckets=BUCKETS, registry=r
-        )
-        self.stage_frames = Counter("gazeflow_stage_frames", "frames a stage passed on", ["stage"], registry=r)
+        r.register(Exported(state))
         self.cpu = Gauge(
             "gazeflow_process_cpu_cores", "cores a stage process used over the last second", ["process"], registry=r
         )
@@ -65,98 +95,71 @@ class Prometheus:
 class PanelState:
     def __init__(self, chain: tuple[str, ...], view_fps: float) -> None:
         self.lock = threading.Lock()
-        self.metrics = PipelineMetrics(chain)
-        self.prometheus = Prometheus()
+        self.chain = chain
         self.view_interval = 1.0 / view_fps if view_fps else 0.0  # 0: no live view
-        self.header: dict[str, Any] = {}
+        self.figures: channels.Figures | None = None  # the pointer's newest
+        self.fps = 0.0
         self.frame: np.ndarray | None = None
         self.frame_header: dict[str, Any] = {}
         self.frame_taken = 0.0
         self.wanted_until = 0.0
-        self.history: deque[dict[str, float]] = deque(maxlen=HISTORY)
-        self._mark = (time.monotonic(), 0)
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self._mark: tuple[float, int] | None = None  # when the figures were last taken, and their frames then
         self.processes = Processes()
+        self.prometheus = Prometheus(self)
         self.ended = False
 
-    # -- the stage's thread -----------------------------------------------------------------------------
+    # -- the stage's thread: a frame the live view asked for --------------------------------------------
     def add(self, msg: Message) -> None:
-        h = msg.header
-        p = self.prometheus
-        with self.lock:
-            self.metrics.add(msg)
-            self.header = {k: h.get(k) for k in KEPT}
-        p.frames.inc()
-        if h.get("gaze") is not None:
-            p.gazes.inc()
-        p.paused.set(1.0 if h.get("paused") else 0.0)
-        if self.metrics.e2e.recent:
-            p.e2e.observe(self.metrics.e2e.recent[-1] / 1e3)
-        for row in h["trace"]:
-            stage = row[0]
-            p.service.labels(stage).observe((row[PRE] + row[INFER] + row[POST]) / 1e9)
-            p.queue.labels(stage).observe(row[QUEUE] / 1e9)
-            p.stage_frames.labels(stage).inc()
         now = time.monotonic()
         frame = msg.arrays.get("frame")
         due = self.view_interval and now < self.wanted_until and now - self.frame_taken >= self.view_interval
         if frame is not None and due:
             copy = frame.copy()  # the ring's slot goes back to capture: the live view draws on its own copy
+            header = {k: msg.header.get(k) for k in KEPT}
             with self.lock:
-                self.frame, self.frame_header, self.frame_taken = copy, {**self.header, "trace": []}, now
-        self.tick()
-
-    def tick(self) -> None:
-        """Once a second: a point of the charts, the fps gauge, the processes' CPU and memory."""
-        now = time.monotonic()
-        since, frames = self._mark
-        if now - since < 1.0:
-            return
-        with self.lock:
-            total = self.metrics.frames
-            fps = (total - frames) / (now - since)
-            recent = list(self.metrics.e2e.recent)[-max(1, total - frames) :] if total > frames else []
-            point = {
-                "t": time.time(),
-                "fps": round(fps, 2),
-                "e2e_p50_ms": round(float(np.median(recent)), 2) if recent else None,
-            }
-            point.update(self._service_medians(max(1, total - frames)))
-            self.history.append(point)
-            self._mark = (now, total)
-        self.prometheus.fps.set(fps)
-        for name, figures in self.processes.sample().items():
-            self.prometheus.cpu.labels(name).set(figures["cores"])
-            self.prometheus.rss.labels(name).set(figures["rss_mb"] * 1e6)
-
-    def _service_medians(self, n: int) -> dict[str, float]:
-        out = {}
-        for name, series in self.metrics.stage.items():
-            values = list(series["service_ms"].recent)[-n:]
-            if values:
-                out[f"service_ms:{name}"] = round(float(np.median(values)), 3)
-        return out
+                self.frame, self.frame_header, self.frame_taken = copy, header, now
 
     # -- the server's thread ----------------------------------------------------------------------------
+    @property
+    def since(self) -> int:
+        """The frames the pipeline had passed when the figures were last taken."""
+        return self._mark[1] if self._mark else 0
+
+    def update(self, figures: channels.Figures | None) -> None:
+        """The pointer's figures, once a second: a point of the charts, the fps, the processes' CPU and memory."""
+        now = time.monotonic()
+        if figures is not None:
+            fps = self.fps
+            if self._mark is not None and now > self._mark[0]:
+                fps = max(0, figures.frames - self._mark[1]) / (now - self._mark[0])
+            point: dict[str, Any] = {"t": time.time(), "fps": round(fps, 2), "e2e_p50_ms": figures.e2e.recent_ms}
+            for name, series in figures.stages.items():
+                if series["service_ms"].recent_ms is not None:
+                    point[f"service_ms:{name}"] = round(series["service_ms"].recent_ms, 3)
+            with self.lock:
+                self.figures, self.fps, self._mark = figures, fps, (now, figures.frames)
+                self.history.append(point)
+        for name, used in self.processes.sample().items():
+            self.prometheus.cpu.labels(name).set(used["cores"])
+            self.prometheus.rss.labels(name).set(used["rss_mb"] * 1e6)
+
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            m = self.metrics
-            stages = {}
-            for name in m.chain:
-                series = m.stage.get(name)
-                if series is None:
-                    continue
-                stages[name] = {
-                    key: series[key].quantiles() for key in ("service_ms", "infer_ms", "queue_ms", "transport_ms")
-                } | {"frames": len(series["service_ms"])}
+            f = self.figures
+            stages = {
+                name: {key: _quantiles(series[key]) for key in SHOWN} | {"frames": series["service_ms"].count}
+                for name, series in (f.stages.items() if f else ())
+                if name in self.chain
+            }
             return {
-                "frames": m.frames,
-                "frames_with_face": m.faces,
-                "frames_with_gaze": m.gazes,
-                "fps": self.history[-1]["fps"] if self.history else 0.0,
-                "e2e_ms": m.e2e.quantiles(),
+                "frames": f.frames if f else 0,
+                "frames_with_face": f.faces if f else 0,
+                "frames_with_gaze": f.gazes if f else 0,
+                "fps": round(self.fps, 2),
+                "e2e_ms": _quantiles(f.e2e) if f else percentiles([]),
                 "stages": stages,
                 "history": list(self.history),
-                "findings": dict(self.header),
                 "processes": self.processes.last,
                 "ended": self.ended,
             }
@@ -166,6 +169,10 @@ class PanelState:
         self.wanted_until = time.monotonic() + WANT_S
         with self.lock:
             return self.frame, self.frame_header
+
+
+def _quantiles(d: channels.Distribution) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in msgspec.structs.asdict(d).items() if k in ("p50", "p95", "p99", "max")}
 
 
 class Processes:

@@ -122,6 +122,14 @@ def send(
     return _request(request, f"ipc://{path}", "")
 
 
+def figures(run_dir: str, since: int) -> channels.Figures | None:
+    """The pipeline's figures as the pointer keeps them (the panel's, once a second); None when it has none."""
+    path = Path(run_dir) / SOCKET
+    if not path.exists():
+        raise GazeflowError(f"no running pipeline in {run_dir} (no {SOCKET} socket there)")
+    return _request(channels.Request("figures", value=since), f"ipc://{path}", "").figures
+
+
 def _request(request: channels.Request, address: str, keys: str) -> channels.Reply:
     ctx = zmq.Context.instance()
     secure = None

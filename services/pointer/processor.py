@@ -290,7 +290,16 @@ class Pointer(Processor):
             return self._set(request.key, request.value)
         if command == "calibrate":
             return self._calibrate()
+        if command == "figures":  # the panel's, once a second: the metrics this stage keeps anyway
+            return self._figures(request.value)
         return channels.Reply(ok=True, status=self.status())
+
+    def _figures(self, since: Any) -> channels.Reply:
+        if self.sink_end is None:
+            return channels.Reply(ok=False, error="no metrics here")
+        since = since if isinstance(since, int) and not isinstance(since, bool) and since >= 0 else 0
+        kept = {**self.sink_end.metrics.figures(since), "paused": self.pause.paused}
+        return channels.Reply(ok=True, figures=msgspec.convert(kept, channels.Figures))
 
     def _calibrate(self) -> channels.Reply:
         """Start a calibration inside the run: its targets on this pointer's monitor, this stage's frames."""
