@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gazeflow.shared import registry, tracking
 from gazeflow.shared.engine import Engine
+from gazeflow.shared.errors import GazeflowError
 from gazeflow.shared.messages import Message
 from gazeflow.shared.metrics import T_SEND, trace_row
 from gazeflow.shared.process import StopFlag
@@ -65,6 +66,8 @@ def _through(msg: Message, procs: list[Processor], engines: dict[str, Engine], s
 def run_sync(cfg: Config) -> int:
     from .supervisor import preflight
 
+    if "panel" in cfg.chain:  # it serves from a run directory (token, sockets) that only run-all makes
+        raise GazeflowError("--panel: the panel watches a run of 'gazeflow run-all'; run-sync has none to serve")
     preflight(cfg)  # the same checks as run-all, before anything is loaded
     stop = StopFlag()
     source = Source(resolve_input(cfg.input, cfg.assets_dir), cfg.loop, camera=cfg.capture)

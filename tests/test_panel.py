@@ -55,6 +55,12 @@ def test_a_bad_panel_address_is_one_line_before_anything_starts(address, message
     assert len(proc.stderr.strip().splitlines()) == 1 and "capture" not in proc.stderr
 
 
+def test_run_sync_with_a_panel_is_one_line_before_anything_starts():
+    proc = gazeflow("run-sync", "--input", "demo", "--pointer", "null", "--panel", "9300")
+    assert proc.returncode == 2 and "run-sync has none to serve" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_a_port_in_use_is_one_line_before_anything_starts():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
