@@ -104,6 +104,24 @@ def test_the_iris_features_join_the_fit_where_they_tell_what_the_gaze_model_miss
     assert seeing.errors["held_out_target"]["median_px"] < plain.errors["held_out_target"]["median_px"] / 2
 
 
+def test_a_robust_loss_is_chosen_where_some_frames_look_elsewhere():
+    """A fifth of each target's frames read 80 mm off (a glance, a half blink the outlier rule kept): the
+    squared loss follows them, the Huber loss weighs them less; 'auto' chooses it by the held-out error, and
+    'squared' keeps the fit as profiles were made before."""
+    rng = np.random.default_rng(4)
+    samples = _samples(rng, lambda p: 0.8 * p + np.array([40.0, -30.0]), 3.0)
+    for s in samples:
+        for i in range(0, len(s), 5):
+            s.geo_mm[i] = s.geo_mm[i] + np.array([80.0, 0.0])
+            s.features[i][:2] = s.geo_mm[i]
+    squared = fit.calibrate(samples, MONITOR, loss="squared")
+    chosen = fit.calibrate(samples, MONITOR)
+    assert squared.model.startswith("ridge") and chosen.model.startswith("huber"), (squared.model, chosen.model)
+    held_out = [r.errors["held_out_target"]["median_px"] for r in (chosen, squared)]
+    assert held_out[0] < 0.8 * held_out[1], held_out
+    assert chosen.validation["calibrated"]["median_px"] < squared.validation["calibrated"]["median_px"]
+
+
 def test_a_correction_over_the_iris_features_needs_them_in_every_frame():
     rng = np.random.default_rng(3)
     result = fit.calibrate(

@@ -524,12 +524,14 @@ def accuracy_lines(r: dict[str, Any]) -> list[str]:
         "| features | model | held-out targets | same targets | check targets |",
         "|---|---|---|---|---|",
     ]
-    for label in ("gaze", "gaze+iris"):
-        v = a[label]
-        lines.append(
-            f"| {label} | {v['model']} | {cell(v['held_out_target'])} | {cell(v['same_target'])} "
-            f"| {cell(v['check_targets'])} |"
-        )
+    shown = {"before": "gaze, squared loss (the fit before #32)", "gaze": "gaze", "gaze+iris": "gaze+iris"}
+    for label, name in shown.items():
+        v = a.get(label)
+        if v:
+            lines.append(
+                f"| {name} | {v['model']} | {cell(v['held_out_target'])} | {cell(v['same_target'])} "
+                f"| {cell(v['check_targets'])} |"
+            )
     peer = a.get("peer") or {}
     if "same_target" in peer:
         lines.append(f"| peer: {peer['name']} | | {cell(peer['held_out_target'])} | {cell(peer['same_target'])} | |")

@@ -229,7 +229,7 @@ class Session:
         if self.rules.points == 1:
             return self._recentre(samples)
         try:
-            result = fit.calibrate(samples, self.monitor, self.rules.settle_s)
+            result = fit.calibrate(samples, self.monitor, self.rules.settle_s, self.rules.loss)
         except ValueError as exc:
             raise GazeflowError(f"calibration failed, no profile written: {exc}") from None
         self._print(result, samples)

@@ -5,10 +5,11 @@ the settling of the eyes) to its end, only on frames with a face and a gaze,
 and not when they lie more than ``outlier_mad`` median absolute deviations
 from the target's median (a blink, a glance away). The correction is a ridge
 regression (scikit-learn) from the frame's features to what the geometric
-model got wrong, in mm; its features (the gaze model's alone, or with the
-iris stage's where every sample has them) and its strength are chosen by
-cross-validation that leaves one target out at a time, against two plainer
-candidates: no correction and a constant offset. Two errors describe the
+model got wrong, in mm, with a squared or a robust (Huber) loss; its features
+(the gaze model's alone, or with the iris stage's where every sample has them),
+its loss and its strength are chosen by cross-validation that leaves one target
+out at a time, against two plainer candidates: no correction and a constant
+offset. Two errors describe the
 chosen fit: on targets it never saw (held out, one at a time) and on the
 targets it was fitted on (their last samples, held back from a refit). The
 validation targets then compare the chosen fit with the geometric model
@@ -35,6 +36,9 @@ from .settings import CalibrationConfig
 from .targets import Target
 
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+# a Huber loss weighs a frame whose features are off (a half blink, a glance) less than a squared one; its
+# strengths above 10 were never the best on the demo (the fit then ignores the features)
+ROBUST_ALPHAS = tuple(a for a in ALPHAS if a <= 10)
 HOLD_OUT = 0.3  # without check targets: this last part of each fit target's samples validates
 MIN_FIT_TARGETS = 4
 MIN_SAMPLES = 5  # a target with fewer samples than this does not count (a fit on one frame each is noise)
@@ -141,22 +145,23 @@ FEATURE_SETS = {
 
 @dataclass(frozen=True)
 class Candidate:
-    """A way to correct: none, a constant offset, or a ridge over a feature set with a strength."""
+    """A way to correct: none, a constant offset, or a linear fit over a feature set with a strength and a loss
+    (ridge: squared; huber: robust, each axis on its own)."""
 
-    kind: str  # none | offset | ridge
-    features: str = "gaze"  # a FEATURE_SETS key (ridge)
+    kind: str  # none | offset | ridge | huber
+    features: str = "gaze"  # a FEATURE_SETS key (ridge, huber)
     alpha: float = 0.0
 
     @property
     def label(self) -> str:
-        return f"ridge {self.alpha:g} over {self.features}" if self.kind == "ridge" else self.kind
+        return f"{self.kind} {self.alpha:g} over {self.features}" if self.kind in ("ridge", "huber") else self.kind
 
     def fit(self, x: np.ndarray, residual: np.ndarray) -> Correction | None:
         if self.kind == "none":
             return None
         if self.kind == "offset":
             return _offset(residual)
-        return _ridge(x, residual, self.alpha, FEATURE_SETS[self.features])
+        return _linear(x, residual, self.alpha, FEATURE_SETS[self.features], robust=self.kind == "huber")
 
 
 def _offset(residual: np.ndarray) -> Correction:
@@ -164,27 +169,42 @@ def _offset(residual: np.ndarray) -> Correction:
     return Correction([0.0] * k, [1.0] * k, [[0.0] * k, [0.0] * k], [float(v) for v in np.median(residual, axis=0)])
 
 
-def _ridge(x: np.ndarray, residual: np.ndarray, alpha: float, features: tuple[str, ...] = FEATURES) -> Correction:
-    from sklearn.linear_model import Ridge
+def _linear(
+    x: np.ndarray, residual: np.ndarray, alpha: float, features: tuple[str, ...] = FEATURES, robust: bool = False
+) -> Correction:
+    """A ridge (squared loss, both axes at once) or a Huber regression (each axis) on standardised features."""
+    from sklearn.linear_model import HuberRegressor, Ridge
     from sklearn.preprocessing import StandardScaler
 
     x = x[:, [ALL_FEATURES.index(name) for name in features]]
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    model = Ridge(alpha=alpha).fit((x - scaler.mean_) / scale, residual)
-    return Correction(scaler.mean_.tolist(), scale.tolist(), model.coef_.tolist(), model.intercept_.tolist(), features)
+    z = (x - scaler.mean_) / scale
+    if robust:
+        axes = [HuberRegressor(alpha=alpha, max_iter=500).fit(z, residual[:, i]) for i in range(2)]
+        coef, intercept = [m.coef_.tolist() for m in axes], [float(m.intercept_) for m in axes]
+    else:
+        model = Ridge(alpha=alpha).fit(z, residual)
+        coef, intercept = model.coef_.tolist(), model.intercept_.tolist()
+    return Correction(scaler.mean_.tolist(), scale.tolist(), coef, intercept, features)
 
 
 def _predicted(correction: Correction | None, x: np.ndarray, geo: np.ndarray) -> np.ndarray:
     return geo if correction is None else geo + correction.apply(x)
 
 
-def candidates(x: np.ndarray) -> list[Candidate]:
-    """Every candidate the samples allow: a feature set joins where every sample has its features."""
+def candidates(x: np.ndarray, loss: str = "auto") -> list[Candidate]:
+    """Every candidate the samples and the loss (auto, squared, huber) allow: a feature set joins where every
+    sample has its features."""
     sets = [
         name for name, names in FEATURE_SETS.items() if np.isfinite(x[:, [ALL_FEATURES.index(n) for n in names]]).all()
     ]
-    return [Candidate("none"), Candidate("offset")] + [Candidate("ridge", s, a) for s in sets for a in ALPHAS]
+    out = [Candidate("none"), Candidate("offset")]
+    if loss in ("auto", "squared"):
+        out += [Candidate("ridge", s, a) for s in sets for a in ALPHAS]
+    if loss in ("auto", "huber"):
+        out += [Candidate("huber", s, a) for s in sets for a in ROBUST_ALPHAS]
+    return out
 
 
 def held_out(
@@ -199,12 +219,12 @@ def held_out(
     return out
 
 
-def choose(fits: list[Samples]) -> tuple[Correction | None, Candidate]:
+def choose(fits: list[Samples], loss: str = "auto") -> tuple[Correction | None, Candidate]:
     """The candidate with the least median error on targets it did not see (one target left out at a time),
     fitted on every fit sample."""
     x, geo, target, _, groups = _arrays(fits)
     scores = {}
-    for candidate in candidates(x):
+    for candidate in candidates(x, loss):
         predicted = geo if candidate.kind == "none" else held_out(candidate, x, geo, target, groups)
         scores[candidate] = float(np.median(np.linalg.norm(predicted - target, axis=1)))
     best = min(scores, key=lambda c: scores[c])
@@ -289,14 +309,14 @@ def too_few(samples: list[Samples], settle_s: float) -> str:
     )
 
 
-def calibrate(samples: list[Samples], monitor: Monitor, settle_s: float = 0.0) -> Result:
+def calibrate(samples: list[Samples], monitor: Monitor, settle_s: float = 0.0, loss: str = "auto") -> Result:
     """Fit, validate, keep the better of calibrated and uncalibrated. ValueError when too few targets count."""
     fits, checks = split(samples)
     if len(fits) < MIN_FIT_TARGETS:
         raise ValueError(too_few(samples, settle_s))
     if not checks:
         raise ValueError("no check target has samples: nothing to validate on")
-    correction, chosen = choose(fits)
+    correction, chosen = choose(fits, loss)
     before = figures(None, checks, monitor)
     after = figures(correction, checks, monitor)
     better = correction is not None and after["median_px"] < before["median_px"]

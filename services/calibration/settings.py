@@ -23,6 +23,11 @@ class CalibrationConfig(Section):
     target_s: float = setting(2.0, "how long each target is shown", gt=0)
     settle_s: float = setting(0.6, "samples of a target count from this long after it appeared", ge=0)
     outlier_mad: float = setting(3.0, "a sample this many MADs from its target's median is dropped", gt=0)
+    loss: Literal["auto", "squared", "huber"] = setting(
+        "auto",
+        "the fit's loss: auto chooses squared (ridge) or robust (Huber) by the error on targets left out; "
+        "squared alone is how profiles were fitted before 2026-12-07",
+    )
 
     @model_validator(mode="after")
     def _settles(self) -> CalibrationConfig:

@@ -66,7 +66,7 @@ class LiveCalibration:
             self.records, self.targets, GazeMapper(self.cfg.camera, self.monitor), self.rules, self.fps, False
         )
         try:
-            result = fit.calibrate(samples, self.monitor, self.rules.settle_s)
+            result = fit.calibrate(samples, self.monitor, self.rules.settle_s, self.rules.loss)
         except ValueError as exc:
             raise GazeflowError(f"calibration failed, no profile written: {exc}") from None
         path = profile.save(self.name, profile_data(self.cfg, self.monitor, self.rules.points, result))
