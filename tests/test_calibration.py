@@ -449,3 +449,18 @@ def test_calibrate_on_the_second_of_two_monitors_and_esc_saves_nothing(tmp_path,
         server.wait(5)
     assert proc.returncode == 1 and "calibration cancelled: nothing saved" in out
     assert not profile.path_of("second").exists()
+
+
+def test_a_profiles_line_says_both_of_its_errors_in_pixels_and_degrees():
+    """What the log's first lines, 'gazeflow ctl status' and the panel show of a profile."""
+    from gazeflow.services.pointer import profile
+
+    error = {"median_px": 220.4, "median_deg": 5.2, "p95_px": 900.0, "p95_deg": 20.0}
+    data = {
+        "used": "calibrated",
+        "validation": {"calibrated": error},
+        "errors": {"held_out_target": error, "same_target": {**error, "median_px": 191.0, "median_deg": 4.3}},
+        "model": "huber 0.1 over point+head+iris",
+    }
+    line = profile.summary(data)
+    assert "on targets it never saw 220 px = 5.2 deg" in line and "on its own targets 191 px = 4.3 deg" in line

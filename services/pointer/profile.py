@@ -96,11 +96,12 @@ def summary(data: dict[str, Any]) -> str:
         f"p95 {used['p95_px']:.0f} px = {used['p95_deg']:.1f} deg ({data.get('used')})"
     )
     errors = data.get("errors") if isinstance(data.get("errors"), dict) else {}
-    unseen = errors.get("held_out_target")
-    if data.get("used") == "calibrated" and isinstance(unseen, dict):
-        px, deg = unseen.get("median_px"), unseen.get("median_deg")
-        if all(isinstance(v, int | float) for v in (px, deg)):
-            line += f"; on targets it never saw {px:.0f} px = {deg:.1f} deg"
+    for key, words in (("held_out_target", "on targets it never saw"), ("same_target", "on its own targets")):
+        error = errors.get(key)
+        if data.get("used") == "calibrated" and isinstance(error, dict):
+            px, deg = error.get("median_px"), error.get("median_deg")
+            if all(isinstance(v, int | float) for v in (px, deg)):
+                line += f"; {words} {px:.0f} px = {deg:.1f} deg"
     if data.get("used") == "calibrated" and isinstance(data.get("model"), str):
         line += f"; model {data['model'][:60]}"
     return line
