@@ -12,6 +12,7 @@ drives the same processors with one synchronous request at a time.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -151,6 +152,9 @@ class StageRuntime:
         self.early: dict[int, Item] = {}  # frames started ahead of their turn (still in the inbox), by id
         self.started = time.monotonic()
         self.next_note = self.started + WAITING_NOTE_S
+        up = cfg.chain[cfg.chain.index(name) - 1] if name != cfg.chain[0] else ""
+        if up and registry.on_demand(cfg, up) is not None:
+            self.next_note = math.inf  # fed on demand (the panel): no frame until a page asks is no news
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
         label = f"{name}[{worker}]" if cfg.workers(name) > 1 else name
         log.info(

@@ -55,6 +55,15 @@ def test_a_bad_panel_address_is_one_line_before_anything_starts(address, message
     assert len(proc.stderr.strip().splitlines()) == 1 and "capture" not in proc.stderr
 
 
+def test_the_panel_does_not_change_where_the_other_stages_run():
+    """Idle while no page is open, the panel does not count against the cores when stages are put together."""
+    from gazeflow.services.cli import pipeline_config
+
+    plain = pipeline_config(["--input", "demo", "--max-speed"]).placement_groups
+    with_panel = pipeline_config(["--input", "demo", "--max-speed", "--panel", "9300"]).placement_groups
+    assert with_panel == (*plain, ("panel",))
+
+
 def test_run_sync_with_a_panel_is_one_line_before_anything_starts():
     proc = gazeflow("run-sync", "--input", "demo", "--pointer", "null", "--panel", "9300")
     assert proc.returncode == 2 and "run-sync has none to serve" in proc.stderr, proc.stderr
@@ -125,6 +134,16 @@ def test_a_client_that_connects_and_never_sends_a_whole_request_is_let_go():
                     except OSError:
                         closed = True
                 assert closed, f"held open with {dribble!r}"
+        # a change whose body comes a byte at a time is answered 408 once the idle time has passed
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            host = f"127.0.0.1:{server.port}"
+            head = (
+                f"POST /api/control HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
+                f"Authorization: Bearer {'t' * 32}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+            )
+            s.sendall(head.encode())
+            s.settimeout(20)
+            assert s.recv(100).startswith(b"HTTP/1.1 408"), "a slow body was waited for"
         # and a client that does send is served as ever
         request = urllib.request.Request(f"http://127.0.0.1:{server.port}/api/stats")
         request.add_header("Authorization", "Bearer " + "t" * 32)

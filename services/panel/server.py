@@ -134,6 +134,7 @@ class PanelServer:
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/api/frame.jpg", self._frame)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_post("/api/control", self._control)
         app.router.add_post("/api/set", self._set)
         app.router.add_post("/api/save", self._save)
@@ -241,6 +242,9 @@ class PanelServer:
             return response
         return self._text(PAGE, "text/html")
 
+    async def _no_icon(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)  # none: a browser's console stays quiet
+
     async def _script(self, request: web.Request) -> web.Response:
         return self._text(SCRIPT, "text/javascript")
 
@@ -283,8 +287,10 @@ class PanelServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
+        try:  # a body sent a byte at a time is not waited for (the request line and headers: idle_s)
+            body = await asyncio.wait_for(request.json(), self.idle_s)
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(reason="the body did not come in time") from None
         except (ValueError, LookupError, UnicodeError):  # not JSON, an unknown charset, bad bytes
             body = None
         if not isinstance(body, dict):

@@ -133,7 +133,8 @@ class PanelState:
             fps = self.fps
             if self._mark is not None and now > self._mark[0]:
                 fps = max(0, figures.frames - self._mark[1]) / (now - self._mark[0])
-            point: dict[str, Any] = {"t": time.time(), "fps": round(fps, 2), "e2e_p50_ms": figures.e2e.recent_ms}
+            recent = figures.e2e.recent_ms
+            point: dict[str, Any] = {"t": time.time(), "fps": round(fps, 2), "e2e_p50_ms": recent and round(recent, 2)}
             for name, series in figures.stages.items():
                 if series["service_ms"].recent_ms is not None:
                     point[f"service_ms:{name}"] = round(series["service_ms"].recent_ms, 3)
