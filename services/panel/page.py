@@ -141,7 +141,7 @@ async function refresh() {
   $("#health").textContent = p.health || "";
   const shown = ["calibration", "figures", "profile", "click mode", "mode", "select", "action", "live error", "clicks", "moves"];
   $("#pointer").innerHTML = shown.filter((k) => k in p).map((k) => {
-    const v = typeof p[k] === "object" ? JSON.stringify(p[k]) : p[k];
+    const v = p[k] && typeof p[k] === "object" ? Object.entries(p[k]).map(([a, b]) => `${a} ${b}`).join(", ") : p[k];
     return `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`;
   }).join("");
   fill(p);
