@@ -120,7 +120,7 @@ class Supervisor:
         self.restart_at: dict[str, float] = {}
         self.beats: dict[int, float] = {}  # pid -> when its last heartbeat came
         self.passed: dict[int, tuple[int, int, float]] = {}  # pid -> frames in, out, when out last moved
-        self.refused: dict[tuple[int, str], tuple[int, int]] = {}  # (pid, stage) -> dropped, malformed
+        self.refused: dict[tuple[int, str], tuple[int, int, int]] = {}  # (pid, stage) -> dropped, malformed, lost
         self.next_health = time.monotonic() + cfg.log_interval
         self.quiet: set[int] = set()  # pids already reported as quiet
         self.config_file = run_dir / "config.json"
@@ -184,7 +184,7 @@ class Supervisor:
             moved = last is None or last[1] != event.frames_out
             self.passed[event.pid] = (event.frames_in or 0, event.frames_out, now if moved else last[2])
         if event.dropped is not None:
-            self.refused[(event.pid, event.stage)] = (event.dropped, event.malformed or 0)
+            self.refused[(event.pid, event.stage)] = (event.dropped, event.malformed or 0, event.lost or 0)
 
     def _reason(self, name: str, code: int) -> str:
         self.events(0)  # pick up its last words
@@ -233,9 +233,9 @@ class Supervisor:
             elif frames_in > frames_out and now - moved > QUIET_S:
                 state = f"STALLED {now - moved:.0f}s"
             counts = [v for (pid, _), v in self.refused.items() if pid == proc.pid]
-            dropped, malformed = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            dropped, malformed, lost = (sum(c[i] for c in counts) for i in range(3))
             restarts = self.restarts.get(name, 0)
-            out.append(channels.ProcessHealth(name, state, frames_in, frames_out, restarts, dropped, malformed))
+            out.append(channels.ProcessHealth(name, state, frames_in, frames_out, restarts, dropped, malformed, lost))
         return out
 
     def health_line(self, processes: list[channels.ProcessHealth] | None = None) -> str:

@@ -58,6 +58,7 @@ class Alive(msgspec.Struct, tag="alive", omit_defaults=True):
     frames_out: Count | None = None
     dropped: Count | None = None  # frames it let go of (live: too late), and messages refused at its door
     malformed: Count | None = None
+    lost: Count | None = None  # frames that never came (a stage that died took them with it)
 
 
 Event = Ready | Failed | Alive
@@ -79,6 +80,7 @@ class ProcessHealth(msgspec.Struct, array_like=True):
     restarts: Count = 0
     dropped: Count = 0
     malformed: Count = 0
+    lost: Count = 0
 
 
 class Health(msgspec.Struct):

@@ -123,6 +123,7 @@ class Inbox:
             self.reorder.defer(now)  # (a syscall only while a gap is waited for, not on every turn)
             return
         self.waiting.extend(self.reorder.expire(now))
+        self.counters.lost = self.reorder.given_up
 
     def _drop_stale(self, now_ns: int) -> None:
         """A newer frame has arrived: drop waiting frames that are stale, or the oldest if the inbox is full."""

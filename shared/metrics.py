@@ -53,6 +53,7 @@ class Counters:
     in_flight_sum: int = 0  # requests in flight just after each submit, summed
     in_flight_max: int = 0
     unwatched: int = 0  # of those sent: frames a sink fed on demand (the panel) did not ask for, done here
+    lost: int = 0  # frames that never came: taken back from a stage that died (capture), given up by a reorder
 
     def submitted(self, in_flight: int) -> None:
         self.submits += 1

@@ -89,6 +89,7 @@ class Control:
             if self.counters is not None:  # what it has taken in and passed on: the health line's figures
                 beat.frames_in, beat.frames_out = self.counters.received, self.counters.sent
                 beat.dropped, beat.malformed = self.counters.dropped, self.counters.malformed
+                beat.lost = self.counters.lost
             self.end.send(beat)
 
     def ready(self) -> None:

@@ -385,3 +385,28 @@ def test_chaos_an_inference_stage_killed_every_10_s_results_keep_coming_and_ever
     assert err.count("killed by SIGKILL; restarting it") == kills
     assert report["dropped"] == 0
     assert report["frames"] + report["lost"] == report["stages"]["capture"]["out"]
+
+
+def test_a_processs_health_says_the_frames_lost_with_a_stage_that_died(tmp_path):
+    """What capture took back from a stage that died (or a reorder gave up) travels in its heartbeats to run-all's
+    health of each process: the panel's "lost" column and /metrics."""
+    from gazeflow.services.supervisor import Supervisor
+    from gazeflow.shared import channels
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    sup = Supervisor(pipeline_config(["--input", "demo", "--pointer", "null"]), run_dir)
+    stand_in = subprocess.Popen(["sleep", "60"])  # a process for the health to be of
+    stage = channels.End(sup.ctx, "control", sup.control.where, serves=False)
+    try:
+        sup.procs["capture"] = stand_in
+        stage.send(channels.Alive("capture", stand_in.pid, 40, 40, dropped=1, malformed=0, lost=3), block=True)
+        wait_for(lambda: sup.events(0.5) and stand_in.pid in sup.passed, "the heartbeat at run-all")
+        health = {p.name: p for p in sup.processes_health()}
+        assert health["capture"].lost == 3 and health["capture"].dropped == 1
+    finally:
+        stage.close()
+        stand_in.kill()
+        stand_in.wait()
+        sup.procs.clear()
+        sup.close()

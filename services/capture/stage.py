@@ -89,6 +89,7 @@ class _Feed:
         if self.ring is None:
             return None, False
         slot = self.ring.take()
+        self.counters.lost = self.ring.expired  # slots taken back from a stage that died: their frames are lost
         while slot is None and not self.cfg.live and not self.stop:
             self.beat()  # waiting for the pipeline is not hanging
             self.ring.reclaim(100)

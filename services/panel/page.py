@@ -36,7 +36,7 @@ PAGE = """<!doctype html>
  <th>queue p50</th><th>frames</th></tr></thead><tbody></tbody></table>
  <h2>Processes</h2>
  <table id="processes"><thead><tr><th>process</th><th>state</th><th>fps</th><th>frames in</th><th>out</th>
- <th>dropped</th><th>malformed</th><th>restarts</th><th>CPU cores</th><th>memory MB</th></tr></thead><tbody></tbody></table>
+ <th>dropped</th><th>lost</th><th>malformed</th><th>restarts</th><th>CPU cores</th><th>memory MB</th></tr></thead><tbody></tbody></table>
  <p id="health"></p>
  <h2>Last minutes</h2>
  <canvas id="fps" width="640" height="120" aria-label="frames a second"></canvas>
@@ -121,8 +121,10 @@ async function refresh() {
   const paused = (p.state || "").startsWith("paused");
   $("#state").textContent = s.ended ? "ended" : (p.state || "running");
   $("#state").className = "pill " + (s.ended ? "" : paused ? "paused" : "running");
+  const lost = (p.processes || []).reduce((n, h) => n + (h.lost || 0), 0);
   $("#summary").textContent = `${s.fps.toFixed(1)} fps, end to end p50 ${s.e2e_ms.p50.toFixed(1)} ms, ` +
-    `p95 ${s.e2e_ms.p95.toFixed(1)} ms, ${s.frames} frames (${s.frames_with_gaze} with gaze)`;
+    `p95 ${s.e2e_ms.p95.toFixed(1)} ms, ${s.frames} frames (${s.frames_with_gaze} with gaze)` +
+    (lost ? `, ${lost} lost with a stage that died` : "");
   const rows = Object.entries(s.stages).map(([name, v]) =>
     `<tr><td>${esc(name)}</td><td>${v.service_ms.p50.toFixed(2)}</td><td>${v.service_ms.p95.toFixed(2)}</td>` +
     `<td>${v.infer_ms.p50.toFixed(2)}</td><td>${v.queue_ms.p50.toFixed(2)}</td><td>${esc(v.frames)}</td></tr>`);
@@ -133,7 +135,7 @@ async function refresh() {
     const fps = before && now > before.t ? ((h.frames_out - before.out) / (now - before.t)).toFixed(1) : "";
     if (!before || now - before.t >= 5) seen[h.name] = {t: now, out: h.frames_out};
     return `<tr><td>${esc(h.name)}</td><td>${esc(h.state)}</td><td>${esc(fps)}</td><td>${esc(h.frames_in)}</td>` +
-      `<td>${esc(h.frames_out)}</td><td>${esc(h.dropped)}</td><td>${esc(h.malformed)}</td>` +
+      `<td>${esc(h.frames_out)}</td><td>${esc(h.dropped)}</td><td>${esc(h.lost)}</td><td>${esc(h.malformed)}</td>` +
       `<td>${esc(h.restarts)}</td><td>${use.cores !== undefined ? use.cores.toFixed(2) : ""}</td>` +
       `<td>${use.rss_mb !== undefined ? esc(use.rss_mb) : ""}</td></tr>`;
   });

@@ -280,7 +280,7 @@ class PanelServer:
             if not isinstance(process, dict):
                 continue
             name = str(process.get("name"))[:200]
-            for key in ("restarts", "dropped", "malformed"):
+            for key in ("restarts", "dropped", "lost", "malformed"):
                 if isinstance(process.get(key), int):
                     getattr(self.state.prometheus, key).labels(name).set(process[key])
         body = generate_latest(self.state.prometheus.registry)

@@ -84,6 +84,12 @@ class Prometheus:
         self.dropped = Gauge(
             "gazeflow_process_dropped_frames", "frames a stage process let go of", ["process"], registry=r
         )
+        self.lost = Gauge(
+            "gazeflow_process_lost_frames",
+            "frames that never came to a stage process (a stage that died took them with it)",
+            ["process"],
+            registry=r,
+        )
         self.malformed = Gauge(
             "gazeflow_process_malformed_messages",
             "messages a stage process refused at its door",
