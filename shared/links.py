@@ -35,6 +35,7 @@ class LinkEnd:
     hwm: int
     curve: Any
     live: bool  # a live run: heartbeats notice a vanished peer (a replay waits instead: transport.py)
+    workers: int = 1  # the receiving stage's workers
 
     @classmethod
     def of(cls, cfg: Config, stage: str, direction: str) -> LinkEnd:
@@ -42,7 +43,8 @@ class LinkEnd:
         hwm = FRAMES_HWM if link.up == cfg.source else HWM
         peer = link.down if direction == "output" else link.up
         curve = cfg.curve(stage, peer)
-        return cls(link, stage, cfg.endpoint(stage, direction), cfg.workers(link.down) > 1, hwm, curve, cfg.live)
+        workers = cfg.workers(link.down)
+        return cls(link, stage, cfg.endpoint(stage, direction), workers > 1, hwm, curve, cfg.live, workers)
 
     @property
     def local(self) -> bool:
@@ -50,8 +52,9 @@ class LinkEnd:
         return self.endpoint.local
 
     def sender(self, ctx: zmq.Context) -> Sender:
-        cls = Distributor if self.into_workers else PushSender
-        return cls(ctx, self.endpoint, self.hwm, self.curve, self.live)
+        if self.into_workers:
+            return Distributor(ctx, self.endpoint, self.hwm, self.curve, self.live, self.workers)
+        return PushSender(ctx, self.endpoint, self.hwm, self.curve, self.live)
 
     def receiver(self, ctx: zmq.Context) -> Receiver:
         return Receiver(ctx, self.endpoint, self.hwm, self.curve, worker=self.into_workers, live=self.live)

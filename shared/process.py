@@ -25,6 +25,7 @@ import zmq
 from . import channels
 from .errors import GazeflowError
 from .security import stop_authenticators
+from .transport import IO_THREADS
 
 log = logging.getLogger("gazeflow")
 CONTROL_ENV = "GAZEFLOW_CONTROL"
@@ -214,7 +215,7 @@ def run_stages(bodies: dict[str, Body]) -> int:
     if os.environ.get(CONTROL_ENV):
         _die_with_parent()
     stop = StopFlag()
-    ctx = zmq.Context()
+    ctx = zmq.Context(io_threads=IO_THREADS)  # inputs and outputs on I/O threads of their own (transport.py)
     codes: dict[str, int] = {}
     *upstream, (last, body) = bodies.items()
     threads = [

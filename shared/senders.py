@@ -18,9 +18,10 @@ import zmq
 
 from .endpoint import Endpoint
 from .messages import Message
-from .transport import ACK, PeerWatch, attach, close_socket, open_socket, send
+from .transport import ACK, OUTPUT_IO, PeerWatch, attach, close_socket, open_socket, send
 
 CREDITS_MAX = 16  # most messages one worker may be given ahead
+WORKERS_WAIT_S = 60.0  # a replay's first message waits this long at most for every worker of a scaled stage
 END_WAIT_S = 60.0  # at the end of a stream, how long a sender waits for the next stage's acknowledgement
 log = logging.getLogger("gazeflow.transport")
 Abort = Callable[[], bool]
@@ -64,7 +65,7 @@ class _Socket:
         self, ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any, live: bool = True, **options: int
     ) -> None:
         self.endpoint = endpoint
-        self.sock = open_socket(ctx, kind, endpoint, hwm, curve, live)
+        self.sock = open_socket(ctx, kind, endpoint, hwm, curve, live, OUTPUT_IO)
         for option, value in options.items():
             self.sock.setsockopt(getattr(zmq, option), value)
         self.watch = PeerWatch(self.sock)
@@ -101,9 +102,15 @@ class PushSender(_Socket):
 class Distributor(_Socket):
     """Sends on a ROUTER socket to the workers of a scaled stage, by their credit."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True) -> None:
+    def __init__(
+        self, ctx: zmq.Context, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True, workers: int = 1
+    ) -> None:
         # ROUTER_MANDATORY: a send to a worker that has gone fails, not vanishes
         super().__init__(ctx, zmq.ROUTER, endpoint, max(hwm, 2 * CREDITS_MAX), curve, live, ROUTER_MANDATORY=1)
+        # a replay's first message waits (WORKERS_WAIT_S at most) until every worker has said it takes some, so
+        # that one started late (compiling its models, without run-all's go) shares the work and gets the end
+        self.expected = 0 if live else workers
+        self.first_by: float | None = None
         self.credits: dict[bytes, int] = {}  # worker identity -> messages it will still take
         self.end: Message | None = None  # the end of the stream, once sent
         self.ended: set[bytes] = set()  # workers that have been sent it
@@ -135,8 +142,26 @@ class Distributor(_Socket):
             log.info("%s: a worker has gone", self.endpoint.address)
             return None
 
+    def _all_there(self) -> bool:
+        """Whether the first message may go: every worker is there, or the wait for them is over."""
+        if len(self.credits) >= self.expected:
+            self.expected = 0
+            return True
+        now = time.monotonic()
+        if self.first_by is None:
+            self.first_by = now + WORKERS_WAIT_S
+            log.info("%s: waiting for %d workers before the first frame", self.endpoint.address, self.expected)
+        if now < self.first_by:
+            return False
+        came, address = len(self.credits), self.endpoint.address
+        log.warning("%s: %d of %d workers came in %.0f s: going on", address, came, self.expected, WORKERS_WAIT_S)
+        self.expected = 0
+        return True
+
     def send(self, msg: Message) -> bool:
         self._take_credits()
+        if self.expected and not self._all_there():
+            return False
         while True:
             ready = [ident for ident, n in self.credits.items() if n > 0]
             if not ready:

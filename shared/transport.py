@@ -28,15 +28,22 @@ HEARTBEAT_MS = 1000  # live tcp links: ZeroMQ pings its peer this often and drop
 # it (libzmq #2709, #4167): frames lost in a lossless replay. TCP keepalive notices a host that has gone instead.
 KEEPALIVE_S = (10, 5, 3)  # idle seconds before the first probe, seconds between probes, probes
 ACK = b"end"  # the receiver's answer to an end-of-stream message
+IO_THREADS = 2  # a stage process's ZeroMQ I/O threads: its links' inputs on one, their outputs on the other
+INPUT_IO, OUTPUT_IO = 1, 2
 log = logging.getLogger("gazeflow.transport")
 
 
 def open_socket(
-    ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True
+    ctx: zmq.Context, kind: int, endpoint: Endpoint, hwm: int, curve: Any = None, live: bool = True, io: int = 0
 ) -> zmq.Socket:
     """Create and configure one socket (CURVE on tcp when keys are given; ``live``: ZMTP heartbeats on tcp,
-    else TCP keepalive, so that back-pressure in a replay never drops a connection)."""
+    else TCP keepalive, so that back-pressure in a replay never drops a connection). ``io``: over tcp, the
+    context's I/O thread it uses (INPUT_IO, OUTPUT_IO): libzmq resolves a host name in the I/O thread, and a
+    link's reconnect to a peer that has gone (its name no longer resolves, the lookup waits for DNS) stalls
+    every socket of that thread; with the input apart, the last frames still leave on the output."""
     sock = ctx.socket(kind)
+    if io and endpoint.address.startswith("tcp://") and ctx.get(zmq.IO_THREADS) >= io:
+        sock.setsockopt(zmq.AFFINITY, 1 << (io - 1))
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
@@ -148,7 +155,7 @@ class Receiver:
         self.endpoint = endpoint
         self.worker = worker
         kind = zmq.DEALER if worker else zmq.ROUTER
-        self.sock = attach(open_socket(ctx, kind, endpoint, hwm, curve, live), endpoint)
+        self.sock = attach(open_socket(ctx, kind, endpoint, hwm, curve, live, INPUT_IO), endpoint)
 
     def recv(self, block: bool = False) -> Message | None:
         """One message, or None when nothing waits (block=False); MalformedMessage for a bad one."""

@@ -267,12 +267,13 @@ def test_the_compose_topology_passes_every_frame_through_every_stage(engine, ima
     print(f"\ncompose topology ({len(names)} containers), {report['frames']} frames at {report['fps']} fps:")
     print("\n".join(rows))
     engine.figures["compose fps"] = report["fps"]
-    assert [r["frame"] for r in results] == list(range(FRAMES))
+    said = "\n".join(f"== {n}\n{text[-3000:]}" for n, text in logs.items())  # what each container said, if not
+    assert [r["frame"] for r in results] == list(range(FRAMES)), said
     assert report["frames"] == FRAMES and report["dropped"] == 0 and report["lost"] == 0
     for name in ("capture", "face_detection", "landmarks_headpose", "gaze"):
         assert stages[name]["out"] == FRAMES, (name, stages[name])
     workers = stages["face_detection"]["workers"]
-    assert len(workers) == 2 and all(w["in"] > 0 for w in workers)  # the scaled stage split the work
+    assert len(workers) == 2 and all(w["in"] > 0 for w in workers), said  # the scaled stage split the work
     assert sum(w["in"] for w in workers) == FRAMES
     assert set(codes.values()) == {"0"}, codes
     panel = next(n for n in names if "panel" in n)  # it served, with the token 'gazeflow keys' made

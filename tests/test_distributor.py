@@ -123,3 +123,24 @@ def test_a_replay_link_keeps_every_message_through_a_stall_longer_than_the_heart
         sender.close()
         receiver.close()
         ctx.destroy(0)
+
+
+def test_a_replays_first_frame_waits_for_every_worker_so_a_late_one_shares_the_work():
+    """Without run-all's go (the compose topology), a worker still compiling its models when the source starts
+    would get no frame and no end of the stream: a replay's first frame waits until every worker is there."""
+    ctx = zmq.Context()
+    dist = senders.Distributor(ctx, Endpoint.parse("push+bind:tcp://127.0.0.1:0"), 4, live=False, workers=2)
+    address = dist.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    try:
+        early = _worker(ctx, address, 8)
+        assert not _send(dist, Message.frame(0, 0.0, {}), timeout_s=1)  # one of two: it waits
+        late = _worker(ctx, address, 8)
+        for i in range(6):
+            assert _send(dist, Message.frame(i, 0.0, {}))
+        assert dist.send_end(Message.eos({}), lambda: False)
+        got = [_drain(w) for w in (early, late)]
+        assert all(any(m.kind == "frame" for m in g) and g[-1].kind == "eos" for g in got), got
+        assert got[0][-1].header["copies"] == 2
+    finally:
+        dist.close()
+        ctx.destroy(0)
