@@ -336,8 +336,7 @@ class CoreConfig(Section):
         by_hand = any(self.stages[name].process for name in self.chain)
         if self.placement == "auto" and self.few_cores and not by_hand:
             # a sink fed on demand (the panel, idle while no page is open) does not count against the cores
-            idle = 1 if self.chain[-1] != self.chain[0] and registry.on_demand(self, self.chain[-2]) is not None else 0
-            target = len(os.sched_getaffinity(0)) + 1 + idle
+            target = len(os.sched_getaffinity(0)) + 1 + bool(registry.on_demand_sink(self))
             # from the sink back: merge a stage into its upstream neighbour's process while there are too many
             i = len(groups) - 1
             while len(groups) > target and i >= 2:  # never into the source's process

@@ -254,11 +254,17 @@ def frames_after(cfg: Any, stage: str) -> bool:
     return any(reads_frames(name, cfg) for name in chain[chain.index(stage) + 1 :])
 
 
-def on_demand(cfg: Any, stage: str) -> float | None:
-    """The most frames a second the stage after ``stage`` asks for, when it is fed on demand and is the chain's
-    last (one that passes frames on to another, the view, takes every frame); else None."""
+def on_demand_sink(cfg: Any) -> str:
+    """The chain's last stage when it is fed on demand (one that passes frames on to another, the view, takes
+    every frame), else ""."""
     names = list(cfg.chain)
-    demand = get(names[-1]).on_demand if len(names) > 1 and names[-2] == stage else None
+    return names[-1] if len(names) > 1 and get(names[-1]).on_demand is not None else ""
+
+
+def on_demand(cfg: Any, stage: str) -> float | None:
+    """The most frames a second the stage after ``stage`` asks for, when that one is fed on demand; else None."""
+    sink = on_demand_sink(cfg)
+    demand = get(sink).on_demand if sink and list(cfg.chain)[-2] == stage else None
     return float(demand(cfg)) if demand is not None else None
 
 

@@ -152,8 +152,7 @@ class StageRuntime:
         self.early: dict[int, Item] = {}  # frames started ahead of their turn (still in the inbox), by id
         self.started = time.monotonic()
         self.next_note = self.started + WAITING_NOTE_S
-        up = cfg.chain[cfg.chain.index(name) - 1] if name != cfg.chain[0] else ""
-        if up and registry.on_demand(cfg, up) is not None:
+        if registry.on_demand_sink(cfg) == name:
             self.next_note = math.inf  # fed on demand (the panel): no frame until a page asks is no news
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
         label = f"{name}[{worker}]" if cfg.workers(name) > 1 else name

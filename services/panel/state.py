@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -179,7 +178,7 @@ class PanelState:
 
 
 def _quantiles(d: channels.Distribution) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in msgspec.structs.asdict(d).items() if k in ("p50", "p95", "p99", "max")}
+    return {k: round(getattr(d, k), 3) for k in ("p50", "p95", "p99", "max")}
 
 
 class Processes:

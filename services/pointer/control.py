@@ -108,9 +108,7 @@ def send(
     if connect:
         return _request(request, connect, keys)
     if run_dir:
-        path = Path(run_dir) / SOCKET
-        if not path.exists():
-            raise GazeflowError(f"no running pipeline in {run_dir} (no {SOCKET} socket there)")
+        path = _socket_in(run_dir)
     else:
         found = runs()
         if not found:
@@ -124,10 +122,14 @@ def send(
 
 def figures(run_dir: str, since: int) -> channels.Figures | None:
     """The pipeline's figures as the pointer keeps them (the panel's, once a second); None when it has none."""
+    return _request(channels.Request("figures", value=since), f"ipc://{_socket_in(run_dir)}", "").figures
+
+
+def _socket_in(run_dir: str) -> Path:
     path = Path(run_dir) / SOCKET
     if not path.exists():
         raise GazeflowError(f"no running pipeline in {run_dir} (no {SOCKET} socket there)")
-    return _request(channels.Request("figures", value=since), f"ipc://{path}", "").figures
+    return path
 
 
 def _request(request: channels.Request, address: str, keys: str) -> channels.Reply:
