@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,3 +117,41 @@ def test_a_series_counts_each_value_in_the_bucket_prometheus_puts_it_in(values):
     figures = series.figures(3)
     assert figures["count"] == len(values) and figures["buckets"] == series.counts
     assert figures["recent_ms"] == (pytest.approx(float(np.median(values[-3:]))) if values else None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(min_value=-5, max_value=5e3),
+            st.floats(min_value=1e3, max_value=1e13),  # up to past the histogram's highest value
+            st.sampled_from([float("nan"), float("inf"), -float("inf"), 0.0, 1e-4]),
+        ),
+        max_size=700,
+    ),
+    st.integers(min_value=0, max_value=700),
+)
+def test_a_series_records_in_bulk_exactly_what_each_value_alone_would(values, read_at):
+    """Values are kept and recorded together (every FLUSH, or when read): the histogram's counts, the
+    quantiles, the maximum and the live values are those of recording each finite value at once, whenever
+    the series is read in between."""
+    series = Series()
+    alone = HdrHistogram(1, Series.HIGHEST_US, 2)
+    finite = [v for v in values if np.isfinite(v)]
+    for i, v in enumerate(values):
+        series.add(v)
+        if i == read_at:
+            assert len(series) == sum(np.isfinite(values[: i + 1]))
+    for v in finite:
+        alone.record_value(min(max(int(v * 1e3), 1), Series.HIGHEST_US))
+    assert len(series) == len(finite) == alone.get_total_count()
+    assert [series.histogram.get_count_at_index(i) for i in range(alone.counts_len)] == [
+        alone.get_count_at_index(i) for i in range(alone.counts_len)
+    ]
+    if finite:
+        top = max(0.0, *finite)
+        assert series.max == top
+        want = alone.get_percentile_to_value_dict([50, 95, 99])
+        q = series.quantiles()
+        assert q["p50"] == min(want[50] / 1e3, round(top, 3)) and q["p99"] == min(want[99] / 1e3, round(top, 3))
+    assert list(series.recent) == finite[-len(series.recent) :] if finite else not series.recent
