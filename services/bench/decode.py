@@ -4,6 +4,7 @@ camera, milliseconds per frame (median of the frames)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import tempfile
@@ -27,7 +28,7 @@ def decode_cost(input_spec: str, assets_dir: str) -> dict[str, Any]:
         files = {"demo (H.264)": (video, _size(video))}
         for size in SIZES:
             path = Path(tmp) / f"mjpeg-{size[0]}x{size[1]}.avi"
-            _write_mjpeg(video, path, size)
+            write_mjpeg(video, path, size)
             files[f"MJPEG {size[0]}x{size[1]}"] = (str(path), size)
         for label, (path, size) in files.items():
             ms = _decode_ms(path)
@@ -44,11 +45,12 @@ def _size(path: str) -> tuple[int, int]:
         cap.release()
 
 
-def _write_mjpeg(video: str, path: Path, size: tuple[int, int]) -> None:
+def write_mjpeg(video: str, path: Path, size: tuple[int, int], frames: int = FRAMES) -> None:
+    """The video's first ``frames`` frames (0: all) as a webcam sends them: MJPEG at ``size``, 30 fps."""
     cap = cv2.VideoCapture(video)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, size)
     try:
-        for _ in range(FRAMES):
+        for _ in itertools.count() if frames == 0 else range(frames):
             ok, frame = cap.read()
             if not ok:
                 break

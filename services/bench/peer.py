@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..capture.source import resolve_input
+from .common import run_command
 
 log = logging.getLogger("gazeflow.bench")
 HOME = Path(".bench-peer")
@@ -59,22 +61,47 @@ def _python() -> Path | None:
 
 
 def peer_cost(input_spec: str, assets_dir: str, repeat: int = 1) -> dict[str, Any]:
-    """EyeTrax's fps and CPU per frame on the video (the median of ``repeat`` runs)."""
+    """EyeTrax's fps and CPU per frame on the video (the median of ``repeat`` runs), each run next to one of
+    run-all at max speed with the defaults, in alternating order: our CPU a frame over the peer's is the median
+    of the rounds' ratios (this machine's load moves by more than the difference between the two)."""
     python = _python()
     if python is None:
         return {"skipped": "no package index to install eyetrax and mediapipe from"}
     video = resolve_input(input_spec, assets_dir)
-    runs = []
+    runs, ours = [], []
     with tempfile.NamedTemporaryFile("w", suffix=".py") as script:
         script.write(LOOP)
         script.flush()
-        for _ in range(max(repeat, 1)):
-            proc = subprocess.run([str(python), script.name, video], capture_output=True, text=True, timeout=900)
-            if proc.returncode != 0:
-                log.warning("bench: the EyeTrax peer failed: %s", proc.stderr.strip()[-300:])
-                return {"skipped": "the peer failed"}
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    runs.sort(key=lambda r: r["cpu_ms_per_frame"])
-    out = {"name": "eyetrax 0.3.1 (mediapipe 0.10.21)", **runs[len(runs) // 2]}
-    log.info("peer: %s, %.1f fps, %.2f ms CPU a frame", out["name"], out["fps"], out["cpu_ms_per_frame"])
+        for i in range(max(repeat, 1)):
+            for who in ("peer", "ours") if i % 2 == 0 else ("ours", "peer"):
+                if who == "ours":
+                    ours.append(run_command("run-all", ["--input", input_spec, "--max-speed"]))
+                    continue
+                cmd = [str(python), script.name, video]
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+                if proc.returncode != 0:
+                    log.warning("bench: the EyeTrax peer failed: %s", proc.stderr.strip()[-300:])
+                    return {"skipped": "the peer failed"}
+                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    cpu = [o["cpu_ms_per_frame"] / r["cpu_ms_per_frame"] for o, r in zip(ours, runs, strict=True)]
+    fps = [o["fps"] / r["fps"] for o, r in zip(ours, runs, strict=True)]
+    middle = sorted(runs, key=lambda r: r["cpu_ms_per_frame"])[len(runs) // 2]
+    out = {
+        "name": "eyetrax 0.3.1 (mediapipe 0.10.21)",
+        **middle,
+        "ours_cpu_ms_per_frame": statistics.median(o["cpu_ms_per_frame"] for o in ours),
+        "ours_fps": statistics.median(o["fps"] for o in ours),
+        "rounds_cpu_vs_peer": [round(c, 3) for c in cpu],
+        "ours_cpu_vs_peer": round(statistics.median(cpu), 3),
+        "ours_fps_vs_peer": round(statistics.median(fps), 3),
+    }
+    log.info(
+        "peer: %s, %.1f fps, %.2f ms CPU a frame; run-all beside it %.2f ms (%.3fx, rounds %s)",
+        out["name"],
+        out["fps"],
+        out["cpu_ms_per_frame"],
+        out["ours_cpu_ms_per_frame"],
+        out["ours_cpu_vs_peer"],
+        out["rounds_cpu_vs_peer"],
+    )
     return out

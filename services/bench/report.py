@@ -344,6 +344,14 @@ def _tracking(r: dict[str, Any]) -> list[str]:
             f"{rt['every frame']['cores']:.2f} ({rt['cores_ratio']:.2f}x); dropped {rt['tracking']['dropped']} "
             f"and {rt['every frame']['dropped']}",
         ]
+        if "realtime_camera" in tr:
+            cam = tr["realtime_camera"]
+            lines.append(
+                f"The same from {cam['input']} (what capture asks a camera for): end-to-end p50 "
+                f"{cam['tracking']['e2e_p50_ms']:.1f} / {cam['every frame']['e2e_p50_ms']:.1f} ms "
+                f"({cam['e2e_ratio']:.2f}x); cores {cam['tracking']['cores']:.2f} / {cam['every frame']['cores']:.2f} "
+                f"({cam['cores_ratio']:.2f}x); dropped {cam['tracking']['dropped']} and {cam['every frame']['dropped']}"
+            )
     return lines
 
 
@@ -503,6 +511,8 @@ def _peer(r: dict[str, Any]) -> list[str]:
     line = f"Peer {p['name']}: {p['fps']:.1f} fps, {p['cpu_ms_per_frame']:.2f} ms CPU a frame"
     if "ours_cpu_vs_peer" in p:
         line += f"; run-all at max speed: {p['ours_cpu_vs_peer']}x its CPU a frame, {p['ours_fps_vs_peer']}x its fps"
+    if "rounds_cpu_vs_peer" in p:
+        line += f" (the median of rounds beside it, alternating: {', '.join(map(str, p['rounds_cpu_vs_peer']))})"
     return ["", line]
 
 
