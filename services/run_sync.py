@@ -11,6 +11,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import zmq
+
 from gazeflow.shared import registry, tracking
 from gazeflow.shared.engine import Engine
 from gazeflow.shared.errors import GazeflowError
@@ -78,12 +80,18 @@ def run_sync(cfg: Config) -> int:
     sink.proc.sink_end = sink
     log.info("run-sync: %s, one request at a time", source.spec)
     sinks = [p for p in procs if registry.get(p.name).role == "sink"]  # the pointer, then (--show) the view
+    wakers = zmq.Poller()  # the sinks' own channels (the pointer's ctl), as run-all's stage loop polls them
+    woken = {sock: proc for proc in sinks for sock in proc.wakers()}
+    for sock in woken:
+        wakers.register(sock, zmq.POLLIN)
     cpu0 = time.process_time()
     done = 0
     try:
         for msg in frames(cfg, source, stop):
             msg.header["trace"][0][T_SEND] = time.time_ns()
             _through(msg, procs, engines, sink)
+            for proc in {woken[sock] for sock, _ in wakers.poll(0)} if woken else ():
+                proc.woken()
             for proc in sinks:
                 proc.tick()
             sink.tick()

@@ -105,6 +105,14 @@ class Processor:
     def tick(self) -> None:
         """Called on every turn of the loop (at least every POLL_MS), frames or not."""
 
+    def wakers(self) -> list[Any]:
+        """Sockets of its own (a control channel) that wake the loop when a message waits there; ``woken`` is
+        then called, instead of trying them on every turn (a receive that finds nothing costs, on a cold CPU)."""
+        return []
+
+    def woken(self) -> None:
+        """A message waits on one of ``wakers``."""
+
     def tune(self, key: str, value: Any) -> None:
         """One of the settings its manifest names as ``tunable`` changed while running (the tune channel)."""
 
@@ -280,6 +288,9 @@ class StageRuntime:
             poller.register(self.tunes.sock, zmq.POLLIN)  # so does a setting changed while running
         if self.outbox.demand is not None:
             poller.register(self.outbox.demand.end.sock, zmq.POLLIN)  # and the panel's page opening
+        self.wakers = self.proc.wakers()
+        for sock in self.wakers:
+            poller.register(sock, zmq.POLLIN)  # and the processor's own channels (the pointer's ctl)
         self.control.ready()
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
@@ -322,6 +333,8 @@ class StageRuntime:
                 self.proc.tune(tune.key, tune.value)
         if self.outbox.demand is not None and self.outbox.demand.end.sock in events:
             self.outbox.demand.heard()
+        if any(sock in events for sock in self.wakers):
+            self.proc.woken()
         self.inbox.expire()
 
     def _turn(self) -> None:

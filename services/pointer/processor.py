@@ -119,7 +119,7 @@ class Pointer(Processor):
             self._close()
             return msg
         h = msg.header
-        self._requests()  # a pause asked for before this frame applies to it
+        self._hotkey()  # a pause asked for before this frame applies to it (ctl's: as soon as it wakes the loop)
         t = frame_time(h, self.camera)
         self.fps = float((h.get("source") or {}).get("fps") or 30.0)
         if self.calibration is not None:
@@ -263,10 +263,21 @@ class Pointer(Processor):
         click = event if event in ("left", "right") and not self.pause.paused else None
         return blinking, click
 
-    def _requests(self) -> None:
-        """ctl requests, run-all's health line and the hotkey, between frames."""
+    def wakers(self) -> list[Any]:
+        """ctl's sockets and run-all's health channel wake the stage's loop when something comes."""
+        if self.control is None:
+            return []
+        return [*(end.sock for end in self.control.ends), self.control.health_end.sock]
+
+    def woken(self) -> None:
+        self._requests()
+
+    def _hotkey(self) -> None:
         if self.hotkey.take():
             self.pause.set_user(not self.pause.user, "hotkey")
+
+    def _requests(self) -> None:
+        """ctl requests and run-all's health line, as they come."""
         if self.control is None:
             return
         newest = self.control.health()
@@ -422,7 +433,7 @@ class Pointer(Processor):
         return f"{error:.0f} px = {deg:.1f} deg over {n} selections (drift corrected by {dx:+.0f}, {dy:+.0f} px)"
 
     def tick(self) -> None:
-        self._requests()  # also between frames, when none comes
+        self._hotkey()  # also between frames, when none comes
         if self.windows is not None:
             self.windows.pump()
         if self.calibration is not None:
