@@ -324,7 +324,7 @@ class StageRuntime:
         """Take in what woke the loop: completions, tracked boxes, messages, settings."""
         if self.engine.wake_fd in events:
             self.engine.woken()
-        if self.feedback is not None and events:
+        if self.feedback is not None and any(sock in events for sock in self.feedback.sockets):
             self.feedback.receive()  # taken in now: a socket left readable would spin the loop
         if want and self.inbox.sock in events:
             self.inbox.receive()
