@@ -53,7 +53,6 @@ def bench(
     results["eye_state"] = eye_state_cost(assets_dir)
     results["decode"] = decode_cost(input_spec, assets_dir)
     results["peer"] = peer_cost(input_spec, assets_dir, repeat)
-    _against_peer(results)
     results["start"] = start_times(input_spec, repeat)
     results["tracking"] = tracking_table(input_spec, repeat, realtime_fps=30.0)
     results["execution_precision"] = execution_precision_table(input_spec)
@@ -70,15 +69,6 @@ def bench(
     (out_dir / "bench.md").write_text(markdown)
     print(markdown)
     return results
-
-
-def _against_peer(results: dict[str, Any]) -> None:
-    """Our CPU per frame and fps at max speed (run-all, FP16, the defaults) over the peer's, same video: the
-    peer's own rounds beside run-all when it ran them (peer_cost), else the pipeline part's run-all."""
-    peer, ours = results.get("peer", {}), results.get("pipeline", {}).get("FP16", {}).get("run-all")
-    if "cpu_ms_per_frame" in peer and ours and "ours_cpu_vs_peer" not in peer:
-        peer["ours_cpu_vs_peer"] = round(ours["cpu_ms_per_frame"] / peer["cpu_ms_per_frame"], 3)
-        peer["ours_fps_vs_peer"] = round(ours["fps"] / peer["fps"], 3)
 
 
 def _selection() -> dict[str, Any]:
