@@ -231,12 +231,14 @@ class End:
     def receive(self) -> Any:
         """The next valid message, or None when none waits (those that fail their schema: counted, skipped)."""
         while True:
-            try:
-                raw = self.sock.recv(zmq.NOBLOCK)
+            try:  # every part: a reply socket can answer only once the whole request is read
+                parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return None
             try:
-                return self.decoder.decode(raw) if self.decoder is not None else None
+                if len(parts) != 1:
+                    raise msgspec.DecodeError(f"{len(parts)} parts, expected 1")
+                return self.decoder.decode(parts[0]) if self.decoder is not None else None
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.malformed += 1
                 log.debug("%s: malformed message skipped: %s", self.name, exc)

@@ -110,8 +110,10 @@ class Processor:
         then called, instead of trying them on every turn (a receive that finds nothing costs, on a cold CPU)."""
         return []
 
-    def woken(self) -> None:
-        """A message waits on one of ``wakers``."""
+    def woken(self) -> int:
+        """A message waits on one of ``wakers``: take it; how many malformed ones were skipped (the stage
+        counts them with those of its input)."""
+        return 0
 
     def tune(self, key: str, value: Any) -> None:
         """One of the settings its manifest names as ``tunable`` changed while running (the tune channel)."""
@@ -334,7 +336,7 @@ class StageRuntime:
         if self.outbox.demand is not None and self.outbox.demand.end.sock in events:
             self.outbox.demand.heard()
         if any(sock in events for sock in self.wakers):
-            self.proc.woken()
+            self.counters.malformed += self.proc.woken()
         self.inbox.expire()
 
     def _turn(self) -> None:

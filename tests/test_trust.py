@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import msgspec
 import numpy as np
 import pytest
 import zmq
@@ -95,3 +96,31 @@ def test_a_run_directory_that_is_not_private_is_refused_before_anything_starts(t
     proc = gazeflow("stage", "capture", "--input", "demo", "--max-speed", "--run-dir", str(link))
     assert proc.returncode == 2 and "not a directory of its own" in proc.stderr and "Traceback" not in proc.stderr
     assert victim.read_bytes() == b"precious" * 8 and not (tmp_path / "frames.ring").exists()
+
+
+def test_a_request_of_several_parts_on_ctl_is_answered_as_malformed_and_the_next_one_served(tmp_path, ctx):
+    """A reply socket can answer only a request it has read whole: a request in three parts (no gazeflow ctl
+    sends one) gets an error reply and is counted, and a real request after it is served (it stopped the
+    pointer with ZeroMQ's 'Operation cannot be accomplished in current state')."""
+    from gazeflow.shared import channels
+
+    server = channels.End.local(ctx, tmp_path, "ctl", serves=True)
+    client = ctx.socket(zmq.REQ)
+    client.setsockopt(zmq.LINGER, 0)
+    client.setsockopt(zmq.RCVTIMEO, 5000)
+    client.connect(channels.address(tmp_path, "ctl"))
+    try:
+        client.send_multipart([b"a", b"b", b"c"])
+        assert server.poll(5000)
+        assert server.receive() is None and server.malformed == 1
+        reply = msgspec.msgpack.decode(client.recv(), type=channels.Reply)
+        assert not reply.ok and "not a request" in reply.error
+        client.send(msgspec.msgpack.encode(channels.Request("status")))
+        assert server.poll(5000)
+        request = server.receive()
+        assert request is not None and request.command == "status"
+        server.send(channels.Reply(ok=True, state="running"))
+        assert msgspec.msgpack.decode(client.recv(), type=channels.Reply).state == "running"
+    finally:
+        client.close(0)
+        server.close()

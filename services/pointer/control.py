@@ -55,6 +55,11 @@ class ControlServer:
                 return request
         return None
 
+    @property
+    def malformed(self) -> int:
+        """Requests and health messages that were not what their channel carries (answered or skipped)."""
+        return sum(end.malformed for end in [*self.ends, self.health_end])
+
     def reply(self, answer: channels.Reply) -> None:
         self.end.send(answer)
 

@@ -269,8 +269,10 @@ class Pointer(Processor):
             return []
         return [*(end.sock for end in self.control.ends), self.control.health_end.sock]
 
-    def woken(self) -> None:
+    def woken(self) -> int:
+        before = self.control.malformed if self.control is not None else 0
         self._requests()
+        return self.control.malformed - before if self.control is not None else 0
 
     def _hotkey(self) -> None:
         if self.hotkey.take():
