@@ -90,8 +90,8 @@ def run_sync(cfg: Config) -> int:
         for msg in frames(cfg, source, stop):
             msg.header["trace"][0][T_SEND] = time.time_ns()
             _through(msg, procs, engines, sink)
-            for proc in {woken[sock] for sock, _ in wakers.poll(0)} if woken else ():
-                proc.woken()
+            for sock, _ in wakers.poll(0) if woken else ():
+                woken[sock].woken()
             for proc in sinks:
                 proc.tick()
             sink.tick()

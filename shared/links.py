@@ -31,11 +31,10 @@ class LinkEnd:
     link: Link
     stage: str
     endpoint: Endpoint
-    into_workers: bool  # the receiving stage is scaled
     hwm: int
     curve: Any
     live: bool  # a live run: heartbeats notice a vanished peer (a replay waits instead: transport.py)
-    workers: int = 1  # the receiving stage's workers
+    workers: int  # the receiving stage's workers
 
     @classmethod
     def of(cls, cfg: Config, stage: str, direction: str) -> LinkEnd:
@@ -43,8 +42,12 @@ class LinkEnd:
         hwm = FRAMES_HWM if link.up == cfg.source else HWM
         peer = link.down if direction == "output" else link.up
         curve = cfg.curve(stage, peer)
-        workers = cfg.workers(link.down)
-        return cls(link, stage, cfg.endpoint(stage, direction), workers > 1, hwm, curve, cfg.live, workers)
+        return cls(link, stage, cfg.endpoint(stage, direction), hwm, curve, cfg.live, cfg.workers(link.down))
+
+    @property
+    def into_workers(self) -> bool:
+        """The receiving stage is scaled."""
+        return self.workers > 1
 
     @property
     def local(self) -> bool:

@@ -162,6 +162,7 @@ class StageRuntime:
         self.early: dict[int, Item] = {}  # frames started ahead of their turn (still in the inbox), by id
         self.started = time.monotonic()
         self.next_note = self.started + WAITING_NOTE_S
+        self.channels: dict[Any, Callable[[], None]] = {}  # set in run: sockets that wake the loop
         if registry.on_demand_sink(cfg) == name:
             self.next_note = math.inf  # fed on demand (the panel): no frame until a page asks is no news
         self.max_pending = 4 + 2 * max(self.engine.sizes.values(), default=1)
@@ -284,15 +285,17 @@ class StageRuntime:
         """receive -> start (prepare, submit) -> collect (finish, emit), until the end of the stream."""
         poller = zmq.Poller()
         poller.register(self.engine.wake_fd, zmq.POLLIN)
-        for sock in self.feedback.sockets if self.feedback is not None else []:
-            poller.register(sock, zmq.POLLIN)  # a tracked box that arrives wakes the loop
+        # the sockets besides the input that wake the loop, each with what takes in what came (never a receive
+        # on every turn: one that finds nothing costs, and a socket left readable would spin the loop)
+        if self.feedback is not None:
+            self.channels.update(dict.fromkeys(self.feedback.sockets, self.feedback.receive))  # tracked boxes
         if self.tunes is not None:
-            poller.register(self.tunes.sock, zmq.POLLIN)  # so does a setting changed while running
+            self.channels[self.tunes.sock] = self._tunes  # a setting changed while running
         if self.outbox.demand is not None:
-            poller.register(self.outbox.demand.end.sock, zmq.POLLIN)  # and the panel's page opening
-        self.wakers = self.proc.wakers()
-        for sock in self.wakers:
-            poller.register(sock, zmq.POLLIN)  # and the processor's own channels (the pointer's ctl)
+            self.channels[self.outbox.demand.end.sock] = self.outbox.demand.heard  # the panel's page opening
+        self.channels.update(dict.fromkeys(self.proc.wakers(), self._woken))  # the processor's own (ctl)
+        for sock in self.channels:
+            poller.register(sock, zmq.POLLIN)
         self.control.ready()
         cpu0 = time.process_time()  # CPU time of the stream only, not of model loading
         eos = False
@@ -326,18 +329,19 @@ class StageRuntime:
         """Take in what woke the loop: completions, tracked boxes, messages, settings."""
         if self.engine.wake_fd in events:
             self.engine.woken()
-        if self.feedback is not None and any(sock in events for sock in self.feedback.sockets):
-            self.feedback.receive()  # taken in now: a socket left readable would spin the loop
+        for sock, take in self.channels.items():
+            if sock in events:
+                take()
         if want and self.inbox.sock in events:
             self.inbox.receive()
-        if self.tunes is not None and self.tunes.sock in events:
-            while (tune := self.tunes.receive()) is not None:
-                self.proc.tune(tune.key, tune.value)
-        if self.outbox.demand is not None and self.outbox.demand.end.sock in events:
-            self.outbox.demand.heard()
-        if any(sock in events for sock in self.wakers):
-            self.counters.malformed += self.proc.woken()
         self.inbox.expire()
+
+    def _tunes(self) -> None:
+        while self.tunes is not None and (tune := self.tunes.receive()) is not None:
+            self.proc.tune(tune.key, tune.value)
+
+    def _woken(self) -> None:
+        self.counters.malformed += self.proc.woken()
 
     def _turn(self) -> None:
         """Every turn of the loop: credits, the processor's and the sink's ticks, the heartbeat, and until the
